@@ -1,0 +1,168 @@
+//! The storage seam: a small, synchronous store of immutable, named objects.
+//!
+//! Owns: the [`Backend`] trait and its implementations (`local`, `memory`).
+//! Assumptions every implementation must meet (and nothing more is assumed):
+//! - `put` makes a whole object visible atomically: a reader sees all of it or none of it;
+//! - `put_if_absent` does the same and fails (returns `false`) when the key exists;
+//! - `get_range` reads a byte range of an existing object;
+//! - `list` returns every object whose key starts with a prefix, with its size;
+//! - no rename, append or partial overwrite is ever needed.
+//!
+//! Must not: cache, retry or inject faults. Those are decorators that wrap a backend.
+//!
+//! Keys are `/`-separated ASCII: `config`, `data/<2 hex>/<pack id>`, `index/<index id>`,
+//! `snapshots/<uuid>`, `locks/<name>`.
+
+mod local;
+mod memory;
+
+use std::path::{Path, PathBuf};
+
+pub use self::local::LocalBackend;
+pub use self::memory::MemoryBackend;
+
+use crate::error::{Error, Result};
+
+/// One listed object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+}
+
+/// A synchronous object store. Objects are immutable once written.
+pub trait Backend: Send + Sync {
+    /// Human-readable location for messages (a path or URL).
+    fn location(&self) -> String;
+
+    /// Stores `data` under `key`, replacing nothing that differs: objects are written once.
+    fn put(&self, key: &str, data: &[u8]) -> Result<()>;
+
+    /// Stores `data` under `key` unless the key exists; returns whether it was stored.
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool>;
+
+    /// Stores the content of a local file under `key`; the file is consumed (moved or
+    /// deleted). The default reads the file and calls [`Backend::put`].
+    fn put_file(&self, key: &str, path: &Path) -> Result<()> {
+        let data = std::fs::read(path).map_err(|e| Error::io("read staged file", path, e))?;
+        self.put(key, &data)?;
+        std::fs::remove_file(path).map_err(|e| Error::io("remove staged file", path, e))
+    }
+
+    /// Reads a whole object.
+    fn get(&self, key: &str) -> Result<Vec<u8>>;
+
+    /// Reads `len` bytes at `offset` of an object; a range past its end is an error.
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+
+    /// Every object whose key starts with `prefix`.
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+
+    /// Deletes an object; deleting a missing object is not an error.
+    fn delete(&self, key: &str) -> Result<()>;
+
+    /// Whether an object exists.
+    fn exists(&self, key: &str) -> Result<bool>;
+
+    /// A local directory where large objects can be staged before [`Backend::put_file`], on the
+    /// same filesystem when the backend is local (so the put is a rename).
+    fn staging_dir(&self) -> PathBuf {
+        std::env::temp_dir()
+    }
+
+    /// The local file that holds `key`, when objects are plain files (lets the index be
+    /// memory-mapped in place). `None` for remote stores.
+    fn local_path(&self, _key: &str) -> Option<PathBuf> {
+        None
+    }
+}
+
+/// Key of a pack.
+#[must_use]
+pub fn pack_key(id: &crate::id::PackId) -> String {
+    let h = id.to_hex();
+    format!("data/{}/{}", &h[..2], h)
+}
+
+/// Key of an index file.
+#[must_use]
+pub fn index_key(id: &crate::id::IndexId) -> String {
+    format!("index/{id}")
+}
+
+/// Key of a snapshot record.
+#[must_use]
+pub fn snapshot_key(id: &crate::id::SnapshotId) -> String {
+    format!("snapshots/{}", id.hyphenated())
+}
+
+/// Key of the repository config.
+pub const CONFIG_KEY: &str = "config";
+
+/// Rejects keys that could escape a directory-based store.
+pub(crate) fn check_key(key: &str) -> Result<()> {
+    let ok = !key.is_empty()
+        && key
+            .split('/')
+            .all(|p| !p.is_empty() && p != "." && p != "..")
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "'{key}' is not a valid object key"
+        )))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod contract {
+    //! The behaviour every backend must show; each implementation's tests call this.
+    use super::*;
+
+    pub fn check(b: &dyn Backend) {
+        assert!(!b.exists("data/aa/x1").expect("exists"));
+        b.put("data/aa/x1", b"hello world").expect("put");
+        assert!(b.exists("data/aa/x1").expect("exists"));
+        assert_eq!(b.get("data/aa/x1").expect("get"), b"hello world");
+        assert_eq!(b.get_range("data/aa/x1", 6, 5).expect("range"), b"world");
+        assert!(b.get_range("data/aa/x1", 6, 50).is_err());
+        assert!(!b.put_if_absent("data/aa/x1", b"other").expect("pia"));
+        assert_eq!(b.get("data/aa/x1").expect("get"), b"hello world");
+        assert!(b.put_if_absent("data/bb/x2", b"two").expect("pia"));
+        b.put("index/i1", b"idx").expect("put");
+        let mut keys: Vec<String> = b
+            .list("data/")
+            .expect("list")
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec!["data/aa/x1".to_string(), "data/bb/x2".to_string()]
+        );
+        let listed = b.list("index/").expect("list");
+        assert_eq!(
+            listed,
+            vec![ObjectInfo {
+                key: "index/i1".into(),
+                size: 3
+            }]
+        );
+        b.delete("data/aa/x1").expect("delete");
+        b.delete("data/aa/x1").expect("delete twice");
+        assert!(!b.exists("data/aa/x1").expect("exists"));
+        assert!(b.get("data/aa/x1").expect_err("gone").is_not_found());
+        assert!(b.put("../evil", b"x").is_err());
+        let staged = b
+            .staging_dir()
+            .join(format!("stage-test-{}", std::process::id()));
+        std::fs::write(&staged, b"from file").expect("stage");
+        b.put_file("data/cc/x3", &staged).expect("put_file");
+        assert_eq!(b.get("data/cc/x3").expect("get"), b"from file");
+        assert!(!staged.exists());
+    }
+}

@@ -1,0 +1,535 @@
+//! Taking a snapshot: walk → read (holes skipped) → chunk → hash → dedup → compress → pack →
+//! index → trees → snapshot record.
+//!
+//! Owns: [`BackupOptions`], [`snapshot`] and the parallel pipeline. Directories and files are
+//! processed on the rayon pool (files of a directory and its subdirectories in parallel; the
+//! chunks of one large window hashed in parallel); packs are sealed and uploaded by the pack
+//! writer's background thread, so reading, hashing, compressing and writing overlap. Memory is
+//! bounded by the read windows in flight (one per worker) and the pack upload queue.
+//!
+//! Invariants: nothing is listed until the snapshot record is written, and the record is
+//! written only after every pack and the index file it needs are durable. A chunk is stored at
+//! most once per run (in-flight set) and never when the index already has it.
+
+mod walk;
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::chunker::Chunker;
+use crate::error::{Error, Result};
+use crate::format::manifest::{
+    ChunkRef, Extent, FLAG_CHANGED_DURING_READ, Node, NodeKind, SnapshotRecord, Summary, Tree,
+};
+use crate::format::pack::{BlobCompression, BlobKind};
+use crate::format::repo_config::Compression;
+use crate::hasher::{FileCrc, PAR_THRESHOLD, crc_chunk, hash_chunk};
+use crate::id::{ChunkId, SnapshotId, TreeId};
+use crate::index::{Index, MERGE_THRESHOLD, merge, write_index};
+use crate::pack::PackWriter;
+use crate::progress::{Phase, Progress};
+use crate::repository::{Repository, hostname, now_ns};
+use crate::source::{WINDOW, data_extents, holes_of, read_window};
+
+pub use walk::Meta;
+use walk::{ScannedDir, scan};
+
+/// What to snapshot and how.
+#[derive(Clone, Debug, Default)]
+pub struct BackupOptions {
+    /// Tags recorded in the snapshot.
+    pub tags: Vec<String>,
+    /// Glob patterns; an entry is excluded when a pattern matches its name or its path
+    /// relative to the source (`*.tmp`, `cache/**`).
+    pub excludes: Vec<String>,
+    /// Host name to record (default: this machine's).
+    pub host: Option<String>,
+    /// Parent snapshot (default: the latest of the same host and source path).
+    pub parent: Option<SnapshotId>,
+    /// How many times a file that changes while read is read again before it is recorded
+    /// with the changed-during-read flag (default 2).
+    pub max_rereads: Option<u32>,
+}
+
+/// A finished snapshot and what was noticed along the way.
+#[derive(Clone, Debug)]
+pub struct BackupOutcome {
+    pub record: SnapshotRecord,
+    /// Non-fatal problems: skipped entries, files that changed while read, a failed merge.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Default)]
+struct Counters {
+    files: AtomicU64,
+    dirs: AtomicU64,
+    symlinks: AtomicU64,
+    skipped: AtomicU64,
+    bytes: AtomicU64,
+    data_bytes: AtomicU64,
+    new_bytes: AtomicU64,
+    new_chunks: AtomicU64,
+    chunks: AtomicU64,
+    changed: AtomicU64,
+}
+
+struct Ctx<'a> {
+    index: Arc<Index>,
+    chunker: Chunker,
+    window: usize,
+    compression: Compression,
+    writer: PackWriter,
+    inflight: Vec<Mutex<HashSet<ChunkId>>>,
+    counters: Counters,
+    progress: &'a dyn Progress,
+    warnings: Mutex<Vec<String>>,
+    max_rereads: u32,
+}
+
+/// Takes a snapshot of the directory `source` into `repo`.
+pub fn snapshot(
+    repo: &Repository,
+    source: &Path,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupOutcome> {
+    let started = Instant::now();
+    let time_ns = now_ns();
+    let source = std::fs::canonicalize(source).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::InvalidInput(format!(
+                "source {} does not exist; give an existing directory",
+                source.display()
+            ))
+        } else {
+            Error::io("resolve source", source, e)
+        }
+    })?;
+    let meta = std::fs::metadata(&source).map_err(|e| Error::io("stat source", &source, e))?;
+    if !meta.is_dir() {
+        return Err(Error::InvalidInput(format!(
+            "source {} is not a directory; snapshot takes a directory",
+            source.display()
+        )));
+    }
+    let excludes = build_excludes(&opts.excludes)?;
+    let host = opts.host.clone().unwrap_or_else(hostname);
+    let path_str = source.to_string_lossy().into_owned();
+    let parent = match opts.parent {
+        Some(p) => Some(p),
+        None => {
+            let (recs, _) = repo.snapshots()?;
+            recs.iter()
+                .rev()
+                .find(|r| r.host == host && r.paths == [path_str.clone()])
+                .map(|r| r.id)
+        }
+    };
+
+    progress.phase(Phase::Scan, 0, 0);
+    let mut warnings = Vec::new();
+    let root = scan(&source, &excludes, &mut warnings)?;
+    let (total_bytes, total_files) = root.totals();
+
+    let cfg = repo.config();
+    let chunker = Chunker::new(&cfg.chunker)?;
+    let window = WINDOW.max(2 * chunker.max_size());
+    let ctx = Ctx {
+        index: repo.index(),
+        chunker,
+        window,
+        compression: cfg.compression,
+        writer: PackWriter::new(Arc::clone(repo.backend()), u64::from(cfg.pack_size)),
+        inflight: (0..16).map(|_| Mutex::new(HashSet::new())).collect(),
+        counters: Counters::default(),
+        progress,
+        warnings: Mutex::new(warnings),
+        max_rereads: opts.max_rereads.unwrap_or(2),
+    };
+    ctx.counters
+        .skipped
+        .store(root.skipped_total(), Ordering::Relaxed);
+    progress.phase(Phase::Snapshot, total_bytes, total_files);
+    let tree = process_dir(&ctx, &root)?;
+
+    progress.phase(Phase::Commit, 0, 0);
+    let sealed = ctx.writer.finish()?;
+    let mut stored = ctx.writer.stored_bytes();
+    let entries: Vec<_> = sealed.iter().map(|s| (s.id, s.loc)).collect();
+    if let Some((_, len)) = write_index(repo.backend().as_ref(), entries)? {
+        stored += len;
+    }
+    let c = &ctx.counters;
+    let summary = Summary {
+        files: c.files.load(Ordering::Relaxed),
+        dirs: c.dirs.load(Ordering::Relaxed),
+        symlinks: c.symlinks.load(Ordering::Relaxed),
+        skipped: c.skipped.load(Ordering::Relaxed),
+        bytes: c.bytes.load(Ordering::Relaxed),
+        data_bytes: c.data_bytes.load(Ordering::Relaxed),
+        new_bytes: c.new_bytes.load(Ordering::Relaxed),
+        stored_bytes: stored,
+        new_chunks: c.new_chunks.load(Ordering::Relaxed),
+        chunks: c.chunks.load(Ordering::Relaxed),
+        changed_during_read: c.changed.load(Ordering::Relaxed),
+        duration_ns: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+    };
+    let mut record = SnapshotRecord {
+        id: uuid::Uuid::now_v7(),
+        time_ns,
+        host,
+        paths: vec![path_str],
+        tags: opts.tags.clone(),
+        parent,
+        tree,
+        summary,
+        program: concat!("snapkeep ", env!("CARGO_PKG_VERSION")).into(),
+    };
+    record.summary.stored_bytes += record.to_bytes().len() as u64;
+    repo.commit_snapshot(&record)?;
+
+    let mut warnings = ctx
+        .warnings
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    // Merging is housekeeping after the commit; failing it loses nothing.
+    if let Err(e) = repo
+        .reload_index()
+        .and_then(|()| merge(repo.backend().as_ref(), &repo.index(), MERGE_THRESHOLD))
+    {
+        warnings.push(format!("index merge skipped: {e}"));
+    }
+    Ok(BackupOutcome { record, warnings })
+}
+
+fn build_excludes(patterns: &[String]) -> Result<globset::GlobSet> {
+    let mut b = globset::GlobSetBuilder::new();
+    for p in patterns {
+        let g = globset::GlobBuilder::new(p)
+            .literal_separator(false)
+            .build()
+            .map_err(|e| Error::InvalidInput(format!("exclude pattern '{p}' is not valid: {e}")))?;
+        b.add(g);
+    }
+    b.build()
+        .map_err(|e| Error::InvalidInput(format!("exclude patterns cannot be combined: {e}")))
+}
+
+impl Ctx<'_> {
+    fn warn(&self, msg: String) {
+        self.progress.warn(&msg);
+        self.warnings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(msg);
+    }
+
+    /// True when this caller must store `id` (not in the index, not claimed by another).
+    fn claim(&self, id: &ChunkId) -> bool {
+        if self.index.contains(id) {
+            return false;
+        }
+        let shard = &self.inflight[(id.0[0] & 15) as usize];
+        shard
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(*id)
+    }
+
+    fn store(&self, id: ChunkId, kind: BlobKind, raw: &[u8]) -> Result<()> {
+        if !self.claim(&id) {
+            return Ok(());
+        }
+        let raw_len = u32::try_from(raw.len())
+            .map_err(|_| Error::InvalidInput("blob larger than 4 GiB".into()))?;
+        match compress(self.compression, raw) {
+            Some(z) => self
+                .writer
+                .add(id, kind, BlobCompression::Zstd, &z, raw_len)?,
+            None => self
+                .writer
+                .add(id, kind, BlobCompression::Raw, raw, raw_len)?,
+        }
+        if kind == BlobKind::Data {
+            self.counters
+                .new_bytes
+                .fetch_add(raw.len() as u64, Ordering::Relaxed);
+            self.counters.new_chunks.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn chunk(&self, data: &[u8]) -> Result<(ChunkRef, u32)> {
+        let id = hash_chunk(data);
+        let crc = crc_chunk(data);
+        self.store(id, BlobKind::Data, data)?;
+        let len = u32::try_from(data.len())
+            .map_err(|_| Error::InvalidInput("chunk larger than 4 GiB".into()))?;
+        Ok((ChunkRef { id, len }, crc))
+    }
+}
+
+/// zstd-compresses `raw`; `None` when compression is off or does not shrink it.
+fn compress(c: Compression, raw: &[u8]) -> Option<Vec<u8>> {
+    use std::cell::RefCell;
+    thread_local! {
+        static COMP: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    }
+    let Compression::Zstd(level) = c else {
+        return None;
+    };
+    COMP.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = zstd::bulk::Compressor::new(level).ok().map(|z| (level, z));
+        }
+        let (_, z) = slot.as_mut()?;
+        let out = z.compress(raw).ok()?;
+        // Keep raw unless compression saves at least 1/32.
+        (out.len() + raw.len() / 32 < raw.len()).then_some(out)
+    })
+}
+
+fn process_dir(ctx: &Ctx<'_>, dir: &ScannedDir) -> Result<TreeId> {
+    let (files, subdirs) = rayon::join(
+        || {
+            dir.files
+                .par_iter()
+                .map(|(name, meta)| process_file(ctx, &dir.path, name, meta))
+                .collect::<Result<Vec<Option<Node>>>>()
+        },
+        || {
+            dir.dirs
+                .par_iter()
+                .map(|d| process_dir(ctx, d).map(|t| dir_node(d, t)))
+                .collect::<Result<Vec<Node>>>()
+        },
+    );
+    let mut nodes: Vec<Node> = files?.into_iter().flatten().collect();
+    nodes.extend(subdirs?);
+    for (name, meta, target) in &dir.links {
+        ctx.counters.symlinks.fetch_add(1, Ordering::Relaxed);
+        nodes.push(meta.node(
+            name.clone(),
+            NodeKind::Symlink {
+                target: target.clone(),
+            },
+        ));
+    }
+    ctx.counters.dirs.fetch_add(1, Ordering::Relaxed);
+    let mut tree = Tree { nodes };
+    let bytes = tree.to_bytes();
+    let id = ChunkId::of(&bytes);
+    ctx.store(id, BlobKind::Tree, &bytes)?;
+    Ok(id)
+}
+
+fn dir_node(d: &ScannedDir, tree: TreeId) -> Node {
+    let mut n = d.meta.node(d.name.clone(), NodeKind::Dir { tree });
+    n.size = 0;
+    n
+}
+
+fn open_source(path: &Path) -> std::io::Result<File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true).custom_flags(libc_flags());
+    o.open(path)
+}
+
+fn libc_flags() -> i32 {
+    // O_NOFOLLOW: the walk saw a regular file; never follow a symlink swapped in since.
+    // O_NOCTTY | O_NONBLOCK: a fifo swapped in cannot block or take the terminal.
+    (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::NONBLOCK)
+        .bits()
+        .cast_signed()
+}
+
+struct FileContent {
+    chunks: Vec<ChunkRef>,
+    holes: Vec<Extent>,
+    crc: u32,
+    data_bytes: u64,
+}
+
+fn process_file(ctx: &Ctx<'_>, dir: &Path, name: &[u8], scanned: &Meta) -> Result<Option<Node>> {
+    let path: PathBuf = dir.join(OsStr::from_bytes(name));
+    let mut attempt = 0;
+    loop {
+        let file = match open_source(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                ctx.warn(format!("skipped {}: cannot open it ({e})", path.display()));
+                ctx.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
+        };
+        let before = file.metadata().map_err(|e| Error::io("stat", &path, e))?;
+        if !before.is_file() {
+            ctx.warn(format!(
+                "skipped {}: no longer a regular file",
+                path.display()
+            ));
+            ctx.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        }
+        let content = match read_content(ctx, &file, before.len()) {
+            Ok(c) => Some(c),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
+            Err(e) => return Err(Error::io("read", &path, e)),
+        };
+        let after = file.metadata().map_err(|e| Error::io("stat", &path, e))?;
+        let stable = Meta::from(&before).same_content_stamp(&Meta::from(&after));
+        let last = attempt >= ctx.max_rereads;
+        if let (Some(content), true) = (&content, stable || last) {
+            let mut meta = Meta::from(&after);
+            meta.size = before.len();
+            let _ = scanned;
+            let mut node = meta.node(
+                name.to_vec(),
+                NodeKind::File {
+                    crc32: content.crc,
+                    chunks: content.chunks.clone(),
+                    holes: content.holes.clone(),
+                },
+            );
+            if !stable {
+                node.flags |= FLAG_CHANGED_DURING_READ;
+                ctx.counters.changed.fetch_add(1, Ordering::Relaxed);
+                ctx.warn(format!(
+                    "{} changed while it was read ({} attempts); recorded as changed-during-read",
+                    path.display(),
+                    attempt + 1
+                ));
+            }
+            let c = &ctx.counters;
+            c.files.fetch_add(1, Ordering::Relaxed);
+            c.bytes.fetch_add(before.len(), Ordering::Relaxed);
+            c.data_bytes
+                .fetch_add(content.data_bytes, Ordering::Relaxed);
+            c.chunks
+                .fetch_add(content.chunks.len() as u64, Ordering::Relaxed);
+            ctx.progress.advance(0, 1);
+            return Ok(Some(node));
+        }
+        if content.is_none() && last {
+            return Err(Error::InvalidInput(format!(
+                "{} kept shrinking while it was read; stop the writer or retry",
+                path.display()
+            )));
+        }
+        attempt += 1;
+    }
+}
+
+fn read_content(ctx: &Ctx<'_>, file: &File, size: u64) -> std::io::Result<FileContent> {
+    let extents = data_extents(file, size)?;
+    let holes: Vec<Extent> = holes_of(&extents, size)
+        .into_iter()
+        .map(|(offset, len)| Extent { offset, len })
+        .collect();
+    let mut crc = FileCrc::new();
+    let mut chunks = Vec::new();
+    let mut pos = 0u64;
+    let mut data_bytes = 0u64;
+    for (off, len) in extents {
+        if off > pos {
+            crc.append_zeros(off - pos);
+        }
+        let end = off + len;
+        let mut at = off;
+        while at < end {
+            let wlen = usize::try_from(end - at)
+                .unwrap_or(usize::MAX)
+                .min(ctx.window);
+            let win = read_window(file, size, at, wlen)?;
+            let at_end = at + wlen as u64 == end;
+            let mut cuts = Vec::new();
+            let mut p = 0usize;
+            while p < win.len() {
+                match ctx.chunker.next_cut(&win[p..], at_end) {
+                    Some(n) if n > 0 => {
+                        cuts.push((p, n));
+                        p += n;
+                    }
+                    _ => break,
+                }
+            }
+            let results: Vec<Result<(ChunkRef, u32)>> = if p >= PAR_THRESHOLD && cuts.len() > 1 {
+                cuts.par_iter()
+                    .map(|&(s, n)| ctx.chunk(&win[s..s + n]))
+                    .collect()
+            } else {
+                cuts.iter()
+                    .map(|&(s, n)| ctx.chunk(&win[s..s + n]))
+                    .collect()
+            };
+            for r in results {
+                let (cref, c) = r.map_err(std::io::Error::other)?;
+                crc.append(c, u64::from(cref.len));
+                chunks.push(cref);
+            }
+            at += p as u64;
+            data_bytes += p as u64;
+            ctx.progress.advance(p as u64, 0);
+            if p == 0 {
+                return Err(std::io::Error::other("chunker made no progress"));
+            }
+        }
+        pos = end;
+    }
+    if size > pos {
+        crc.append_zeros(size - pos);
+    }
+    Ok(FileContent {
+        chunks,
+        holes,
+        crc: crc.finalize(),
+        data_bytes,
+    })
+}
+
+/// Logical size implied by a file node's chunks and holes (for checks elsewhere).
+#[must_use]
+pub fn implied_size(chunks: &[ChunkRef], holes: &[Extent]) -> u64 {
+    chunks.iter().map(|c| u64::from(c.len)).sum::<u64>() + holes.iter().map(|h| h.len).sum::<u64>()
+}
+
+impl Meta {
+    fn node(&self, name: Vec<u8>, kind: NodeKind) -> Node {
+        Node {
+            name,
+            kind,
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+            mtime_ns: self.mtime_ns,
+            ctime_ns: self.ctime_ns,
+            inode: self.ino,
+            size: self.size,
+            flags: 0,
+        }
+    }
+}
+
+impl From<&std::fs::Metadata> for Meta {
+    fn from(m: &std::fs::Metadata) -> Self {
+        Meta {
+            mode: m.mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+            ino: m.ino(),
+            size: m.len(),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The directory walk: metadata only, never following symlinks.
+//!
+//! Produces a [`ScannedDir`] tree with entries sorted by raw name. Fifos, sockets and devices
+//! are skipped with a counted warning; unreadable directories are skipped the same way.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The metadata kept for each entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub ino: u64,
+    pub size: u64,
+}
+
+impl Meta {
+    /// Whether two stats of the same file show no change of content in between.
+    #[must_use]
+    pub fn same_content_stamp(&self, other: &Meta) -> bool {
+        self.size == other.size
+            && self.mtime_ns == other.mtime_ns
+            && self.ctime_ns == other.ctime_ns
+            && self.ino == other.ino
+    }
+}
+
+/// One scanned directory.
+pub(crate) struct ScannedDir {
+    pub path: PathBuf,
+    pub name: Vec<u8>,
+    pub meta: Meta,
+    pub dirs: Vec<ScannedDir>,
+    pub files: Vec<(Vec<u8>, Meta)>,
+    pub links: Vec<(Vec<u8>, Meta, Vec<u8>)>,
+    pub skipped: u64,
+}
+
+impl ScannedDir {
+    /// Total file bytes and file count below this directory.
+    pub fn totals(&self) -> (u64, u64) {
+        let mut bytes: u64 = self.files.iter().map(|f| f.1.size).sum();
+        let mut files = self.files.len() as u64;
+        for d in &self.dirs {
+            let (b, f) = d.totals();
+            bytes += b;
+            files += f;
+        }
+        (bytes, files)
+    }
+
+    /// Entries skipped during the walk below this directory.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped + self.dirs.iter().map(ScannedDir::skipped_total).sum::<u64>()
+    }
+}
+
+/// Walks `root` (a directory), applying `excludes` to names and root-relative paths.
+pub(crate) fn scan(
+    root: &Path,
+    excludes: &globset::GlobSet,
+    warnings: &mut Vec<String>,
+) -> Result<ScannedDir> {
+    let meta = std::fs::symlink_metadata(root).map_err(|e| Error::io("stat source", root, e))?;
+    let mut dir = ScannedDir {
+        path: root.to_path_buf(),
+        name: Vec::new(),
+        meta: Meta::from(&meta),
+        dirs: Vec::new(),
+        files: Vec::new(),
+        links: Vec::new(),
+        skipped: 0,
+    };
+    let rd = std::fs::read_dir(root).map_err(|e| Error::io("read directory", root, e))?;
+    fill(&mut dir, rd, Path::new(""), excludes, warnings)?;
+    Ok(dir)
+}
+
+fn fill(
+    dir: &mut ScannedDir,
+    rd: std::fs::ReadDir,
+    rel: &Path,
+    excludes: &globset::GlobSet,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let mut entries = Vec::new();
+    for e in rd {
+        let e = e.map_err(|e| Error::io("read directory", &dir.path, e))?;
+        entries.push(e);
+    }
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for e in entries {
+        let name = e.file_name();
+        let rel_path = rel.join(&name);
+        if !excludes.is_empty()
+            && (excludes.is_match(&rel_path) || excludes.is_match(Path::new(&name)))
+        {
+            continue;
+        }
+        let path = e.path();
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(err) => {
+                warnings.push(format!(
+                    "skipped {}: cannot stat it ({err})",
+                    path.display()
+                ));
+                dir.skipped += 1;
+                continue;
+            }
+        };
+        let ft = meta.file_type();
+        let bytes = name.as_bytes().to_vec();
+        if ft.is_file() {
+            dir.files.push((bytes, Meta::from(&meta)));
+        } else if ft.is_symlink() {
+            match std::fs::read_link(&path) {
+                Ok(t) => {
+                    dir.links
+                        .push((bytes, Meta::from(&meta), t.as_os_str().as_bytes().to_vec()));
+                }
+                Err(err) => {
+                    warnings.push(format!(
+                        "skipped {}: cannot read link ({err})",
+                        path.display()
+                    ));
+                    dir.skipped += 1;
+                }
+            }
+        } else if ft.is_dir() {
+            let rd = match std::fs::read_dir(&path) {
+                Ok(rd) => rd,
+                Err(err) => {
+                    warnings.push(format!(
+                        "skipped {}: cannot list it ({err})",
+                        path.display()
+                    ));
+                    dir.skipped += 1;
+                    continue;
+                }
+            };
+            let mut sub = ScannedDir {
+                path: path.clone(),
+                name: bytes,
+                meta: Meta::from(&meta),
+                dirs: Vec::new(),
+                files: Vec::new(),
+                links: Vec::new(),
+                skipped: 0,
+            };
+            fill(&mut sub, rd, &rel_path, excludes, warnings)?;
+            dir.dirs.push(sub);
+        } else {
+            let what = if ft.is_fifo() {
+                "a fifo"
+            } else if ft.is_socket() {
+                "a socket"
+            } else {
+                "a device"
+            };
+            warnings.push(format!(
+                "skipped {}: {what} is not snapshotted",
+                path.display()
+            ));
+            dir.skipped += 1;
+        }
+    }
+    let _ = OsStr::new("");
+    Ok(())
+}

@@ -1,0 +1,493 @@
+//! Command-line interface. Output rules: with `--json`, stdout holds exactly one JSON
+//! document; without it, stdout holds the command's result (a snapshot id, the snapshot
+//! table, verify findings) and everything else (messages, warnings, progress) goes to stderr.
+//! Exit codes: 0 ok, 1 verify found problems, 2 usage or input error, 3 repository locked,
+//! 4 any other failure.
+
+mod output;
+mod progress;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use snapkeep::chunker::ChunkerParams;
+use snapkeep::{
+    BackupOptions, Compression, InitOptions, Repository, RestoreOptions, VerifyOptions,
+};
+
+use self::output::{record_json, summary_line};
+use self::progress::CliProgress;
+
+const EXAMPLES: &str = "Examples:
+  snapkeep snapshot ./data                     snapshot into the default repository
+  snapkeep --repo /backups/r init --chunk-avg 256KiB --compression zstd:1
+  snapkeep --repo /backups/r snapshot /var/lib/db --tag hourly --exclude '*.tmp'
+  snapkeep --repo /backups/r list --json
+  snapkeep --repo /backups/r restore latest /restore/here
+  snapkeep --repo /backups/r verify --read-data";
+
+#[derive(Parser, Debug)]
+#[command(name = "snapkeep", version, about = "Content-addressed, incremental snapshots of database data directories", after_help = EXAMPLES)]
+struct Cli {
+    /// Repository path (default: $XDG_DATA_HOME/snapkeep/repo).
+    #[arg(long, global = true, env = "SNAPKEEP_REPO")]
+    repo: Option<PathBuf>,
+    /// Print one JSON document on stdout and nothing else there.
+    #[arg(long, global = true)]
+    json: bool,
+    /// No progress bar and no messages on stderr (errors still go there).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a repository.
+    Init {
+        /// Average chunk size (power of two, 4KiB..4MiB); min = avg/4, max = avg*4.
+        #[arg(long, value_parser = parse_size)]
+        chunk_avg: Option<u64>,
+        /// Compression of new data: off, zstd or zstd:LEVEL.
+        #[arg(long, default_value = "zstd:1")]
+        compression: String,
+        /// Target pack size (at least 1MiB).
+        #[arg(long, value_parser = parse_size)]
+        pack_size: Option<u64>,
+    },
+    /// Snapshot a directory (creates the repository on first use when the path is new).
+    Snapshot {
+        /// The directory to snapshot.
+        source: PathBuf,
+        /// Tag to record (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Glob of names or relative paths to leave out (repeatable).
+        #[arg(long = "exclude")]
+        excludes: Vec<String>,
+        /// Host name to record instead of this machine's.
+        #[arg(long)]
+        host: Option<String>,
+    },
+    /// List snapshots, oldest first.
+    List,
+    /// Restore a snapshot into a new or empty directory.
+    Restore {
+        /// Snapshot id, unique id prefix, or 'latest'.
+        snapshot: String,
+        /// Target directory (must not exist or be empty).
+        target: PathBuf,
+        /// Do not restore file owners even as root.
+        #[arg(long)]
+        no_owner: bool,
+    },
+    /// Check the repository: structure always, every byte with --read-data.
+    Verify {
+        /// Only this snapshot (id, prefix or 'latest').
+        snapshot: Option<String>,
+        /// Read every pack, re-hash every chunk, recompute every file's CRC32.
+        #[arg(long)]
+        read_data: bool,
+    },
+    /// Repair repository metadata.
+    Repair {
+        #[command(subcommand)]
+        what: RepairWhat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RepairWhat {
+    /// Rebuild the index from the pack trailers.
+    Index {
+        /// Show what would be written without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = exit_code(&e);
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({ "error": format!("{e:#}"), "exit_code": code })
+                );
+            }
+            eprintln!("snapkeep: error: {e:#}");
+            code
+        }
+    }
+}
+
+fn exit_code(e: &anyhow::Error) -> i32 {
+    match e.downcast_ref::<snapkeep::Error>() {
+        Some(se) if se.is_input_error() => 2,
+        Some(snapkeep::Error::Locked(_)) => 3,
+        _ if e.downcast_ref::<UsageError>().is_some() => 2,
+        _ => 4,
+    }
+}
+
+#[derive(Debug)]
+struct UsageError(String);
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for UsageError {}
+
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size like 256KiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("'{s}' has an unknown unit; use B, KiB, MiB or GiB")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+struct Env {
+    json: bool,
+    quiet: bool,
+    repo_path: PathBuf,
+}
+
+impl Env {
+    fn say(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    fn progress(&self) -> CliProgress {
+        CliProgress::new(!self.quiet && std::io::stderr().is_terminal())
+    }
+
+    fn open(&self) -> Result<Repository> {
+        Ok(Repository::open_local(&self.repo_path)?)
+    }
+}
+
+fn repo_path(cli: &Cli) -> Result<PathBuf> {
+    match &cli.repo {
+        Some(p) if !p.as_os_str().is_empty() => Ok(p.clone()),
+        _ => snapkeep::repository::default_repo_path().ok_or_else(|| {
+            anyhow!(UsageError(
+                "no repository given and no home directory to put the default in; pass --repo PATH or set SNAPKEEP_REPO".into()
+            ))
+        }),
+    }
+}
+
+fn dispatch(cli: &Cli) -> Result<i32> {
+    let env = Env {
+        json: cli.json,
+        quiet: cli.quiet,
+        repo_path: repo_path(cli)?,
+    };
+    match &cli.command {
+        Command::Init {
+            chunk_avg,
+            compression,
+            pack_size,
+        } => cmd_init(&env, *chunk_avg, compression, *pack_size),
+        Command::Snapshot {
+            source,
+            tags,
+            excludes,
+            host,
+        } => cmd_snapshot(&env, source, tags, excludes, host.as_deref()),
+        Command::List => cmd_list(&env),
+        Command::Restore {
+            snapshot,
+            target,
+            no_owner,
+        } => cmd_restore(&env, snapshot, target, *no_owner),
+        Command::Verify {
+            snapshot,
+            read_data,
+        } => cmd_verify(&env, snapshot.as_deref(), *read_data),
+        Command::Repair {
+            what: RepairWhat::Index { dry_run },
+        } => cmd_repair_index(&env, *dry_run),
+    }
+}
+
+fn cmd_init(
+    env: &Env,
+    chunk_avg: Option<u64>,
+    compression: &str,
+    pack_size: Option<u64>,
+) -> Result<i32> {
+    let mut opts = InitOptions::default();
+    if let Some(avg) = chunk_avg {
+        let avg = u32::try_from(avg)
+            .map_err(|_| UsageError(format!("--chunk-avg {avg} is too large")))?;
+        opts.chunker = ChunkerParams::with_avg(avg)?;
+    }
+    opts.compression = compression.parse::<Compression>()?;
+    if let Some(ps) = pack_size {
+        opts.pack_size = u32::try_from(ps)
+            .ok()
+            .filter(|&p| p >= 1 << 20)
+            .ok_or_else(|| UsageError(format!("--pack-size {ps} must be between 1MiB and 4GiB")))?;
+    }
+    let repo = Repository::init_local(&env.repo_path, &opts)?;
+    let c = repo.config();
+    if env.json {
+        println!(
+            "{}",
+            json!({
+                "repository": env.repo_path.display().to_string(),
+                "id": hex::encode(c.id),
+                "version": c.version,
+                "chunker": {"min": c.chunker.min, "avg": c.chunker.avg, "max": c.chunker.max},
+                "compression": c.compression.to_string(),
+                "pack_size": c.pack_size,
+            })
+        );
+    } else {
+        env.say(&format!(
+            "created repository {} at {}",
+            hex::encode(&c.id[..4]),
+            env.repo_path.display()
+        ));
+    }
+    Ok(0)
+}
+
+fn open_or_create(env: &Env) -> Result<Repository> {
+    let p = &env.repo_path;
+    let fresh = match std::fs::read_dir(p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Ok(mut rd) => rd.next().is_none(),
+        Err(_) => false,
+    };
+    if fresh {
+        let repo = Repository::init_local(p, &InitOptions::default())?;
+        eprintln!(
+            "snapkeep: created a new repository at {} (default parameters)",
+            p.display()
+        );
+        return Ok(repo);
+    }
+    env.open()
+}
+
+fn cmd_snapshot(
+    env: &Env,
+    source: &Path,
+    tags: &[String],
+    excludes: &[String],
+    host: Option<&str>,
+) -> Result<i32> {
+    if !source.exists() {
+        return Err(anyhow!(UsageError(format!(
+            "source {} does not exist; give an existing directory",
+            source.display()
+        ))));
+    }
+    let repo = open_or_create(env)?;
+    let opts = BackupOptions {
+        tags: tags.to_vec(),
+        excludes: excludes.to_vec(),
+        host: host.map(str::to_owned),
+        ..BackupOptions::default()
+    };
+    let progress = env.progress();
+    let out = snapkeep::snapshot(&repo, source, &opts, &progress)
+        .with_context(|| format!("snapshot of {} failed", source.display()))?;
+    progress.finish();
+    for w in &out.warnings {
+        env.say(&format!("warning: {w}"));
+    }
+    if env.json {
+        let mut v = record_json(&out.record);
+        v["warnings"] = json!(out.warnings);
+        println!("{v}");
+    } else {
+        env.say(&summary_line(&out.record));
+        println!("{}", out.record.id);
+    }
+    Ok(0)
+}
+
+fn cmd_list(env: &Env) -> Result<i32> {
+    let repo = env.open()?;
+    let (records, damaged) = repo.snapshots()?;
+    for (id, e) in &damaged {
+        env.say(&format!("warning: snapshot {id} cannot be read: {e}"));
+    }
+    if env.json {
+        let arr: Vec<_> = records.iter().map(record_json).collect();
+        println!("{}", serde_json::Value::Array(arr));
+    } else {
+        print!("{}", output::table(&records));
+    }
+    Ok(0)
+}
+
+fn cmd_restore(env: &Env, spec: &str, target: &Path, no_owner: bool) -> Result<i32> {
+    let repo = env.open()?;
+    let id = repo.resolve(spec)?;
+    let progress = env.progress();
+    let stats = snapkeep::restore(
+        &repo,
+        &id,
+        target,
+        &RestoreOptions {
+            skip_owner: no_owner,
+        },
+        &progress,
+    )
+    .with_context(|| format!("restore of snapshot {id} into {} failed", target.display()))?;
+    progress.finish();
+    let secs = stats.duration_ns as f64 / 1e9;
+    if env.json {
+        println!(
+            "{}",
+            json!({
+                "id": id.to_string(),
+                "target": target.display().to_string(),
+                "files": stats.files,
+                "dirs": stats.dirs,
+                "symlinks": stats.symlinks,
+                "bytes": stats.bytes,
+                "data_bytes": stats.data_bytes,
+                "duration_s": secs,
+            })
+        );
+    } else {
+        env.say(&format!(
+            "restored snapshot {id} into {}: {} files, {} dirs, {} symlinks, {} in {secs:.2}s",
+            target.display(),
+            stats.files,
+            stats.dirs,
+            stats.symlinks,
+            output::human_bytes(stats.bytes)
+        ));
+    }
+    Ok(0)
+}
+
+fn cmd_verify(env: &Env, spec: Option<&str>, read_data: bool) -> Result<i32> {
+    let repo = env.open()?;
+    let snapshot = spec.map(|s| repo.resolve(s)).transpose()?;
+    let progress = env.progress();
+    let report = snapkeep::verify(
+        &repo,
+        &VerifyOptions {
+            snapshot,
+            read_data,
+        },
+        &progress,
+    )?;
+    progress.finish();
+    if env.json {
+        println!(
+            "{}",
+            json!({
+                "ok": report.ok(),
+                "findings": report.findings,
+                "snapshots": report.snapshots,
+                "trees": report.trees,
+                "files": report.files,
+                "packs_read": report.packs_read,
+                "blobs_read": report.blobs_read,
+                "bytes_read": report.bytes_read,
+            })
+        );
+    } else {
+        for f in &report.findings {
+            println!("{f}");
+        }
+        env.say(&format!(
+            "verified {} snapshots, {} trees, {} files{}: {}",
+            report.snapshots,
+            report.trees,
+            report.files,
+            if read_data {
+                format!(
+                    ", read {} packs ({})",
+                    report.packs_read,
+                    output::human_bytes(report.bytes_read)
+                )
+            } else {
+                String::new()
+            },
+            if report.ok() {
+                "no problems found".to_string()
+            } else {
+                format!("{} problems found", report.findings.len())
+            }
+        ));
+    }
+    Ok(i32::from(!report.ok()))
+}
+
+fn cmd_repair_index(env: &Env, dry_run: bool) -> Result<i32> {
+    let repo = env.open()?;
+    let plan = snapkeep::repair::plan_index_rebuild(&repo)?;
+    let new = if dry_run {
+        None
+    } else {
+        snapkeep::repair::repair_index(&repo, &plan)?
+    };
+    let damaged: Vec<_> = plan
+        .damaged_packs
+        .iter()
+        .map(|(k, p)| json!({"object": k, "problem": p}))
+        .collect();
+    if env.json {
+        println!(
+            "{}",
+            json!({
+                "dry_run": dry_run,
+                "packs_read": plan.packs_read,
+                "entries": plan.entries.len(),
+                "damaged_packs": damaged,
+                "replaced_index_files": plan.old_index_files,
+                "index": new.map(|i| i.to_string()),
+            })
+        );
+    } else {
+        for (k, p) in &plan.damaged_packs {
+            env.say(&format!("warning: {k}: {p}"));
+        }
+        env.say(&format!(
+            "{} index from {} packs: {} entries, replacing {} index files",
+            if dry_run { "would rebuild" } else { "rebuilt" },
+            plan.packs_read,
+            plan.entries.len(),
+            plan.old_index_files.len()
+        ));
+    }
+    Ok(0)
+}

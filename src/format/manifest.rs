@@ -1,0 +1,239 @@
+//! Trees and snapshot records.
+//!
+//! A tree is one directory: its entries sorted by raw name bytes, unique, each a single path
+//! component. Trees are blobs (kind `Tree`) in packs; their id is the blake3 of the encoded
+//! bytes `"SKTREE" | version u16 LE | postcard(Tree)`, so an unchanged directory yields the
+//! same id. A snapshot record is a framed object (magic `SKSNAPSH`) at `snapshots/<uuid>`
+//! holding postcard of [`SnapshotRecord`]; it is the last object a snapshot writes.
+
+use serde::{Deserialize, Serialize};
+
+use super::{decode, encode, frame, unframe};
+use crate::error::{Error, Result};
+use crate::id::{ChunkId, SnapshotId, TreeId};
+
+const TREE_MAGIC: &[u8; 6] = b"SKTREE";
+/// Tree encoding version.
+pub const TREE_VERSION: u16 = 1;
+const SNAPSHOT_MAGIC: &[u8; 8] = b"SKSNAPSH";
+/// Snapshot record version.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// A hole in a sparse file: `len` zero bytes at `offset` that are not stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extent {
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// A reference to one chunk of file content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRef {
+    pub id: ChunkId,
+    pub len: u32,
+}
+
+/// What an entry is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeKind {
+    /// A regular file: the data outside `holes`, in order, is the concatenation of `chunks`.
+    File {
+        crc32: u32,
+        chunks: Vec<ChunkRef>,
+        holes: Vec<Extent>,
+    },
+    /// A directory and the id of its tree.
+    Dir { tree: TreeId },
+    /// A symbolic link and its raw target.
+    Symlink { target: Vec<u8> },
+}
+
+/// Flag: the file changed while it was read (its content may be torn).
+pub const FLAG_CHANGED_DURING_READ: u32 = 1;
+
+/// One directory entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// Raw name bytes (non-UTF-8 names survive); one path component.
+    pub name: Vec<u8>,
+    pub kind: NodeKind,
+    /// Permission bits and set-id bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    /// Status change time, nanoseconds since the Unix epoch (for change detection).
+    pub ctime_ns: i64,
+    /// Inode number at capture (for change detection).
+    pub inode: u64,
+    /// Logical size in bytes (files: including holes; symlinks: target length; dirs: 0).
+    pub size: u64,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+}
+
+impl Node {
+    /// Whether the name is a single safe path component.
+    #[must_use]
+    pub fn name_is_safe(name: &[u8]) -> bool {
+        !name.is_empty()
+            && name != b"."
+            && name != b".."
+            && !name.contains(&b'/')
+            && !name.contains(&0)
+    }
+}
+
+/// One directory's entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+impl Tree {
+    /// Encoded bytes (what the tree id hashes). Sorts entries by name first.
+    #[must_use]
+    pub fn to_bytes(&mut self) -> Vec<u8> {
+        self.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut out = Vec::with_capacity(64 + self.nodes.len() * 96);
+        out.extend_from_slice(TREE_MAGIC);
+        out.extend_from_slice(&TREE_VERSION.to_le_bytes());
+        out.extend_from_slice(&encode(self));
+        out
+    }
+
+    /// Decodes a tree and checks its invariants (sorted, unique, safe names).
+    pub fn from_bytes(b: &[u8], id: &TreeId) -> Result<Self> {
+        let object = format!("tree {}", id.short());
+        if b.len() < 8 || &b[..6] != TREE_MAGIC {
+            return Err(Error::corrupt(&object, "not a tree (magic missing)"));
+        }
+        let version = u16::from_le_bytes([b[6], b[7]]);
+        if version != TREE_VERSION {
+            return Err(Error::UnsupportedFormat {
+                object,
+                found: u32::from(version),
+                supported: u32::from(TREE_VERSION),
+            });
+        }
+        let tree: Tree = decode(&b[8..], &object)?;
+        for w in tree.nodes.windows(2) {
+            if w[0].name >= w[1].name {
+                return Err(Error::corrupt(&object, "entries not sorted or not unique"));
+            }
+        }
+        Ok(tree)
+    }
+}
+
+/// Counters of one snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    /// Entries skipped (fifos, sockets, devices, unreadable): counted and reported.
+    pub skipped: u64,
+    /// Logical bytes of all files (including holes).
+    pub bytes: u64,
+    /// Bytes actually read and chunked (files minus holes).
+    pub data_bytes: u64,
+    /// Bytes of chunks that were not already stored (before compression).
+    pub new_bytes: u64,
+    /// Bytes written to the repository (packs, index, record).
+    pub stored_bytes: u64,
+    pub new_chunks: u64,
+    pub chunks: u64,
+    /// Files whose content changed while being read.
+    pub changed_during_read: u64,
+    pub duration_ns: u64,
+}
+
+/// The record of one snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    pub id: SnapshotId,
+    /// Start time, nanoseconds since the Unix epoch (UTC).
+    pub time_ns: i64,
+    pub host: String,
+    /// Absolute source paths.
+    pub paths: Vec<String>,
+    pub tags: Vec<String>,
+    pub parent: Option<SnapshotId>,
+    pub tree: TreeId,
+    pub summary: Summary,
+    /// Version of the program that wrote it.
+    pub program: String,
+}
+
+impl SnapshotRecord {
+    /// The framed object.
+    #[must_use]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        frame(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, &encode(self))
+    }
+
+    /// Decodes and checks a framed record stored under `id`.
+    pub fn from_bytes(b: &[u8], id: &SnapshotId) -> Result<Self> {
+        let object = format!("snapshot record {id}");
+        let payload = unframe(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, b, &object)?;
+        let rec: SnapshotRecord = decode(payload, &object)?;
+        if rec.id != *id {
+            return Err(Error::corrupt(
+                &object,
+                format!("record names snapshot {}", rec.id),
+            ));
+        }
+        Ok(rec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &[u8]) -> Node {
+        Node {
+            name: name.to_vec(),
+            kind: NodeKind::Symlink {
+                target: b"t".to_vec(),
+            },
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+            mtime_ns: 1,
+            ctime_ns: 1,
+            inode: 1,
+            size: 1,
+            flags: 0,
+        }
+    }
+
+    #[test]
+    fn tree_sorted_roundtrip_and_rejects_duplicates() {
+        let mut t = Tree {
+            nodes: vec![node(b"b"), node(b"a\xff")],
+        };
+        let bytes = t.to_bytes();
+        let id = ChunkId::of(&bytes);
+        let back = Tree::from_bytes(&bytes, &id).expect("decode");
+        assert_eq!(back.nodes[0].name, b"a\xff");
+        let dup = Tree {
+            nodes: vec![node(b"a"), node(b"a")],
+        };
+        let mut raw = TREE_MAGIC.to_vec();
+        raw.extend_from_slice(&TREE_VERSION.to_le_bytes());
+        raw.extend_from_slice(&encode(&dup));
+        assert!(Tree::from_bytes(&raw, &id).is_err());
+        assert!(Tree::from_bytes(&bytes[..bytes.len() - 3], &id).is_err());
+    }
+
+    #[test]
+    fn unsafe_names() {
+        for bad in [&b""[..], b".", b"..", b"a/b", b"/etc", b"a\0b"] {
+            assert!(!Node::name_is_safe(bad), "{bad:?}");
+        }
+        assert!(Node::name_is_safe(b"ok\xfe"));
+    }
+}

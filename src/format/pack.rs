@@ -1,0 +1,236 @@
+//! Pack file layout.
+//!
+//! ```text
+//! header   8 bytes   "SKPACK" | version u16 LE (1)
+//! blobs    ...       each blob's stored bytes (zstd frame or raw), back to back
+//! entries  48 × n    id[32] | kind u8 | compression u8 | 0u16 | offset u32 | length u32 | raw_length u32
+//! footer   48 bytes  blake3(entries)[32] | n u32 | entries_offset u32 | version u16 | 0u16 | "SKPE"
+//! ```
+//! All integers little-endian. `offset` is from the start of the pack. The pack id is the
+//! blake3 of the whole file. The footer is fixed-size, so a reader fetches the last 48 bytes,
+//! then the entries: the index can be rebuilt from packs alone.
+
+use crate::error::{Error, Result};
+use crate::id::ChunkId;
+
+use super::{read_32, read_u16, read_u32};
+
+/// Pack header magic + version.
+pub const HEADER: [u8; 8] = *b"SKPACK\x01\x00";
+/// Size of the fixed footer.
+pub const FOOTER_LEN: usize = 48;
+/// Size of one trailer entry.
+pub const ENTRY_LEN: usize = 48;
+/// Pack layout version.
+pub const PACK_VERSION: u16 = 1;
+const FOOTER_MAGIC: &[u8; 4] = b"SKPE";
+
+/// What a blob is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BlobKind {
+    /// A chunk of file content.
+    Data = 0,
+    /// A tree object (one directory).
+    Tree = 1,
+}
+
+impl BlobKind {
+    pub(crate) fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(BlobKind::Data),
+            1 => Some(BlobKind::Tree),
+            _ => None,
+        }
+    }
+}
+
+/// How a blob's bytes are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BlobCompression {
+    Raw = 0,
+    Zstd = 1,
+}
+
+impl BlobCompression {
+    pub(crate) fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(BlobCompression::Raw),
+            1 => Some(BlobCompression::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// One blob in a pack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PackEntry {
+    pub id: ChunkId,
+    pub kind: BlobKind,
+    pub compression: BlobCompression,
+    pub offset: u32,
+    pub length: u32,
+    pub raw_length: u32,
+}
+
+impl PackEntry {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.id.as_bytes());
+        out.push(self.kind as u8);
+        out.push(self.compression as u8);
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&self.offset.to_le_bytes());
+        out.extend_from_slice(&self.length.to_le_bytes());
+        out.extend_from_slice(&self.raw_length.to_le_bytes());
+    }
+
+    fn read(b: &[u8], object: &str) -> Result<Self> {
+        let kind = BlobKind::from_u8(b[32])
+            .ok_or_else(|| Error::corrupt(object, format!("unknown blob kind {}", b[32])))?;
+        let compression = BlobCompression::from_u8(b[33])
+            .ok_or_else(|| Error::corrupt(object, format!("unknown compression {}", b[33])))?;
+        Ok(PackEntry {
+            id: ChunkId(read_32(b, 0)),
+            kind,
+            compression,
+            offset: read_u32(b, 36),
+            length: read_u32(b, 40),
+            raw_length: read_u32(b, 44),
+        })
+    }
+}
+
+/// Encodes the entries and footer that end a pack whose blobs end at `entries_offset`.
+#[must_use]
+pub fn encode_trailer(entries: &[PackEntry], entries_offset: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * ENTRY_LEN + FOOTER_LEN);
+    for e in entries {
+        e.write(&mut out);
+    }
+    let sum = blake3::hash(&out);
+    out.extend_from_slice(sum.as_bytes());
+    let n = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(&entries_offset.to_le_bytes());
+    out.extend_from_slice(&PACK_VERSION.to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(FOOTER_MAGIC);
+    out
+}
+
+/// What the footer says: where the entries are and how many.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Footer {
+    pub entries_hash: [u8; 32],
+    pub count: u32,
+    pub entries_offset: u32,
+}
+
+impl Footer {
+    /// Length of the entries region.
+    #[must_use]
+    pub fn entries_len(&self) -> u64 {
+        u64::from(self.count) * ENTRY_LEN as u64
+    }
+}
+
+/// Decodes the 48-byte footer of a pack of `pack_len` bytes.
+pub fn decode_footer(b: &[u8], pack_len: u64, object: &str) -> Result<Footer> {
+    if b.len() != FOOTER_LEN {
+        return Err(Error::corrupt(object, "footer has the wrong size"));
+    }
+    if &b[44..48] != FOOTER_MAGIC {
+        return Err(Error::corrupt(
+            object,
+            "footer magic missing (truncated pack?)",
+        ));
+    }
+    let version = read_u16(b, 40);
+    if version != PACK_VERSION {
+        return Err(Error::UnsupportedFormat {
+            object: object.to_owned(),
+            found: u32::from(version),
+            supported: u32::from(PACK_VERSION),
+        });
+    }
+    let f = Footer {
+        entries_hash: read_32(b, 0),
+        count: read_u32(b, 32),
+        entries_offset: read_u32(b, 36),
+    };
+    let expected_len = u64::from(f.entries_offset) + f.entries_len() + FOOTER_LEN as u64;
+    if expected_len != pack_len || u64::from(f.entries_offset) < HEADER.len() as u64 {
+        return Err(Error::corrupt(
+            object,
+            format!("footer describes {expected_len} bytes but the pack has {pack_len}"),
+        ));
+    }
+    Ok(f)
+}
+
+/// Decodes and checks the entries region described by `footer`.
+pub fn decode_entries(b: &[u8], footer: &Footer, object: &str) -> Result<Vec<PackEntry>> {
+    if b.len() as u64 != footer.entries_len() {
+        return Err(Error::corrupt(object, "entries region has the wrong size"));
+    }
+    if blake3::hash(b).as_bytes() != &footer.entries_hash {
+        return Err(Error::corrupt(object, "entries checksum mismatch"));
+    }
+    let mut out = Vec::with_capacity(footer.count as usize);
+    for raw in b.chunks_exact(ENTRY_LEN) {
+        let e = PackEntry::read(raw, object)?;
+        let end = u64::from(e.offset) + u64::from(e.length);
+        if u64::from(e.offset) < HEADER.len() as u64 || end > u64::from(footer.entries_offset) {
+            return Err(Error::corrupt(
+                object,
+                format!("blob {} lies outside the pack's data region", e.id.short()),
+            ));
+        }
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// Checks a pack's header bytes.
+pub fn check_header(b: &[u8], object: &str) -> Result<()> {
+    if b.len() < HEADER.len() || b[..6] != HEADER[..6] {
+        return Err(Error::corrupt(object, "pack header missing"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailer_roundtrip() {
+        let entries = vec![
+            PackEntry {
+                id: ChunkId::of(b"a"),
+                kind: BlobKind::Data,
+                compression: BlobCompression::Zstd,
+                offset: 8,
+                length: 10,
+                raw_length: 30,
+            },
+            PackEntry {
+                id: ChunkId::of(b"b"),
+                kind: BlobKind::Tree,
+                compression: BlobCompression::Raw,
+                offset: 18,
+                length: 5,
+                raw_length: 5,
+            },
+        ];
+        let t = encode_trailer(&entries, 23);
+        let pack_len = 23 + t.len() as u64;
+        let f = decode_footer(&t[t.len() - FOOTER_LEN..], pack_len, "p").expect("footer");
+        assert_eq!(f.count, 2);
+        let back = decode_entries(&t[..t.len() - FOOTER_LEN], &f, "p").expect("entries");
+        assert_eq!(back, entries);
+        assert!(decode_footer(&t[t.len() - FOOTER_LEN..], pack_len + 1, "p").is_err());
+        let mut bad = t.clone();
+        bad[3] ^= 0x40;
+        assert!(decode_entries(&bad[..bad.len() - FOOTER_LEN], &f, "p").is_err());
+    }
+}

@@ -1,0 +1,261 @@
+//! The chunk index: blob id → place in a pack, over all index files of a repository.
+//!
+//! Owns: [`Index`] (opens every `index/*` file, memory-mapped when the backend is local, and
+//! looks ids up by binary search), writing a new index file, merging many into one, and
+//! rebuilding from pack trailers.
+//!
+//! Invariants:
+//! - every entry of a committed index file points into a pack that was fully uploaded before
+//!   the index file was written (commit order: packs → index → snapshot record);
+//! - opening costs O(number of index files), never O(number of entries);
+//! - a damaged index file is set aside (listed in [`Index::damaged`]) rather than failing the
+//!   open: a missing entry only makes a chunk be stored again, and verify reports the damage.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::Arc;
+
+use crate::backend::{Backend, index_key};
+use crate::error::{Error, Result};
+use crate::format::index_file::{self, BlobLocation, IndexLayout};
+use crate::id::{ChunkId, IndexId, PackId};
+
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// One opened index file.
+pub struct IndexFile {
+    id: IndexId,
+    bytes: Bytes,
+    layout: IndexLayout,
+}
+
+impl IndexFile {
+    /// Opens `index/<id>` (memory-mapped when local).
+    pub fn open(backend: &dyn Backend, id: IndexId) -> Result<Self> {
+        let key = index_key(&id);
+        let bytes = match backend.local_path(&key) {
+            Some(path) => {
+                let f = File::open(&path).map_err(|e| Error::backend("open", &key, e))?;
+                let len = f
+                    .metadata()
+                    .map_err(|e| Error::backend("stat", &key, e))?
+                    .len();
+                if len == 0 {
+                    Bytes::Owned(Vec::new())
+                } else {
+                    Bytes::Mapped(
+                        crate::mmap::map_immutable(&f)
+                            .map_err(|e| Error::backend("map", &key, e))?,
+                    )
+                }
+            }
+            None => Bytes::Owned(backend.get(&key)?),
+        };
+        let layout = IndexLayout::parse(&bytes, &format!("index file {id}"))?;
+        Ok(IndexFile { id, bytes, layout })
+    }
+
+    /// The file's id.
+    #[must_use]
+    pub fn id(&self) -> IndexId {
+        self.id
+    }
+
+    /// Number of entries.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.layout.len()
+    }
+
+    /// Whether it has no entries.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.layout.is_empty()
+    }
+
+    /// Looks an id up.
+    #[must_use]
+    pub fn get(&self, id: &ChunkId) -> Option<BlobLocation> {
+        let i = self.layout.find(&self.bytes, id)?;
+        self.layout.entry_at(&self.bytes, i).map(|(_, l)| l)
+    }
+
+    /// Every entry in id order; entries that do not decode are reported as `Err(position)`.
+    pub fn entries(
+        &self,
+    ) -> impl Iterator<Item = std::result::Result<(ChunkId, BlobLocation), usize>> + '_ {
+        (0..self.layout.len()).map(move |i| self.layout.entry_at(&self.bytes, i).ok_or(i))
+    }
+
+    /// Checks the whole file against its footer checksum and its name.
+    pub fn check(&self) -> Result<()> {
+        let object = format!("index file {}", self.id);
+        IndexLayout::check_sum(&self.bytes, &object)?;
+        let actual = IndexId::of(&self.bytes);
+        if actual != self.id {
+            return Err(Error::HashMismatch {
+                id: object,
+                actual: actual.to_hex(),
+            });
+        }
+        for (i, e) in self.entries().enumerate() {
+            if e.is_err() {
+                return Err(Error::corrupt(
+                    &object,
+                    format!("entry {i} does not decode"),
+                ));
+            }
+            if i > 0 && self.layout.id_at(&self.bytes, i - 1) >= self.layout.id_at(&self.bytes, i) {
+                return Err(Error::corrupt(
+                    &object,
+                    format!("entry {i} is out of order"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Packs this file references.
+    #[must_use]
+    pub fn packs(&self) -> Vec<PackId> {
+        self.layout.packs(&self.bytes)
+    }
+}
+
+/// All index files of a repository.
+pub struct Index {
+    files: Vec<Arc<IndexFile>>,
+    damaged: Vec<(String, Error)>,
+}
+
+/// How many index files trigger a merge after a snapshot.
+pub const MERGE_THRESHOLD: usize = 32;
+
+impl Index {
+    /// An index with no files.
+    #[must_use]
+    pub fn empty() -> Self {
+        Index {
+            files: Vec::new(),
+            damaged: Vec::new(),
+        }
+    }
+
+    /// Opens every index file of the repository.
+    pub fn open(backend: &dyn Backend) -> Result<Self> {
+        let mut files = Vec::new();
+        let mut damaged = Vec::new();
+        for obj in backend.list("index/")? {
+            let name = &obj.key["index/".len()..];
+            let id: IndexId = match name.parse() {
+                Ok(id) => id,
+                Err(_) => {
+                    damaged.push((
+                        obj.key.clone(),
+                        Error::corrupt(&obj.key, "name is not an index id"),
+                    ));
+                    continue;
+                }
+            };
+            match IndexFile::open(backend, id) {
+                Ok(f) => files.push(Arc::new(f)),
+                Err(e) if e.is_not_found() => {} // merged away concurrently
+                Err(e) => damaged.push((obj.key.clone(), e)),
+            }
+        }
+        // Larger files first: most lookups end in the first one.
+        files.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        Ok(Index { files, damaged })
+    }
+
+    /// Looks an id up in every file.
+    #[must_use]
+    pub fn get(&self, id: &ChunkId) -> Option<BlobLocation> {
+        self.files.iter().find_map(|f| f.get(id))
+    }
+
+    /// Whether `id` is stored.
+    #[must_use]
+    pub fn contains(&self, id: &ChunkId) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// The opened files.
+    #[must_use]
+    pub fn files(&self) -> &[Arc<IndexFile>] {
+        &self.files
+    }
+
+    /// Index files that could not be opened, with the reason.
+    #[must_use]
+    pub fn damaged(&self) -> &[(String, Error)] {
+        &self.damaged
+    }
+
+    /// Total entries over all files (an id may appear in more than one).
+    #[must_use]
+    pub fn total_entries(&self) -> usize {
+        self.files.iter().map(|f| f.len()).sum()
+    }
+
+    /// Every (id, location), first file wins for duplicates; loads all entries into memory.
+    #[must_use]
+    pub fn all_entries(&self) -> HashMap<ChunkId, BlobLocation> {
+        let mut out = HashMap::with_capacity(self.total_entries());
+        for f in &self.files {
+            for (id, loc) in f.entries().flatten() {
+                out.entry(id).or_insert(loc);
+            }
+        }
+        out
+    }
+}
+
+/// Writes one index file holding `entries`; returns its id (nothing is written for none).
+pub fn write_index(
+    backend: &dyn Backend,
+    entries: Vec<(ChunkId, BlobLocation)>,
+) -> Result<Option<(IndexId, u64)>> {
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let bytes = index_file::encode(entries);
+    let id = IndexId::of(&bytes);
+    backend.put_if_absent(&index_key(&id), &bytes)?;
+    Ok(Some((id, bytes.len() as u64)))
+}
+
+/// Replaces the listed index files by one merged file when there are at least `threshold`.
+/// The merged file is written before any old file is deleted, so a concurrent reader always
+/// finds every entry in one of them. Returns the new id when a merge happened.
+pub fn merge(backend: &dyn Backend, index: &Index, threshold: usize) -> Result<Option<IndexId>> {
+    if index.files.len() < threshold.max(2) {
+        return Ok(None);
+    }
+    for f in &index.files {
+        f.check()?;
+    }
+    let entries: Vec<_> = index.all_entries().into_iter().collect();
+    let Some((id, _)) = write_index(backend, entries)? else {
+        return Ok(None);
+    };
+    for f in &index.files {
+        if f.id != id {
+            backend.delete(&index_key(&f.id))?;
+        }
+    }
+    Ok(Some(id))
+}

@@ -1,0 +1,56 @@
+//! snapkeep: a content-addressed, incremental snapshot engine for database data directories.
+//!
+//! ```text
+//! source dir ──walk──▶ files ──read (holes skipped)──▶ FastCDC cut points ──▶ blake3 + CRC32
+//!     per chunk (rayon) ──▶ dedup (index + in-flight) ──▶ zstd ──▶ pack writer ──▶ Backend
+//! trees (one per directory, content-addressed) ──▶ index file ──▶ snapshot record (commit)
+//! ```
+//!
+//! A snapshot is a tree of directory objects whose files reference deduplicated chunks stored
+//! in packs; the index maps chunk ids to pack locations and is memory-mapped. Every object is
+//! checked against its id when read.
+//!
+//! ```
+//! use snapkeep::{BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions};
+//! # fn main() -> snapkeep::Result<()> {
+//! let tmp = tempfile::tempdir().unwrap();
+//! let src = tmp.path().join("data");
+//! std::fs::create_dir(&src).unwrap();
+//! std::fs::write(src.join("table.sst"), b"some bytes").unwrap();
+//!
+//! let repo = Repository::init_local(&tmp.path().join("repo"), &InitOptions::default())?;
+//! let snap = snapkeep::snapshot(&repo, &src, &BackupOptions::default(), &NoProgress)?;
+//! let target = tmp.path().join("restored");
+//! snapkeep::restore(&repo, &snap.record.id, &target, &RestoreOptions::default(), &NoProgress)?;
+//! assert_eq!(std::fs::read(target.join("table.sst")).unwrap(), b"some bytes");
+//! let report = snapkeep::verify(&repo, &snapkeep::VerifyOptions { read_data: true, ..Default::default() }, &NoProgress)?;
+//! assert!(report.ok());
+//! # Ok(()) }
+//! ```
+
+pub mod backend;
+pub mod backup;
+pub mod chunker;
+pub mod error;
+pub mod format;
+pub mod hasher;
+pub mod id;
+pub mod index;
+mod mmap;
+pub mod pack;
+pub mod progress;
+pub mod repair;
+pub mod repository;
+pub mod restore;
+pub mod source;
+pub mod verify;
+
+pub use backup::{BackupOptions, BackupOutcome, snapshot};
+pub use error::{Error, Result};
+pub use format::manifest::{SnapshotRecord, Summary};
+pub use format::repo_config::Compression;
+pub use id::{ChunkId, IndexId, PackId, SnapshotId};
+pub use progress::{NoProgress, Phase, Progress};
+pub use repository::{InitOptions, Repository};
+pub use restore::{RestoreOptions, RestoreStats, restore};
+pub use verify::{Finding, VerifyOptions, VerifyReport, verify};

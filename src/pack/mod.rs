@@ -1,0 +1,112 @@
+//! Writing and reading packs.
+//!
+//! Owns: [`PackWriter`] (appends blobs to a staged file, seals it by size into a pack and hands
+//! it to a background uploader) and the reading helpers ([`read_blob`], [`read_pack_entries`]).
+//!
+//! Invariants:
+//! - a blob's stored bytes are written before its trailer entry; a pack is uploaded whole with
+//!   its trailer, so a reader never sees a pack without its entries;
+//! - the pack id is the blake3 of the trailer (entries + footer); the stored bytes of every
+//!   blob are checked by decompressing them and hashing to the blob id;
+//! - after any failed write or upload the writer is poisoned: later calls return
+//!   `Error::Poisoned` and nothing of the failed pack is ever referenced by an index.
+
+mod writer;
+
+pub use writer::{PackWriter, SealedBlob};
+
+use crate::backend::{Backend, pack_key};
+use crate::error::{Error, Result};
+use crate::format::index_file::BlobLocation;
+use crate::format::pack::{
+    BlobCompression, FOOTER_LEN, HEADER, PackEntry, check_header, decode_entries, decode_footer,
+};
+use crate::id::{ChunkId, PackId};
+
+/// Decodes stored blob bytes and checks them against `id`.
+pub fn decode_blob(stored: &[u8], loc: &BlobLocation, id: &ChunkId) -> Result<Vec<u8>> {
+    let raw = match loc.compression {
+        BlobCompression::Raw => stored.to_vec(),
+        BlobCompression::Zstd => {
+            let raw = zstd::bulk::decompress(stored, loc.raw_length as usize).map_err(|e| {
+                Error::corrupt(
+                    format!("blob {} in pack {}", id.short(), loc.pack.short()),
+                    format!("cannot decompress: {e}"),
+                )
+            })?;
+            if raw.len() != loc.raw_length as usize {
+                return Err(Error::corrupt(
+                    format!("blob {} in pack {}", id.short(), loc.pack.short()),
+                    format!(
+                        "decompressed to {} bytes, expected {}",
+                        raw.len(),
+                        loc.raw_length
+                    ),
+                ));
+            }
+            raw
+        }
+    };
+    let actual = ChunkId::of(&raw);
+    if actual != *id {
+        return Err(Error::HashMismatch {
+            id: format!("blob {id} in pack {}", loc.pack),
+            actual: actual.to_hex(),
+        });
+    }
+    Ok(raw)
+}
+
+/// Reads one blob from its pack and checks it against its id.
+pub fn read_blob(backend: &dyn Backend, id: &ChunkId, loc: &BlobLocation) -> Result<Vec<u8>> {
+    let stored = backend.get_range(
+        &pack_key(&loc.pack),
+        u64::from(loc.offset),
+        u64::from(loc.length),
+    )?;
+    decode_blob(&stored, loc, id)
+}
+
+/// Pack id implied by a trailer (entries + footer).
+#[must_use]
+pub fn pack_id_of_trailer(trailer: &[u8]) -> PackId {
+    PackId::of(trailer)
+}
+
+/// Reads and checks the trailer of a pack of `size` bytes; the pack id must match it.
+pub fn read_pack_entries(backend: &dyn Backend, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
+    let key = pack_key(id);
+    let object = format!("pack {id}");
+    if size < (HEADER.len() + FOOTER_LEN) as u64 {
+        return Err(Error::corrupt(&object, format!("only {size} bytes")));
+    }
+    let footer_bytes = backend.get_range(&key, size - FOOTER_LEN as u64, FOOTER_LEN as u64)?;
+    let footer = decode_footer(&footer_bytes, size, &object)?;
+    let entries_bytes =
+        backend.get_range(&key, u64::from(footer.entries_offset), footer.entries_len())?;
+    let mut trailer = entries_bytes.clone();
+    trailer.extend_from_slice(&footer_bytes);
+    let actual = pack_id_of_trailer(&trailer);
+    if actual != *id {
+        return Err(Error::HashMismatch {
+            id: object,
+            actual: actual.to_hex(),
+        });
+    }
+    let header = backend.get_range(&key, 0, HEADER.len() as u64)?;
+    check_header(&header, &object)?;
+    decode_entries(&entries_bytes, &footer, &object)
+}
+
+/// Location of an entry of pack `pack`.
+#[must_use]
+pub fn location(pack: PackId, e: &PackEntry) -> BlobLocation {
+    BlobLocation {
+        pack,
+        kind: e.kind,
+        compression: e.compression,
+        offset: e.offset,
+        length: e.length,
+        raw_length: e.raw_length,
+    }
+}

@@ -1,0 +1,294 @@
+//! The pack writer: many producer threads, one staged pack at a time per blob kind, and a
+//! background thread that seals and uploads full packs (bounded queue = back-pressure).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use crate::backend::{Backend, pack_key};
+use crate::error::{Error, Result};
+use crate::format::index_file::BlobLocation;
+use crate::format::pack::{BlobCompression, BlobKind, HEADER, PackEntry, encode_trailer};
+use crate::id::{ChunkId, PackId};
+
+use super::location;
+
+/// A blob that is now durably stored in an uploaded pack.
+#[derive(Clone, Copy, Debug)]
+pub struct SealedBlob {
+    pub id: ChunkId,
+    pub loc: BlobLocation,
+}
+
+struct OpenPack {
+    file: File,
+    path: PathBuf,
+    len: u64,
+    entries: Vec<PackEntry>,
+}
+
+struct Shared {
+    backend: Arc<dyn Backend>,
+    sealed: Mutex<Vec<SealedBlob>>,
+    poison: Mutex<Option<String>>,
+    stored_bytes: AtomicU64,
+    packs: AtomicU64,
+}
+
+impl Shared {
+    fn poison(&self, e: &Error) {
+        let mut p = self.poison.lock().unwrap_or_else(PoisonError::into_inner);
+        if p.is_none() {
+            *p = Some(e.to_string());
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        match &*self.poison.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(msg) => Err(Error::Poisoned(msg.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Appends blobs into packs of about `target` bytes and uploads them in the background.
+pub struct PackWriter {
+    shared: Arc<Shared>,
+    target: u64,
+    current: [Mutex<Option<OpenPack>>; 2],
+    tx: Mutex<Option<SyncSender<OpenPack>>>,
+    uploader: Mutex<Option<JoinHandle<()>>>,
+}
+
+static STAGE_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl PackWriter {
+    /// A writer that stages packs in the backend's staging directory.
+    #[must_use]
+    pub fn new(backend: Arc<dyn Backend>, target: u64) -> Self {
+        let shared = Arc::new(Shared {
+            backend,
+            sealed: Mutex::new(Vec::new()),
+            poison: Mutex::new(None),
+            stored_bytes: AtomicU64::new(0),
+            packs: AtomicU64::new(0),
+        });
+        // Two packs may wait while one uploads: bounded memory/disk, producers block beyond.
+        let (tx, rx) = sync_channel::<OpenPack>(1);
+        let sh = Arc::clone(&shared);
+        let uploader = std::thread::Builder::new()
+            .name("snapkeep-pack-upload".into())
+            .spawn(move || upload_loop(&sh, &rx))
+            .ok();
+        PackWriter {
+            shared,
+            target,
+            current: [Mutex::new(None), Mutex::new(None)],
+            tx: Mutex::new(Some(tx)),
+            uploader: Mutex::new(uploader),
+        }
+    }
+
+    fn open_pack(&self) -> Result<OpenPack> {
+        let dir = self.shared.backend.staging_dir();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .create(&dir)
+            .map_err(|e| Error::io("create staging directory", &dir, e))?;
+        let n = STAGE_SEQ.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("pack-{}-{n}.tmp", std::process::id()));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io("create staged pack", &path, e))?;
+        file.write_all(&HEADER)
+            .map_err(|e| Error::io("write staged pack", &path, e))?;
+        Ok(OpenPack {
+            file,
+            path,
+            len: HEADER.len() as u64,
+            entries: Vec::new(),
+        })
+    }
+
+    /// Appends one blob's stored bytes. Blocks when the upload queue is full.
+    pub fn add(
+        &self,
+        id: ChunkId,
+        kind: BlobKind,
+        compression: BlobCompression,
+        stored: &[u8],
+        raw_length: u32,
+    ) -> Result<()> {
+        self.shared.check()?;
+        let length = u32::try_from(stored.len())
+            .map_err(|_| Error::InvalidInput(format!("blob {} is too large", id.short())))?;
+        let full = {
+            let mut slot = self.current[kind as usize]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if slot.is_none() {
+                *slot = Some(self.open_pack()?);
+            }
+            let Some(pack) = slot.as_mut() else {
+                return Err(Error::Poisoned("staged pack missing".into()));
+            };
+            let offset = u32::try_from(pack.len)
+                .map_err(|_| Error::InvalidInput("pack grew past 4 GiB".into()))?;
+            if let Err(e) = pack.file.write_all(stored) {
+                let err = Error::io("write staged pack", &pack.path, e);
+                self.shared.poison(&err);
+                return Err(err);
+            }
+            pack.len += u64::from(length);
+            pack.entries.push(PackEntry {
+                id,
+                kind,
+                compression,
+                offset,
+                length,
+                raw_length,
+            });
+            if pack.len >= self.target {
+                slot.take()
+            } else {
+                None
+            }
+        };
+        if let Some(pack) = full {
+            self.send(pack)?;
+        }
+        Ok(())
+    }
+
+    fn send(&self, pack: OpenPack) -> Result<()> {
+        let tx = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match tx {
+            Some(tx) => tx
+                .send(pack)
+                .map_err(|_| Error::Poisoned("the pack upload thread stopped".into())),
+            None => Err(Error::Poisoned("the pack writer is finished".into())),
+        }
+    }
+
+    /// Seals the open packs, waits for every upload and returns every stored blob.
+    pub fn finish(&self) -> Result<Vec<SealedBlob>> {
+        for slot in &self.current {
+            let pack = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(pack) = pack {
+                self.send(pack)?;
+            }
+        }
+        drop(
+            self.tx
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        if let Some(h) = self
+            .uploader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            let _ = h.join();
+        }
+        self.shared.check()?;
+        Ok(std::mem::take(
+            &mut *self
+                .shared
+                .sealed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        ))
+    }
+
+    /// Bytes of packs uploaded so far.
+    #[must_use]
+    pub fn stored_bytes(&self) -> u64 {
+        self.shared.stored_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Number of packs uploaded so far.
+    #[must_use]
+    pub fn packs_written(&self) -> u64 {
+        self.shared.packs.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for PackWriter {
+    fn drop(&mut self) {
+        drop(
+            self.tx
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        if let Some(h) = self
+            .uploader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            let _ = h.join();
+        }
+        for slot in &self.current {
+            if let Some(p) = slot.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                let _ = std::fs::remove_file(&p.path);
+            }
+        }
+    }
+}
+
+fn upload_loop(shared: &Shared, rx: &Receiver<OpenPack>) {
+    while let Ok(pack) = rx.recv() {
+        if shared.check().is_err() {
+            let _ = std::fs::remove_file(&pack.path);
+            continue;
+        }
+        if let Err(e) = seal_and_upload(shared, pack) {
+            shared.poison(&e);
+        }
+    }
+}
+
+fn seal_and_upload(shared: &Shared, mut pack: OpenPack) -> Result<()> {
+    let entries_offset =
+        u32::try_from(pack.len).map_err(|_| Error::InvalidInput("pack grew past 4 GiB".into()))?;
+    let trailer = encode_trailer(&pack.entries, entries_offset);
+    let id: PackId = super::pack_id_of_trailer(&trailer);
+    let path = pack.path.clone();
+    let res = pack
+        .file
+        .write_all(&trailer)
+        .map_err(|e| Error::io("write staged pack", &path, e));
+    drop(pack.file);
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    let total = pack.len + trailer.len() as u64;
+    if let Err(e) = shared.backend.put_file(&pack_key(&id), &path) {
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    shared.stored_bytes.fetch_add(total, Ordering::Relaxed);
+    shared.packs.fetch_add(1, Ordering::Relaxed);
+    let mut sealed = shared.sealed.lock().unwrap_or_else(PoisonError::into_inner);
+    sealed.extend(pack.entries.iter().map(|e| SealedBlob {
+        id: e.id,
+        loc: location(id, e),
+    }));
+    Ok(())
+}

@@ -1,0 +1,352 @@
+//! A repository: its config, its index and its snapshots, over a [`Backend`].
+//!
+//! Owns: `init` / `open`, the commit protocol (packs → index → snapshot record, the record
+//! last and written put-if-absent), resolving snapshot specs (`latest`, id, unique prefix),
+//! and reading trees and blobs with their ids checked.
+//!
+//! Invariant: a snapshot is listed if and only if its record exists, and a record is written
+//! only after every pack and index file it depends on is durable. Anything else in the
+//! repository that no record reaches is garbage for prune, never a finding.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use crate::backend::{Backend, CONFIG_KEY, LocalBackend, snapshot_key};
+use crate::chunker::ChunkerParams;
+use crate::error::{Error, Result};
+use crate::format::REPO_FORMAT_VERSION;
+use crate::format::index_file::BlobLocation;
+use crate::format::manifest::{SnapshotRecord, Tree};
+use crate::format::pack::BlobKind;
+use crate::format::repo_config::{Compression, RepoConfig};
+use crate::id::{ChunkId, SnapshotId, TreeId};
+use crate::index::Index;
+
+/// Options for [`Repository::init`].
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    pub chunker: ChunkerParams,
+    pub compression: Compression,
+    pub pack_size: u32,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            chunker: ChunkerParams::default(),
+            compression: Compression::default(),
+            pack_size: RepoConfig::DEFAULT_PACK_SIZE,
+        }
+    }
+}
+
+/// An open repository.
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    config: RepoConfig,
+    index: RwLock<Arc<Index>>,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("location", &self.backend.location())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Repository {
+    /// Creates a repository on `backend`; refuses if one is already there.
+    pub fn init(backend: Arc<dyn Backend>, opts: &InitOptions) -> Result<Self> {
+        opts.chunker.validate()?;
+        let config = RepoConfig {
+            version: REPO_FORMAT_VERSION,
+            id: *uuid::Uuid::now_v7().as_bytes(),
+            chunker: opts.chunker,
+            compression: opts.compression,
+            pack_size: opts.pack_size.max(1 << 20),
+        };
+        if !backend.put_if_absent(CONFIG_KEY, &config.to_bytes())? {
+            return Err(Error::InvalidInput(format!(
+                "a repository already exists at {}; use it, or choose an empty path",
+                backend.location()
+            )));
+        }
+        Ok(Repository {
+            backend,
+            config,
+            index: RwLock::new(Arc::new(Index::empty())),
+        })
+    }
+
+    /// Opens the repository on `backend`.
+    pub fn open(backend: Arc<dyn Backend>) -> Result<Self> {
+        let bytes = match backend.get(CONFIG_KEY) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => {
+                return Err(Error::NotFound(format!(
+                    "repository at {} (no config object; run 'snapkeep init' first)",
+                    backend.location()
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        let config = RepoConfig::from_bytes(&bytes)?;
+        let index = Index::open(backend.as_ref())?;
+        Ok(Repository {
+            backend,
+            config,
+            index: RwLock::new(Arc::new(index)),
+        })
+    }
+
+    /// Initializes a local directory repository: `path` must not exist or be empty.
+    pub fn init_local(path: &Path, opts: &InitOptions) -> Result<Self> {
+        if let Ok(mut rd) = std::fs::read_dir(path) {
+            if rd.next().is_some() {
+                return Err(Error::InvalidInput(format!(
+                    "{} is not empty; choose a new or empty directory for the repository",
+                    path.display()
+                )));
+            }
+        } else if path.exists() {
+            return Err(Error::InvalidInput(format!(
+                "{} exists and is not a directory; choose another repository path",
+                path.display()
+            )));
+        }
+        create_private_dir(path)?;
+        create_private_dir(&path.join("tmp"))?;
+        Self::init(Arc::new(LocalBackend::new(path)), opts)
+    }
+
+    /// Opens a local directory repository.
+    pub fn open_local(path: &Path) -> Result<Self> {
+        if !path.join(CONFIG_KEY).exists() {
+            return Err(Error::NotFound(format!(
+                "repository at {} (run 'snapkeep --repo {} init' first)",
+                path.display(),
+                path.display()
+            )));
+        }
+        Self::open(Arc::new(LocalBackend::new(path)))
+    }
+
+    /// The backend.
+    #[must_use]
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The fixed config.
+    #[must_use]
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    /// The current index.
+    #[must_use]
+    pub fn index(&self) -> Arc<Index> {
+        Arc::clone(
+            &self
+                .index
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Re-reads the index files (after this or another process wrote new ones).
+    pub fn reload_index(&self) -> Result<()> {
+        let fresh = Arc::new(Index::open(self.backend.as_ref())?);
+        *self
+            .index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+        Ok(())
+    }
+
+    /// Location of a blob, or `NotFound`.
+    pub fn locate(&self, id: &ChunkId) -> Result<BlobLocation> {
+        self.index()
+            .get(id)
+            .ok_or_else(|| Error::NotFound(format!("blob {id} (not in the index)")))
+    }
+
+    /// Reads one blob, checked against its id.
+    pub fn read_blob(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        let loc = self.locate(id)?;
+        crate::pack::read_blob(self.backend.as_ref(), id, &loc)
+    }
+
+    /// Reads and decodes a tree.
+    pub fn load_tree(&self, id: &TreeId) -> Result<Tree> {
+        let loc = self.locate(id)?;
+        if loc.kind != BlobKind::Tree {
+            return Err(Error::corrupt(
+                format!("tree {id}"),
+                "index says it is a data blob",
+            ));
+        }
+        let bytes = crate::pack::read_blob(self.backend.as_ref(), id, &loc)?;
+        Tree::from_bytes(&bytes, id)
+    }
+
+    /// Ids of every stored snapshot record (unordered).
+    pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
+        let mut ids = Vec::new();
+        for obj in self.backend.list("snapshots/")? {
+            if let Ok(id) = obj.key["snapshots/".len()..].parse::<SnapshotId>() {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Loads one snapshot record.
+    pub fn load_snapshot(&self, id: &SnapshotId) -> Result<SnapshotRecord> {
+        let bytes = match self.backend.get(&snapshot_key(id)) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Err(Error::NotFound(format!("snapshot {id}"))),
+            Err(e) => return Err(e),
+        };
+        SnapshotRecord::from_bytes(&bytes, id)
+    }
+
+    /// All readable snapshot records, oldest first, and the ids whose records are damaged.
+    pub fn snapshots(&self) -> Result<(Vec<SnapshotRecord>, Vec<(SnapshotId, Error)>)> {
+        let mut ok = Vec::new();
+        let mut bad = Vec::new();
+        for id in self.snapshot_ids()? {
+            match self.load_snapshot(&id) {
+                Ok(r) => ok.push(r),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => bad.push((id, e)),
+            }
+        }
+        ok.sort_by_key(|a| (a.time_ns, a.id));
+        Ok((ok, bad))
+    }
+
+    /// Resolves `latest`, a full id, or a unique prefix of the hyphenated id.
+    pub fn resolve(&self, spec: &str) -> Result<SnapshotId> {
+        let ids = self.snapshot_ids()?;
+        if spec == "latest" {
+            let (recs, _) = self.snapshots()?;
+            return recs.last().map(|r| r.id).ok_or_else(|| {
+                Error::NotFound(format!("any snapshot in {}", self.backend.location()))
+            });
+        }
+        let want = spec.to_ascii_lowercase();
+        if want.is_empty() || !want.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            return Err(Error::InvalidInput(format!(
+                "'{spec}' is not a snapshot id: give 'latest', an id, or a unique id prefix"
+            )));
+        }
+        let matches: Vec<SnapshotId> = ids
+            .into_iter()
+            .filter(|id| {
+                let h = id.hyphenated().to_string();
+                h.starts_with(&want) || h.replace('-', "").starts_with(&want)
+            })
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Error::NotFound(format!("snapshot '{spec}'"))),
+            many => Err(Error::InvalidInput(format!(
+                "snapshot prefix '{spec}' matches {} snapshots; give more digits",
+                many.len()
+            ))),
+        }
+    }
+
+    /// Writes the snapshot record: the commit point of a snapshot.
+    pub fn commit_snapshot(&self, rec: &SnapshotRecord) -> Result<u64> {
+        let bytes = rec.to_bytes();
+        if !self.backend.put_if_absent(&snapshot_key(&rec.id), &bytes)? {
+            return Err(Error::InvalidInput(format!(
+                "snapshot {} already exists; not overwritten",
+                rec.id
+            )));
+        }
+        Ok(bytes.len() as u64)
+    }
+}
+
+fn create_private_dir(path: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| Error::io("create repository directory", path, e))
+}
+
+/// The default local repository: `$XDG_DATA_HOME/snapkeep/repo` or
+/// `~/.local/share/snapkeep/repo`.
+#[must_use]
+pub fn default_repo_path() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(x).join("snapkeep/repo"));
+    }
+    std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(|h| PathBuf::from(h).join(".local/share/snapkeep/repo"))
+}
+
+/// This machine's host name.
+#[must_use]
+pub fn hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Now, in nanoseconds since the Unix epoch.
+#[must_use]
+pub fn now_ns() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// RFC 3339 UTC form of a time in nanoseconds since the epoch (`2026-11-25T21:45:52.123Z`).
+#[must_use]
+pub fn rfc3339(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let millis = ns.rem_euclid(1_000_000_000) / 1_000_000;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_values() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339(1_795_650_352_123_000_000),
+            "2026-11-25T23:45:52.123Z"
+        );
+        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
+    }
+}

@@ -1,0 +1,448 @@
+//! Verification: findings, not failures.
+//!
+//! Owns: [`verify`] and its stages, run in this order and never stopping at the first problem:
+//! 1. index: every index file opens; with `read_data`, its checksum and entries are checked;
+//! 2. packs (`read_data`): every pack's header and trailer are checked, every blob is read
+//!    once, sequentially per pack, decompressed and re-hashed (packs in parallel);
+//! 3. structure: every selected snapshot record decodes, every tree it reaches decodes, and
+//!    every tree and chunk is in the index and points into an existing pack;
+//! 4. files (`read_data`): every file's size and CRC32 is recomputed from the CRC32 of its
+//!    verified chunks and its holes, without reading the data twice.
+//!
+//! Every finding names the snapshot, the file path and the object where they are known.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use crate::backend::pack_key;
+use crate::error::Result;
+use crate::format::manifest::{NodeKind, SnapshotRecord, Tree};
+use crate::format::pack::HEADER;
+use crate::hasher::FileCrc;
+use crate::id::{ChunkId, PackId, SnapshotId, TreeId};
+use crate::pack::{decode_blob, location, read_pack_entries};
+use crate::progress::{Phase, Progress};
+use crate::repository::Repository;
+
+/// What to verify.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// Only this snapshot (default: all).
+    pub snapshot: Option<SnapshotId>,
+    /// Read every pack and re-hash every blob; recompute every file's CRC32.
+    pub read_data: bool,
+}
+
+/// One problem found.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// The snapshot affected, when known.
+    pub snapshot: Option<String>,
+    /// The file path inside the snapshot, when known.
+    pub path: Option<String>,
+    /// The damaged or missing object (`pack <id>`, `chunk <id>`, `index file <id>`, ...).
+    pub object: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(s) = &self.snapshot {
+            write!(f, "snapshot {s}: ")?;
+        }
+        if let Some(p) = &self.path {
+            write!(f, "{p}: ")?;
+        }
+        write!(f, "{}: {}", self.object, self.problem)
+    }
+}
+
+/// The result of a verification.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyReport {
+    pub findings: Vec<Finding>,
+    pub snapshots: u64,
+    pub trees: u64,
+    pub files: u64,
+    pub packs_read: u64,
+    pub blobs_read: u64,
+    pub bytes_read: u64,
+}
+
+impl VerifyReport {
+    /// Whether nothing was found.
+    #[must_use]
+    pub fn ok(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    fn add(
+        &mut self,
+        snapshot: Option<&SnapshotId>,
+        path: Option<&str>,
+        object: String,
+        problem: String,
+    ) {
+        self.findings.push(Finding {
+            snapshot: snapshot.map(ToString::to_string),
+            path: path.map(str::to_owned),
+            object,
+            problem,
+        });
+    }
+}
+
+/// A verified blob's CRC32 and length.
+type BlobFacts = HashMap<ChunkId, (u32, u32)>;
+
+/// Verifies the repository (or one snapshot) and reports what it finds.
+pub fn verify(
+    repo: &Repository,
+    opts: &VerifyOptions,
+    progress: &dyn Progress,
+) -> Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+    let index = repo.index();
+    for (key, e) in index.damaged() {
+        report.add(None, None, key.clone(), e.to_string());
+    }
+    let packs: HashMap<PackId, u64> = repo
+        .backend()
+        .list("data/")?
+        .into_iter()
+        .filter_map(|o| {
+            let name = o.key.rsplit('/').next()?;
+            Some((name.parse::<PackId>().ok()?, o.size))
+        })
+        .collect();
+    for f in index.files() {
+        if opts.read_data
+            && let Err(e) = f.check()
+        {
+            report.add(None, None, format!("index file {}", f.id()), e.to_string());
+        }
+        for p in f.packs() {
+            if !packs.contains_key(&p) {
+                report.add(
+                    None,
+                    None,
+                    format!("pack {p}"),
+                    format!("missing, but index file {} references it", f.id()),
+                );
+            }
+        }
+    }
+
+    let verified = if opts.read_data {
+        Some(read_packs(repo, &packs, progress, &mut report))
+    } else {
+        None
+    };
+
+    let (records, damaged) = repo.snapshots()?;
+    for (id, e) in damaged {
+        if opts.snapshot.is_none_or(|s| s == id) {
+            report.add(
+                Some(&id),
+                None,
+                format!("snapshot record {id}"),
+                e.to_string(),
+            );
+        }
+    }
+    let selected: Vec<&SnapshotRecord> = records
+        .iter()
+        .filter(|r| opts.snapshot.is_none_or(|s| s == r.id))
+        .collect();
+    let mut walker = Walker {
+        repo,
+        packs: &packs,
+        verified: verified.as_ref(),
+        trees: HashMap::new(),
+    };
+    for rec in selected {
+        report.snapshots += 1;
+        walker.walk(rec, &rec.tree, "", &mut report);
+    }
+    report.trees = walker.trees.len() as u64;
+    Ok(report)
+}
+
+struct Walker<'a> {
+    repo: &'a Repository,
+    packs: &'a HashMap<PackId, u64>,
+    verified: Option<&'a (BlobFacts, HashMap<ChunkId, String>)>,
+    trees: HashMap<TreeId, std::result::Result<Arc<Tree>, String>>,
+}
+
+impl Walker<'_> {
+    fn load(&mut self, id: &TreeId) -> std::result::Result<Arc<Tree>, String> {
+        if let Some(t) = self.trees.get(id) {
+            return t.clone();
+        }
+        let t = match self.verified.and_then(|(_, bad)| bad.get(id)) {
+            Some(problem) => Err(problem.clone()),
+            None => self
+                .repo
+                .load_tree(id)
+                .map(Arc::new)
+                .map_err(|e| e.to_string()),
+        };
+        self.trees.insert(*id, t.clone());
+        t
+    }
+
+    fn walk(&mut self, rec: &SnapshotRecord, id: &TreeId, path: &str, report: &mut VerifyReport) {
+        let tree = match self.load(id) {
+            Ok(t) => t,
+            Err(problem) => {
+                let shown = if path.is_empty() { "/" } else { path };
+                report.add(Some(&rec.id), Some(shown), format!("tree {id}"), problem);
+                return;
+            }
+        };
+        for node in &tree.nodes {
+            let p = format!("{path}/{}", String::from_utf8_lossy(&node.name));
+            match &node.kind {
+                NodeKind::Dir { tree } => self.walk(rec, tree, &p, report),
+                NodeKind::Symlink { .. } => {}
+                NodeKind::File {
+                    crc32,
+                    chunks,
+                    holes,
+                } => {
+                    report.files += 1;
+                    let mut crc = FileCrc::new();
+                    let mut crc_known = self.verified.is_some();
+                    let mut pos = 0u64;
+                    let mut holes_iter = holes.iter().peekable();
+                    for c in chunks {
+                        while let Some(h) = holes_iter.next_if(|h| h.offset <= pos) {
+                            crc.append_zeros(h.len);
+                            pos = h.offset + h.len;
+                        }
+                        let object = format!("chunk {}", c.id);
+                        match self.repo.index().get(&c.id) {
+                            None => {
+                                report.add(
+                                    Some(&rec.id),
+                                    Some(&p),
+                                    object,
+                                    "not in the index".into(),
+                                );
+                                crc_known = false;
+                                continue;
+                            }
+                            Some(loc) if !self.packs.contains_key(&loc.pack) => {
+                                report.add(
+                                    Some(&rec.id),
+                                    Some(&p),
+                                    object,
+                                    format!("its pack {} is missing", loc.pack),
+                                );
+                                crc_known = false;
+                                continue;
+                            }
+                            Some(_) => {}
+                        }
+                        if let Some((facts, bad)) = self.verified {
+                            if let Some(problem) = bad.get(&c.id) {
+                                report.add(Some(&rec.id), Some(&p), object, problem.clone());
+                                crc_known = false;
+                            } else if let Some(&(cc, len)) = facts.get(&c.id) {
+                                if len != c.len {
+                                    report.add(
+                                        Some(&rec.id),
+                                        Some(&p),
+                                        object,
+                                        format!("stored length {len}, the tree says {}", c.len),
+                                    );
+                                    crc_known = false;
+                                }
+                                crc.append(cc, u64::from(len));
+                            } else {
+                                report.add(
+                                    Some(&rec.id),
+                                    Some(&p),
+                                    object,
+                                    "not found in any pack that was read".into(),
+                                );
+                                crc_known = false;
+                            }
+                        }
+                        pos += u64::from(c.len);
+                    }
+                    for h in holes_iter {
+                        crc.append_zeros(h.len);
+                        pos = h.offset + h.len;
+                    }
+                    if pos != node.size {
+                        report.add(
+                            Some(&rec.id),
+                            Some(&p),
+                            "file".into(),
+                            format!(
+                                "chunks and holes cover {pos} bytes, the size is {}",
+                                node.size
+                            ),
+                        );
+                    } else if crc_known {
+                        let actual = crc.finalize();
+                        if actual != *crc32 {
+                            report.add(
+                                Some(&rec.id),
+                                Some(&p),
+                                "file".into(),
+                                format!("CRC32 {actual:08x} differs from the recorded {crc32:08x}"),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads every pack once; returns facts of good blobs and problems of bad ones.
+fn read_packs(
+    repo: &Repository,
+    packs: &HashMap<PackId, u64>,
+    progress: &dyn Progress,
+    report: &mut VerifyReport,
+) -> (BlobFacts, HashMap<ChunkId, String>) {
+    let total: u64 = packs.values().sum();
+    progress.phase(Phase::Verify, total, packs.len() as u64);
+    let index = repo.index();
+    let bytes_read = AtomicU64::new(0);
+    let mut list: Vec<(&PackId, &u64)> = packs.iter().collect();
+    list.sort();
+    let results: Vec<PackResult> = list
+        .par_iter()
+        .map(|(id, size)| {
+            let r = read_pack(repo, id, **size);
+            bytes_read.fetch_add(**size, Ordering::Relaxed);
+            progress.advance(**size, 1);
+            r
+        })
+        .collect();
+    let mut facts = BlobFacts::new();
+    let mut bad: HashMap<ChunkId, String> = HashMap::new();
+    let mut seen: HashSet<ChunkId> = HashSet::new();
+    for r in results {
+        report.packs_read += 1;
+        if let Some(problem) = r.problem {
+            report.add(None, None, format!("pack {}", r.id), problem);
+        }
+        for (id, res) in r.blobs {
+            report.blobs_read += 1;
+            seen.insert(id);
+            match res {
+                Ok(f) => {
+                    facts.insert(id, f);
+                    bad.remove(&id);
+                }
+                Err(problem) => {
+                    if !facts.contains_key(&id) {
+                        bad.insert(id, problem);
+                    }
+                }
+            }
+        }
+        // Index entries must agree with the pack's own trailer.
+        for (id, loc) in r.mismatched {
+            if let Some(i) = index.get(&id)
+                && i.pack == r.id
+                && i != loc
+            {
+                report.add(
+                    None,
+                    None,
+                    format!("chunk {id}"),
+                    format!("index location differs from pack {}'s trailer", r.id),
+                );
+            }
+        }
+    }
+    report.bytes_read = bytes_read.load(Ordering::Relaxed);
+    (facts, bad)
+}
+
+struct PackResult {
+    id: PackId,
+    problem: Option<String>,
+    blobs: Vec<(ChunkId, std::result::Result<(u32, u32), String>)>,
+    mismatched: Vec<(ChunkId, crate::format::index_file::BlobLocation)>,
+}
+
+fn read_pack(repo: &Repository, id: &PackId, size: u64) -> PackResult {
+    let mut out = PackResult {
+        id: *id,
+        problem: None,
+        blobs: Vec::new(),
+        mismatched: Vec::new(),
+    };
+    let backend = repo.backend().as_ref();
+    let entries = match read_pack_entries(backend, id, size) {
+        Ok(e) => e,
+        Err(e) => {
+            out.problem = Some(format!(
+                "trailer unreadable ({e}); its blobs are reported from the index"
+            ));
+            // Fall back to the index's view of this pack so blobs are still checked.
+            let index = repo.index();
+            let mut from_index = Vec::new();
+            for f in index.files() {
+                for (cid, loc) in f.entries().flatten() {
+                    if loc.pack == *id {
+                        from_index.push((cid, loc));
+                    }
+                }
+            }
+            for (cid, loc) in from_index {
+                out.blobs.push((cid, check_blob(backend, &cid, &loc)));
+            }
+            return out;
+        }
+    };
+    if entries
+        .first()
+        .is_some_and(|e| u64::from(e.offset) != HEADER.len() as u64)
+    {
+        out.problem = Some("blobs do not start right after the header".into());
+    }
+    let key = pack_key(id);
+    let checked: Vec<_> = entries
+        .par_iter()
+        .map(|e| {
+            let loc = location(*id, e);
+            let r = backend
+                .get_range(&key, u64::from(e.offset), u64::from(e.length))
+                .map_err(|err| err.to_string())
+                .and_then(|stored| {
+                    decode_blob(&stored, &loc, &e.id)
+                        .map(|raw| (crc32fast::hash(&raw), e.raw_length))
+                        .map_err(|err| err.to_string())
+                });
+            (e.id, r, loc)
+        })
+        .collect();
+    for (cid, r, loc) in checked {
+        out.blobs.push((cid, r));
+        out.mismatched.push((cid, loc));
+    }
+    out
+}
+
+fn check_blob(
+    backend: &dyn crate::backend::Backend,
+    id: &ChunkId,
+    loc: &crate::format::index_file::BlobLocation,
+) -> std::result::Result<(u32, u32), String> {
+    crate::pack::read_blob(backend, id, loc)
+        .map(|raw| (crc32fast::hash(&raw), loc.raw_length))
+        .map_err(|e| e.to_string())
+}
