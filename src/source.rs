@@ -5,13 +5,13 @@
 //! Must not: chunk, hash or store anything.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::io::{Read, Seek};
 
 use rustix::fs::SeekFrom;
 use rustix::io::Errno;
 
 /// Files at least this large are read through memory-mapped windows.
-pub const MMAP_THRESHOLD: u64 = 16 << 20;
+pub const MMAP_THRESHOLD: u64 = 1 << 20;
 /// Size of one read window (must exceed the largest chunk).
 pub const WINDOW: usize = 32 << 20;
 
@@ -101,8 +101,17 @@ pub fn read_window(
         );
         return crate::mmap::map_window(file, offset, len).map(Window::Mapped);
     }
-    let mut buf = vec![0u8; len];
-    file.read_exact_at(&mut buf, offset)?;
+    // read_to_end fills spare capacity without zeroing it first.
+    let mut buf = Vec::with_capacity(len);
+    let mut f = file;
+    f.seek(std::io::SeekFrom::Start(offset))?;
+    f.take(len as u64).read_to_end(&mut buf)?;
+    if buf.len() < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "file shrank while being read",
+        ));
+    }
     Ok(Window::Buffer(buf))
 }
 
@@ -116,7 +125,7 @@ mod tests {
         let p = dir.path().join("sparse");
         let f = File::create(&p).expect("create");
         f.set_len(64 << 20).expect("len");
-        f.write_all_at(&[7u8; 8192], 8 << 20).expect("write");
+        std::os::unix::fs::FileExt::write_all_at(&f, &[7u8; 8192], 8 << 20).expect("write");
         let size = f.metadata().expect("meta").len();
         let ext = data_extents(&f, size).expect("extents");
         let data: u64 = ext.iter().map(|e| e.1).sum();

@@ -138,7 +138,15 @@ pub fn verify(
     }
 
     let verified = if opts.read_data {
-        Some(read_packs(repo, &packs, progress, &mut report))
+        // Only packs the index references: anything else is an unfinished write's leftover,
+        // garbage for prune, not a finding.
+        let referenced: HashSet<PackId> = index.files().iter().flat_map(|f| f.packs()).collect();
+        let to_read: HashMap<PackId, u64> = packs
+            .iter()
+            .filter(|(id, _)| referenced.contains(id))
+            .map(|(id, size)| (*id, *size))
+            .collect();
+        Some(read_packs(repo, &to_read, progress, &mut report))
     } else {
         None
     };

@@ -3,6 +3,9 @@
 //! Every object is a file under the root at its key's path. Writes go to a unique temp file in
 //! `<root>/tmp`, are fsynced, then renamed (or hard-linked, for put-if-absent) into place, and
 //! the parent directory is fsynced: an object is either absent or complete and durable.
+//! Large staged objects (`put_file`, i.e. packs) are renamed into place with their writeback
+//! started but not awaited; [`Backend::flush`] fsyncs them and their directories, in
+//! parallel, so many packs reach the disk in one wait instead of one wait each.
 //! Files are created 0600 and directories 0700. Leftover temp files are garbage.
 
 use std::fs::{self, File, OpenOptions};
@@ -18,6 +21,7 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub struct LocalBackend {
     root: PathBuf,
+    pending: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -26,7 +30,10 @@ impl LocalBackend {
     /// A backend rooted at `root` (which need not exist yet; `put` creates directories).
     #[must_use]
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalBackend { root: root.into() }
+        LocalBackend {
+            root: root.into(),
+            pending: std::sync::Mutex::new(Vec::new()),
+        }
     }
 
     /// The root directory.
@@ -133,17 +140,49 @@ impl Backend for LocalBackend {
     }
 
     fn put_file(&self, key: &str, path: &Path) -> Result<()> {
-        self.path(key)?;
-        let f = File::open(path).map_err(|e| Error::io("open staged file", path, e))?;
-        f.sync_all().map_err(|e| Error::backend("sync", key, e))?;
-        drop(f);
+        let dest = self.path(key)?;
         if path.starts_with(self.root.join("tmp")) {
-            self.place(key, path, false).map(|_| ())
+            // Start writeback now (fadvise DONTNEED begins it without waiting); flush() waits.
+            if let Ok(f) = File::open(path) {
+                let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
+            }
+            let parent = dest.parent().unwrap_or(&self.root).to_path_buf();
+            Self::ensure_dir(&parent)?;
+            fs::rename(path, &dest).map_err(|e| {
+                let _ = fs::remove_file(path);
+                Error::backend("store", key, e)
+            })?;
+            let mut p = self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            p.push(dest);
+            p.push(parent);
+            Ok(())
         } else {
             let data = fs::read(path).map_err(|e| Error::io("read staged file", path, e))?;
             self.put(key, &data)?;
             fs::remove_file(path).map_err(|e| Error::io("remove staged file", path, e))
         }
+    }
+
+    fn flush(&self) -> Result<()> {
+        use rayon::prelude::*;
+        let mut pending = std::mem::take(
+            &mut *self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        pending.sort();
+        pending.dedup();
+        // Files first, then their directories (directories sort before their entries).
+        let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) = pending.into_iter().partition(|p| p.is_dir());
+        for group in [files, dirs] {
+            group.par_iter().try_for_each(|p| {
+                File::open(p)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| Error::io("sync", p, e))
+            })?;
+        }
+        Ok(())
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>> {

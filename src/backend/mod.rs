@@ -42,11 +42,19 @@ pub trait Backend: Send + Sync {
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool>;
 
     /// Stores the content of a local file under `key`; the file is consumed (moved or
-    /// deleted). The default reads the file and calls [`Backend::put`].
+    /// deleted). The object is visible whole at once, but may become durable only at the
+    /// next [`Backend::flush`]. The default reads the file and calls [`Backend::put`].
     fn put_file(&self, key: &str, path: &Path) -> Result<()> {
         let data = std::fs::read(path).map_err(|e| Error::io("read staged file", path, e))?;
         self.put(key, &data)?;
         std::fs::remove_file(path).map_err(|e| Error::io("remove staged file", path, e))
+    }
+
+    /// Makes every object stored so far durable (objects from `put_file` may be pending
+    /// until this returns). The commit protocol calls it before writing anything that
+    /// references those objects.
+    fn flush(&self) -> Result<()> {
+        Ok(())
     }
 
     /// Reads a whole object.
@@ -162,6 +170,7 @@ pub(crate) mod contract {
             .join(format!("stage-test-{}", std::process::id()));
         std::fs::write(&staged, b"from file").expect("stage");
         b.put_file("data/cc/x3", &staged).expect("put_file");
+        b.flush().expect("flush");
         assert_eq!(b.get("data/cc/x3").expect("get"), b"from file");
         assert!(!staged.exists());
     }

@@ -34,14 +34,15 @@ pub struct ChunkerParams {
 }
 
 impl ChunkerParams {
-    /// Default average chunk size: 256 KiB (min = avg/4, max = avg*4).
+    /// Default average chunk size: 256 KiB (min = avg/2, max = avg*4).
     pub const DEFAULT_AVG: u32 = 256 * 1024;
 
-    /// Parameters derived from an average size: min = avg/4, max = avg*4.
+    /// Parameters derived from an average size: min = avg/2, max = avg*4. A minimum of half
+    /// the average means the gear hash scans about half of the bytes (cut-point skipping).
     pub fn with_avg(avg: u32) -> Result<Self> {
         let p = ChunkerParams {
             kind: ChunkerKind::FastCdc2020,
-            min: avg / 4,
+            min: avg / 2,
             avg,
             max: avg.saturating_mul(4),
         };
@@ -75,7 +76,7 @@ impl Default for ChunkerParams {
     fn default() -> Self {
         ChunkerParams {
             kind: ChunkerKind::FastCdc2020,
-            min: Self::DEFAULT_AVG / 4,
+            min: Self::DEFAULT_AVG / 2,
             avg: Self::DEFAULT_AVG,
             max: Self::DEFAULT_AVG * 4,
         }

@@ -205,6 +205,10 @@ impl PackWriter {
             let _ = h.join();
         }
         self.shared.check()?;
+        if let Err(e) = self.shared.backend.flush() {
+            self.shared.poison(&e);
+            return Err(e);
+        }
         Ok(std::mem::take(
             &mut *self
                 .shared
