@@ -169,12 +169,16 @@ impl Backend for LocalBackend {
     fn flush(&self) -> Result<()> {
         use rayon::prelude::*;
         let mut pending = std::mem::take(
-            &mut *self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            &mut *self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         pending.sort();
         pending.dedup();
         // Files first, then their directories (directories sort before their entries).
-        let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) = pending.into_iter().partition(|p| p.is_dir());
+        let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) =
+            pending.into_iter().partition(|p| p.is_dir());
         for group in [files, dirs] {
             group.par_iter().try_for_each(|p| {
                 File::open(p)

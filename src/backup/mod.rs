@@ -11,6 +11,7 @@
 //! written only after every pack and the index file it needs are durable. A chunk is stored at
 //! most once per run (in-flight set) and never when the index already has it.
 
+mod parent;
 mod walk;
 
 use std::collections::HashSet;
@@ -58,6 +59,8 @@ pub struct BackupOptions {
     /// How many times a file that changes while read is read again before it is recorded
     /// with the changed-during-read flag (default 2).
     pub max_rereads: Option<u32>,
+    /// Read every file even when its metadata equals the parent's entry.
+    pub force_read: bool,
 }
 
 /// A finished snapshot and what was noticed along the way.
@@ -80,9 +83,13 @@ struct Counters {
     new_chunks: AtomicU64,
     chunks: AtomicU64,
     changed: AtomicU64,
+    unchanged: AtomicU64,
 }
 
 struct Ctx<'a> {
+    repo: &'a Repository,
+    /// Start time of the parent snapshot (for the racy-mtime rule); `None` without a parent.
+    parent_time_ns: Option<i64>,
     index: Arc<Index>,
     chunker: Chunker,
     window: usize,
@@ -124,15 +131,20 @@ pub fn snapshot(
     let excludes = build_excludes(&opts.excludes)?;
     let host = opts.host.clone().unwrap_or_else(hostname);
     let path_str = source.to_string_lossy().into_owned();
-    let parent = match opts.parent {
-        Some(p) => Some(p),
+    let parent_rec = match opts.parent {
+        Some(p) => Some(repo.load_snapshot(&p)?),
         None => {
-            let (recs, _) = repo.snapshots()?;
+            let (mut recs, _) = repo.snapshots()?;
             recs.iter()
-                .rev()
-                .find(|r| r.host == host && r.paths == [path_str.clone()])
-                .map(|r| r.id)
+                .rposition(|r| r.host == host && r.paths == [path_str.clone()])
+                .map(|i| recs.swap_remove(i))
         }
+    };
+    let parent = parent_rec.as_ref().map(|r| r.id);
+    // A parent whose root tree cannot be read only costs reading everything again.
+    let parent_root = match (&parent_rec, opts.force_read) {
+        (Some(r), false) => repo.load_tree(&r.tree).ok().map(Arc::new),
+        _ => None,
     };
 
     progress.phase(Phase::Scan, 0, 0);
@@ -144,6 +156,8 @@ pub fn snapshot(
     let chunker = Chunker::new(&cfg.chunker)?;
     let window = WINDOW.max(2 * chunker.max_size());
     let ctx = Ctx {
+        repo,
+        parent_time_ns: parent_rec.as_ref().map(|r| r.time_ns),
         index: repo.index(),
         chunker,
         window,
@@ -159,7 +173,7 @@ pub fn snapshot(
         .skipped
         .store(root.skipped_total(), Ordering::Relaxed);
     progress.phase(Phase::Snapshot, total_bytes, total_files);
-    let tree = process_dir(&ctx, &root)?;
+    let tree = process_dir(&ctx, &root, parent_root.as_deref())?;
 
     progress.phase(Phase::Commit, 0, 0);
     let sealed = ctx.writer.finish()?;
@@ -181,6 +195,7 @@ pub fn snapshot(
         new_chunks: c.new_chunks.load(Ordering::Relaxed),
         chunks: c.chunks.load(Ordering::Relaxed),
         changed_during_read: c.changed.load(Ordering::Relaxed),
+        unchanged_files: c.unchanged.load(Ordering::Relaxed),
         duration_ns: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
     };
     let mut record = SnapshotRecord {
@@ -268,6 +283,18 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Counts a file reused from the parent snapshot without reading it.
+    fn reuse(&self, node: &Node) {
+        let c = &self.counters;
+        c.files.fetch_add(1, Ordering::Relaxed);
+        c.unchanged.fetch_add(1, Ordering::Relaxed);
+        c.bytes.fetch_add(node.size, Ordering::Relaxed);
+        if let NodeKind::File { chunks, .. } = &node.kind {
+            c.chunks.fetch_add(chunks.len() as u64, Ordering::Relaxed);
+        }
+        self.progress.advance(node.size, 1);
+    }
+
     fn chunk(&self, data: &[u8]) -> Result<(ChunkRef, u32)> {
         let id = hash_chunk(data);
         let crc = crc_chunk(data);
@@ -299,18 +326,32 @@ fn compress(c: Compression, raw: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
-fn process_dir(ctx: &Ctx<'_>, dir: &ScannedDir) -> Result<TreeId> {
+fn process_dir(ctx: &Ctx<'_>, dir: &ScannedDir, parent: Option<&Tree>) -> Result<TreeId> {
     let (files, subdirs) = rayon::join(
         || {
             dir.files
                 .par_iter()
-                .map(|(name, meta)| process_file(ctx, &dir.path, name, meta))
+                .map(|(name, meta)| {
+                    if let (Some(old), Some(t)) = (parent::find(parent, name), ctx.parent_time_ns)
+                        && parent::reusable(old, meta, t, &ctx.index)
+                    {
+                        ctx.reuse(old);
+                        return Ok(Some(old.clone()));
+                    }
+                    process_file(ctx, &dir.path, name, meta)
+                })
                 .collect::<Result<Vec<Option<Node>>>>()
         },
         || {
             dir.dirs
                 .par_iter()
-                .map(|d| process_dir(ctx, d).map(|t| dir_node(d, t)))
+                .map(|d| {
+                    let sub = match parent::find(parent, &d.name).map(|n| &n.kind) {
+                        Some(NodeKind::Dir { tree }) => ctx.repo.load_tree(tree).ok(),
+                        _ => None,
+                    };
+                    process_dir(ctx, d, sub.as_ref()).map(|t| dir_node(d, t))
+                })
                 .collect::<Result<Vec<Node>>>()
         },
     );

@@ -73,6 +73,12 @@ enum Command {
         /// Host name to record instead of this machine's.
         #[arg(long)]
         host: Option<String>,
+        /// Parent snapshot for change detection (default: latest of this host and path).
+        #[arg(long)]
+        parent: Option<String>,
+        /// Read every file, even those whose metadata is unchanged since the parent.
+        #[arg(long)]
+        force_read: bool,
     },
     /// List snapshots, oldest first.
     List,
@@ -223,7 +229,19 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             tags,
             excludes,
             host,
-        } => cmd_snapshot(&env, source, tags, excludes, host.as_deref()),
+            parent,
+            force_read,
+        } => cmd_snapshot(
+            &env,
+            source,
+            &SnapshotArgs {
+                tags,
+                excludes,
+                host: host.as_deref(),
+                parent: parent.as_deref(),
+                force_read: *force_read,
+            },
+        ),
         Command::List => cmd_list(&env),
         Command::Restore {
             snapshot,
@@ -301,13 +319,15 @@ fn open_or_create(env: &Env) -> Result<Repository> {
     env.open()
 }
 
-fn cmd_snapshot(
-    env: &Env,
-    source: &Path,
-    tags: &[String],
-    excludes: &[String],
-    host: Option<&str>,
-) -> Result<i32> {
+struct SnapshotArgs<'a> {
+    tags: &'a [String],
+    excludes: &'a [String],
+    host: Option<&'a str>,
+    parent: Option<&'a str>,
+    force_read: bool,
+}
+
+fn cmd_snapshot(env: &Env, source: &Path, args: &SnapshotArgs<'_>) -> Result<i32> {
     if !source.exists() {
         return Err(anyhow!(UsageError(format!(
             "source {} does not exist; give an existing directory",
@@ -315,10 +335,13 @@ fn cmd_snapshot(
         ))));
     }
     let repo = open_or_create(env)?;
+    let parent = args.parent.map(|p| repo.resolve(p)).transpose()?;
     let opts = BackupOptions {
-        tags: tags.to_vec(),
-        excludes: excludes.to_vec(),
-        host: host.map(str::to_owned),
+        tags: args.tags.to_vec(),
+        excludes: args.excludes.to_vec(),
+        host: args.host.map(str::to_owned),
+        parent,
+        force_read: args.force_read,
         ..BackupOptions::default()
     };
     let progress = env.progress();

@@ -28,6 +28,7 @@ pub fn record_json(r: &SnapshotRecord) -> Value {
         "chunks": s.chunks,
         "new_chunks": s.new_chunks,
         "changed_during_read": s.changed_during_read,
+        "unchanged_files": s.unchanged_files,
         "duration_s": s.duration_ns as f64 / 1e9,
         "program": r.program,
     })

@@ -147,6 +147,8 @@ pub struct Summary {
     pub chunks: u64,
     /// Files whose content changed while being read.
     pub changed_during_read: u64,
+    /// Files reused from the parent snapshot without being read (metadata unchanged).
+    pub unchanged_files: u64,
     pub duration_ns: u64,
 }
 
