@@ -1,7 +1,8 @@
 //! Content ids: 32-byte blake3 digests as distinct newtypes.
 //!
 //! Invariant: an id is the blake3 hash of the exact bytes it names (for chunks and trees: the
-//! uncompressed content; for packs and index files: the whole stored object). No `Deref`: an id
+//! uncompressed content; for packs: the pack's trailer, entries + footer; for index files: the
+//! whole stored object). No `Deref`: an id
 //! is not a byte slice, and a `ChunkId` is never silently used where a `PackId` is meant.
 
 use std::fmt;
@@ -83,7 +84,8 @@ blake3_id!(
     "chunk"
 );
 blake3_id!(
-    /// Id of a pack file: blake3 of the whole pack as stored.
+    /// Id of a pack file: blake3 of its trailer (entries + footer), which holds the ids of
+    /// all its blobs; each blob's bytes are checked against the blob id.
     PackId,
     "pack"
 );

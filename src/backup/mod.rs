@@ -226,6 +226,11 @@ pub fn snapshot(
     Ok(BackupOutcome { record, warnings })
 }
 
+/// Checks exclude patterns without taking a snapshot (so callers can refuse early).
+pub fn check_excludes(patterns: &[String]) -> Result<()> {
+    build_excludes(patterns).map(|_| ())
+}
+
 fn build_excludes(patterns: &[String]) -> Result<globset::GlobSet> {
     let mut b = globset::GlobSetBuilder::new();
     for p in patterns {

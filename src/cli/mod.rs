@@ -301,19 +301,22 @@ fn cmd_init(
     Ok(0)
 }
 
+/// Whether the repository path is new (absent or an empty directory).
+fn repo_is_fresh(p: &Path) -> bool {
+    match std::fs::read_dir(p) {
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        Ok(mut rd) => rd.next().is_none(),
+    }
+}
+
 fn open_or_create(env: &Env) -> Result<Repository> {
     let p = &env.repo_path;
-    let fresh = match std::fs::read_dir(p) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-        Ok(mut rd) => rd.next().is_none(),
-        Err(_) => false,
-    };
-    if fresh {
+    if repo_is_fresh(p) {
         let repo = Repository::init_local(p, &InitOptions::default())?;
-        eprintln!(
+        env.say(&format!(
             "snapkeep: created a new repository at {} (default parameters)",
             p.display()
-        );
+        ));
         return Ok(repo);
     }
     env.open()
@@ -328,10 +331,27 @@ struct SnapshotArgs<'a> {
 }
 
 fn cmd_snapshot(env: &Env, source: &Path, args: &SnapshotArgs<'_>) -> Result<i32> {
-    if !source.exists() {
+    // Check everything the snapshot can refuse before a new repository is created.
+    match std::fs::metadata(source) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(anyhow!(UsageError(format!(
+                "source {} is not a directory; snapshot takes a directory",
+                source.display()
+            ))));
+        }
+        Err(_) => {
+            return Err(anyhow!(UsageError(format!(
+                "source {} does not exist or cannot be read; give an existing directory",
+                source.display()
+            ))));
+        }
+    }
+    snapkeep::backup::check_excludes(args.excludes)?;
+    if args.parent.is_some() && repo_is_fresh(&env.repo_path) {
         return Err(anyhow!(UsageError(format!(
-            "source {} does not exist; give an existing directory",
-            source.display()
+            "--parent names a snapshot, but there is no repository at {} yet",
+            env.repo_path.display()
         ))));
     }
     let repo = open_or_create(env)?;

@@ -7,7 +7,7 @@
 //! footer   48 bytes  blake3(entries)[32] | n u32 | entries_offset u32 | version u16 | 0u16 | "SKPE"
 //! ```
 //! All integers little-endian. `offset` is from the start of the pack. The pack id is the
-//! blake3 of the whole file. The footer is fixed-size, so a reader fetches the last 48 bytes,
+//! blake3 of the trailer (entries + footer). The footer is fixed-size, so a reader fetches the last 48 bytes,
 //! then the entries: the index can be rebuilt from packs alone.
 
 use crate::error::{Error, Result};

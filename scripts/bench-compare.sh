@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# End-to-end figures for README: snapshot throughput against b3sum over the same files (page
+# cache warm), compression off vs zstd:1, peak RSS, the growth of a no-change snapshot,
+# restore and verify --read-data. Usage: scripts/bench-compare.sh [DATASET_DIR] [SIZE_MIB]
+# Needs b3sum and GNU time (Debian packages b3sum, time). Prints one line per measurement.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+ds=${1:-/tmp/snapkeep-dataset}
+size=${2:-1024}
+work=$(mktemp -d /tmp/snapkeep-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+bin="$here/target/release/snapkeep"
+(cd "$here" && cargo build --release --quiet)
+[ -d "$ds" ] || python3 "$here/scripts/gen-dataset.py" "$ds" "$size"
+bytes=$(du -sb --apparent-size "$ds" | cut -f1)
+warm() { find "$ds" -type f -print0 | xargs -0 cat >/dev/null; }
+t() { /usr/bin/time -f "%e %M" "$@" 2>&1 >/dev/null | tail -n 1; }
+mbps() { python3 -c "print(round($bytes/1e6/$1))"; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "dataset: $ds ($((bytes >> 20)) MiB), commit $(cd "$here" && git rev-parse --short HEAD), $(nproc) cores"
+warm
+b3=$(for _ in 1 2 3; do t sh -c "find '$ds' -type f -print0 | xargs -0 b3sum --num-threads 2" | cut -d' ' -f1; done | median)
+echo "b3sum --num-threads 2 (warm): ${b3}s, $(mbps "$b3") MB/s"
+for comp in off zstd:1; do
+  secs=(); rss=()
+  for i in 1 2 3; do
+    repo="$work/repo-$comp-$i"
+    "$bin" --repo "$repo" -q init --compression "$comp"
+    warm
+    read -r s r < <(t "$bin" --repo "$repo" -q snapshot "$ds")
+    secs+=("$s"); rss+=("$r")
+  done
+  s=$(printf '%s\n' "${secs[@]}" | median)
+  r=$(printf '%s\n' "${rss[@]}" | sort -n | tail -n 1)
+  stored=$(du -sb "$work/repo-$comp-1" | cut -f1)
+  echo "snapshot compression=$comp (warm): ${s}s, $(mbps "$s") MB/s, ratio to b3sum $(python3 -c "print(round($b3/$s, 2))"), peak RSS $((r / 1024)) MiB, repository $((stored >> 20)) MiB"
+done
+repo="$work/repo-zstd:1-1"
+before=$(du -sb "$repo" | cut -f1)
+read -r s r < <(t "$bin" --repo "$repo" -q snapshot "$ds")
+after=$(du -sb "$repo" | cut -f1)
+echo "second snapshot, no change: ${s}s, peak RSS $((r / 1024)) MiB, repository grew $((after - before)) bytes"
+read -r s r < <(t "$bin" --repo "$repo" -q snapshot --force-read "$ds")
+echo "second snapshot, no change, --force-read: ${s}s, peak RSS $((r / 1024)) MiB"
+read -r s r < <(t "$bin" --repo "$repo" -q restore latest "$work/restored")
+echo "restore: ${s}s, $(mbps "$s") MB/s, peak RSS $((r / 1024)) MiB"
+read -r s r < <(t cp -a "$ds" "$work/copied")
+echo "cp -a of the source: ${s}s, $(mbps "$s") MB/s"
+read -r s r < <(t "$bin" --repo "$repo" -q verify --read-data)
+echo "verify --read-data: ${s}s, $(mbps "$s") MB/s (logical), peak RSS $((r / 1024)) MiB"

@@ -1,0 +1,131 @@
+//! Helpers shared by the integration tests (each test binary uses a subset).
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use snapkeep::chunker::ChunkerParams;
+use snapkeep::{InitOptions, Repository};
+
+/// xorshift64: a tiny deterministic PRNG, so test data never depends on a crate's RNG.
+#[derive(Clone, Debug)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    /// A generator from `seed` (a zero seed is replaced: xorshift would stay at zero).
+    #[must_use]
+    pub fn new(seed: u64) -> Self {
+        XorShift(if seed == 0 {
+            0x9e37_79b9_7f4a_7c15
+        } else {
+            seed
+        })
+    }
+
+    /// The next 64 bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// Fills `buf` with pseudo-random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// `len` pseudo-random bytes from `seed`.
+#[must_use]
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    XorShift::new(seed).fill(&mut v);
+    v
+}
+
+/// Chunker parameters with the given average (min = avg/4, max = avg*4).
+#[must_use]
+pub fn params(avg: u32) -> ChunkerParams {
+    ChunkerParams::with_avg(avg).expect("valid chunker params")
+}
+
+/// A new local repository at `path` with the given average chunk size.
+#[must_use]
+pub fn init_repo(path: &Path, avg: u32) -> Repository {
+    Repository::init_local(
+        path,
+        &InitOptions {
+            chunker: params(avg),
+            ..Default::default()
+        },
+    )
+    .expect("init repository")
+}
+
+/// A new local repository with small (16 KiB average) chunks: fast in debug builds.
+#[must_use]
+pub fn small_repo(path: &Path) -> Repository {
+    init_repo(path, 16 * 1024)
+}
+
+/// Every regular file below `dir` (recursively), sorted.
+#[must_use]
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd {
+            let e = e.expect("read_dir entry");
+            let ft = e.file_type().expect("file type");
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The pack files of a local repository (`repo/data/xx/<id>`).
+#[must_use]
+pub fn pack_files(repo_dir: &Path) -> Vec<PathBuf> {
+    files_under(&repo_dir.join("data"))
+}
+
+/// The index files of a local repository (`repo/index/<id>`).
+#[must_use]
+pub fn index_files(repo_dir: &Path) -> Vec<PathBuf> {
+    files_under(&repo_dir.join("index"))
+}
+
+/// Writes `data` to `path`, creating parent directories.
+pub fn write_file(path: &Path, data: &[u8]) {
+    if let Some(p) = path.parent() {
+        fs::create_dir_all(p).expect("create parent dirs");
+    }
+    fs::write(path, data).expect("write file");
+}
+
+/// Commits a copy of `rec` that started `secs` later, and returns its id: as if the parent
+/// snapshot had been taken well after the files last changed, so its entries are "settled"
+/// and an incremental snapshot may reuse them without sleeping in the test.
+pub fn later_parent(
+    repo: &Repository,
+    rec: &snapkeep::SnapshotRecord,
+    secs: i64,
+) -> snapkeep::SnapshotId {
+    let mut fake = rec.clone();
+    fake.id = uuid::Uuid::now_v7();
+    fake.time_ns += secs * 1_000_000_000;
+    repo.commit_snapshot(&fake).expect("commit parent copy");
+    fake.id
+}
