@@ -13,7 +13,8 @@ bin="$here/target/release/snapkeep"
 (cd "$here" && cargo build --release --quiet)
 [ -d "$ds" ] || python3 "$here/scripts/gen-dataset.py" "$ds" "$size"
 bytes=$(du -sb --apparent-size "$ds" | cut -f1)
-warm() { find "$ds" -type f -print0 | xargs -0 cat >/dev/null; }
+# Page cache warm for the source, and no writeback of an earlier run still in flight.
+warm() { find "$ds" -type f -print0 | xargs -0 cat >/dev/null; sync; }
 t() { /usr/bin/time -f "%e %M" "$@" 2>&1 >/dev/null | tail -n 1; }
 mbps() { python3 -c "print(round($bytes/1e6/$1))"; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -22,30 +23,42 @@ echo "dataset: $ds ($((bytes >> 20)) MiB), commit $(cd "$here" && git rev-parse 
 warm
 b3=$(for _ in 1 2 3; do t sh -c "find '$ds' -type f -print0 | xargs -0 b3sum --num-threads 2" | cut -d' ' -f1; done | median)
 echo "b3sum --num-threads 2 (warm): ${b3}s, $(mbps "$b3") MB/s"
+# The disk's durable write rate drifts on a shared machine: measure it right before each
+# snapshot run (all source bytes into one file, then fsync) and report both.
 for comp in off zstd:1; do
-  secs=(); rss=()
+  secs=(); rss=(); disk=()
   for i in 1 2 3; do
     repo="$work/repo-$comp-$i"
     "$bin" --repo "$repo" -q init --compression "$comp"
+    warm
+    read -r d _ < <(t sh -c "find '$ds' -type f -print0 | xargs -0 cat > '$work/disk-baseline' && sync '$work/disk-baseline'")
+    rm -f "$work/disk-baseline"
+    disk+=("$d")
     warm
     read -r s r < <(t "$bin" --repo "$repo" -q snapshot "$ds")
     secs+=("$s"); rss+=("$r")
   done
   s=$(printf '%s\n' "${secs[@]}" | median)
+  d=$(printf '%s\n' "${disk[@]}" | median)
   r=$(printf '%s\n' "${rss[@]}" | sort -n | tail -n 1)
   stored=$(du -sb "$work/repo-$comp-1" | cut -f1)
-  echo "snapshot compression=$comp (warm): ${s}s, $(mbps "$s") MB/s, ratio to b3sum $(python3 -c "print(round($b3/$s, 2))"), peak RSS $((r / 1024)) MiB, repository $((stored >> 20)) MiB"
+  echo "snapshot compression=$comp (warm): ${s}s, $(mbps "$s") MB/s, ratio to b3sum $(python3 -c "print(round($b3/$s, 2))"); disk baseline (cat + fsync of the same bytes) ${d}s, ratio $(python3 -c "print(round($d/$s, 2))"); peak RSS $((r / 1024)) MiB, repository $((stored >> 20)) MiB"
 done
 repo="$work/repo-zstd:1-1"
 before=$(du -sb "$repo" | cut -f1)
+warm
 read -r s r < <(t "$bin" --repo "$repo" -q snapshot "$ds")
 after=$(du -sb "$repo" | cut -f1)
 echo "second snapshot, no change: ${s}s, peak RSS $((r / 1024)) MiB, repository grew $((after - before)) bytes"
+warm
 read -r s r < <(t "$bin" --repo "$repo" -q snapshot --force-read "$ds")
 echo "second snapshot, no change, --force-read: ${s}s, peak RSS $((r / 1024)) MiB"
-read -r s r < <(t "$bin" --repo "$repo" -q restore latest "$work/restored")
-echo "restore: ${s}s, $(mbps "$s") MB/s, peak RSS $((r / 1024)) MiB"
-read -r s r < <(t cp -a "$ds" "$work/copied")
-echo "cp -a of the source: ${s}s, $(mbps "$s") MB/s"
+sync
+read -r s r < <(t sh -c "'$bin' --repo '$repo' -q restore latest '$work/restored' && sync")
+echo "restore (+ sync): ${s}s, $(mbps "$s") MB/s, peak RSS $((r / 1024)) MiB"
+sync
+read -r s r < <(t sh -c "cp -a '$ds' '$work/copied' && sync")
+echo "cp -a of the source (+ sync): ${s}s, $(mbps "$s") MB/s"
+sync
 read -r s r < <(t "$bin" --repo "$repo" -q verify --read-data)
 echo "verify --read-data: ${s}s, $(mbps "$s") MB/s (logical), peak RSS $((r / 1024)) MiB"

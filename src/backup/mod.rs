@@ -310,6 +310,9 @@ impl Ctx<'_> {
     }
 }
 
+/// Size of the sample that decides whether a large chunk is worth compressing.
+const SAMPLE: usize = 16 * 1024;
+
 /// zstd-compresses `raw`; `None` when compression is off or does not shrink it.
 fn compress(c: Compression, raw: &[u8]) -> Option<Vec<u8>> {
     use std::cell::RefCell;
@@ -325,6 +328,15 @@ fn compress(c: Compression, raw: &[u8]) -> Option<Vec<u8>> {
             *slot = zstd::bulk::Compressor::new(level).ok().map(|z| (level, z));
         }
         let (_, z) = slot.as_mut()?;
+        // Incompressible-data heuristic: a large chunk whose middle 16 KiB does not shrink by
+        // 1/16 is stored raw without compressing it all (random or already-compressed data).
+        if raw.len() >= 4 * SAMPLE {
+            let mid = raw.len() / 2 - SAMPLE / 2;
+            let sample = z.compress(&raw[mid..mid + SAMPLE]).ok()?;
+            if sample.len() + SAMPLE / 16 >= SAMPLE {
+                return None;
+            }
+        }
         let out = z.compress(raw).ok()?;
         // Keep raw unless compression saves at least 1/32.
         (out.len() + raw.len() / 32 < raw.len()).then_some(out)
