@@ -59,6 +59,14 @@ pub enum Error {
     /// may be torn.
     #[error("an earlier write failed ({0}); the operation stopped and committed nothing, retry it")]
     Poisoned(String),
+    /// The pre-snapshot hook (the database's checkpoint) failed; nothing was captured.
+    #[error("the pre-snapshot hook failed: {0}; nothing was captured")]
+    HookFailed(String),
+    /// A captured file still failed a format stage after the bounded recaptures.
+    #[error(
+        "{path} failed its format check as captured: {problems}; nothing was committed (fix the database, retry, or pass --allow-inconsistent to keep it flagged)"
+    )]
+    Inconsistent { path: String, problems: String },
     /// The operation was cancelled before it committed anything.
     #[error("the operation was cancelled; nothing was committed")]
     Cancelled,

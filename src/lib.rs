@@ -43,6 +43,7 @@ pub mod repair;
 pub mod repository;
 pub mod restore;
 pub mod source;
+pub mod stage;
 pub mod verify;
 
 pub use backup::{BackupOptions, BackupOutcome, snapshot};

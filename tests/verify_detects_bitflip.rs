@@ -161,6 +161,7 @@ fn library_verify_names_snapshot_and_path() {
         &VerifyOptions {
             snapshot: Some(d.bad),
             read_data: true,
+            ..VerifyOptions::default()
         },
         &NoProgress,
     )
@@ -176,6 +177,7 @@ fn library_verify_names_snapshot_and_path() {
         &VerifyOptions {
             snapshot: Some(d.good),
             read_data: true,
+            ..VerifyOptions::default()
         },
         &NoProgress,
     )

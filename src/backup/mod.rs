@@ -29,7 +29,8 @@ use rayon::prelude::*;
 use crate::chunker::Chunker;
 use crate::error::{Error, Result};
 use crate::format::manifest::{
-    ChunkRef, Extent, FLAG_CHANGED_DURING_READ, Node, NodeKind, SnapshotRecord, Summary, Tree,
+    ChunkRef, Extent, FLAG_CHANGED_DURING_READ, FLAG_INCONSISTENT, FLAG_STAGE_FAILED, Node,
+    NodeKind, SnapshotRecord, Summary, Tree,
 };
 use crate::format::pack::{BlobCompression, BlobKind};
 use crate::format::repo_config::Compression;
@@ -40,6 +41,7 @@ use crate::pack::PackWriter;
 use crate::progress::{Phase, Progress};
 use crate::repository::{Repository, hostname, now_ns};
 use crate::source::{WINDOW, data_extents, holes_of, read_window};
+use crate::stage::{Layout, StageSelection, StageSet};
 
 pub use walk::Meta;
 use walk::{ScannedDir, scan};
@@ -61,6 +63,27 @@ pub struct BackupOptions {
     pub max_rereads: Option<u32>,
     /// Read every file even when its metadata equals the parent's entry.
     pub force_read: bool,
+    /// Verification stages to run on captured files (default: the detected layout's).
+    pub stages: StageSelection,
+    /// Runs before anything is read (the database's checkpoint); an `Err` aborts the
+    /// snapshot with its message and nothing is captured.
+    pub pre_hook: Option<PreHook>,
+    /// How many times a file that fails a format stage as captured is captured again before
+    /// the snapshot fails (default 3).
+    pub max_recaptures: Option<u32>,
+    /// Commit a snapshot whose files still fail a stage after the recaptures, flagged
+    /// inconsistent, instead of failing it.
+    pub allow_inconsistent: bool,
+}
+
+/// A pre-snapshot hook: the database's checkpoint.
+#[derive(Clone)]
+pub struct PreHook(pub Arc<dyn Fn() -> std::result::Result<(), String> + Send + Sync>);
+
+impl std::fmt::Debug for PreHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreHook(..)")
+    }
 }
 
 /// A finished snapshot and what was noticed along the way.
@@ -84,6 +107,9 @@ struct Counters {
     chunks: AtomicU64,
     changed: AtomicU64,
     unchanged: AtomicU64,
+    stage_files: AtomicU64,
+    stage_bytes: AtomicU64,
+    inconsistent: AtomicU64,
 }
 
 struct Ctx<'a> {
@@ -100,6 +126,12 @@ struct Ctx<'a> {
     progress: &'a dyn Progress,
     warnings: Mutex<Vec<String>>,
     max_rereads: u32,
+    layout: Layout,
+    stages: StageSet,
+    /// Private directory (0700) for the captured copies of staged files; removed at the end.
+    stage_dir: Option<tempfile::TempDir>,
+    max_recaptures: u32,
+    allow_inconsistent: bool,
 }
 
 /// Takes a snapshot of the directory `source` into `repo`.
@@ -128,7 +160,18 @@ pub fn snapshot(
             source.display()
         )));
     }
-    let excludes = build_excludes(&opts.excludes)?;
+    if let Some(PreHook(hook)) = &opts.pre_hook {
+        hook().map_err(Error::HookFailed)?;
+    }
+    let layout = Layout::detect(&source);
+    let stages = StageSet::resolve(&opts.stages, layout)?;
+    let mut patterns: Vec<String> = layout
+        .never_captured()
+        .iter()
+        .map(|p| (*p).to_owned())
+        .collect();
+    patterns.extend(opts.excludes.iter().cloned());
+    let excludes = build_excludes(&patterns)?;
     let host = opts.host.clone().unwrap_or_else(hostname);
     let path_str = source.to_string_lossy().into_owned();
     let parent_rec = match opts.parent {
@@ -168,12 +211,26 @@ pub fn snapshot(
         progress,
         warnings: Mutex::new(warnings),
         max_rereads: opts.max_rereads.unwrap_or(2),
+        layout,
+        stage_dir: if stages.names.iter().any(|n| n != "files") {
+            Some(
+                tempfile::Builder::new()
+                    .prefix("snapkeep-stage-")
+                    .tempdir()
+                    .map_err(|e| Error::io("create stage directory", std::env::temp_dir(), e))?,
+            )
+        } else {
+            None
+        },
+        stages,
+        max_recaptures: opts.max_recaptures.unwrap_or(3),
+        allow_inconsistent: opts.allow_inconsistent,
     };
     ctx.counters
         .skipped
         .store(root.skipped_total(), Ordering::Relaxed);
     progress.phase(Phase::Snapshot, total_bytes, total_files);
-    let tree = process_dir(&ctx, &root, parent_root.as_deref())?;
+    let tree = process_dir(&ctx, &root, "", parent_root.as_deref())?;
 
     progress.phase(Phase::Commit, 0, 0);
     let sealed = ctx.writer.finish()?;
@@ -196,6 +253,9 @@ pub fn snapshot(
         chunks: c.chunks.load(Ordering::Relaxed),
         changed_during_read: c.changed.load(Ordering::Relaxed),
         unchanged_files: c.unchanged.load(Ordering::Relaxed),
+        stage_files: c.stage_files.load(Ordering::Relaxed),
+        stage_bytes: c.stage_bytes.load(Ordering::Relaxed),
+        inconsistent_files: c.inconsistent.load(Ordering::Relaxed),
         duration_ns: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
     };
     let mut record = SnapshotRecord {
@@ -208,6 +268,12 @@ pub fn snapshot(
         tree,
         summary,
         program: concat!("snapkeep ", env!("CARGO_PKG_VERSION")).into(),
+        stages: ctx.stages.names.clone(),
+        flags: if ctx.counters.inconsistent.load(Ordering::Relaxed) > 0 {
+            FLAG_INCONSISTENT
+        } else {
+            0
+        },
     };
     record.summary.stored_bytes += record.to_bytes().len() as u64;
     repo.commit_snapshot(&record)?;
@@ -343,37 +409,67 @@ fn compress(c: Compression, raw: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
-fn process_dir(ctx: &Ctx<'_>, dir: &ScannedDir, parent: Option<&Tree>) -> Result<TreeId> {
-    let (files, subdirs) = rayon::join(
-        || {
-            dir.files
-                .par_iter()
-                .map(|(name, meta)| {
-                    if let (Some(old), Some(t)) = (parent::find(parent, name), ctx.parent_time_ns)
-                        && parent::reusable(old, meta, t, &ctx.index)
-                    {
-                        ctx.reuse(old);
-                        return Ok(Some(old.clone()));
-                    }
-                    process_file(ctx, &dir.path, name, meta)
-                })
-                .collect::<Result<Vec<Option<Node>>>>()
-        },
-        || {
-            dir.dirs
-                .par_iter()
-                .map(|d| {
-                    let sub = match parent::find(parent, &d.name).map(|n| &n.kind) {
-                        Some(NodeKind::Dir { tree }) => ctx.repo.load_tree(tree).ok(),
-                        _ => None,
-                    };
-                    process_dir(ctx, d, sub.as_ref()).map(|t| dir_node(d, t))
-                })
-                .collect::<Result<Vec<Node>>>()
-        },
-    );
-    let mut nodes: Vec<Node> = files?.into_iter().flatten().collect();
-    nodes.extend(subdirs?);
+fn join_rel(rel: &str, name: &[u8]) -> String {
+    let name = String::from_utf8_lossy(name);
+    if rel.is_empty() {
+        name.into_owned()
+    } else {
+        format!("{rel}/{name}")
+    }
+}
+
+fn process_dir(
+    ctx: &Ctx<'_>,
+    dir: &ScannedDir,
+    rel: &str,
+    parent: Option<&Tree>,
+) -> Result<TreeId> {
+    let do_file = |(name, meta): &&(Vec<u8>, Meta)| -> Result<Option<Node>> {
+        let old = parent::find(parent, name);
+        if let (Some(old), Some(t)) = (old, ctx.parent_time_ns)
+            && parent::reusable(old, meta, t, &ctx.index)
+        {
+            ctx.reuse(old);
+            return Ok(Some(old.clone()));
+        }
+        process_file(ctx, &dir.path, &join_rel(rel, name), name, old)
+    };
+    let do_dir = |d: &ScannedDir| -> Result<Node> {
+        let sub = match parent::find(parent, &d.name).map(|n| &n.kind) {
+            Some(NodeKind::Dir { tree }) => ctx.repo.load_tree(tree).ok(),
+            _ => None,
+        };
+        process_dir(ctx, d, &join_rel(rel, &d.name), sub.as_ref()).map(|t| dir_node(d, t))
+    };
+    // The layout's capture order: phase 0 files, then phase 1 files together with every
+    // subdirectory, then phase 2 files (Alopex: lsm.wal, then sst/ and the rest, then
+    // checkpoint.meta last). Within a phase, entries are captured in parallel.
+    let mut nodes: Vec<Node> =
+        Vec::with_capacity(dir.files.len() + dir.dirs.len() + dir.links.len());
+    for phase in 0..=2u8 {
+        let files: Vec<&(Vec<u8>, Meta)> = dir
+            .files
+            .iter()
+            .filter(|(n, _)| ctx.layout.phase(&join_rel(rel, n)) == phase)
+            .collect();
+        if phase == 1 {
+            let (f, d) = rayon::join(
+                || files.par_iter().map(do_file).collect::<Result<Vec<_>>>(),
+                || dir.dirs.par_iter().map(do_dir).collect::<Result<Vec<_>>>(),
+            );
+            nodes.extend(f?.into_iter().flatten());
+            nodes.extend(d?);
+        } else {
+            nodes.extend(
+                files
+                    .par_iter()
+                    .map(do_file)
+                    .collect::<Result<Vec<_>>>()?
+                    .into_iter()
+                    .flatten(),
+            );
+        }
+    }
     for (name, meta, target) in &dir.links {
         ctx.counters.symlinks.fetch_add(1, Ordering::Relaxed);
         nodes.push(meta.node(
@@ -418,9 +514,57 @@ struct FileContent {
     data_bytes: u64,
 }
 
-fn process_file(ctx: &Ctx<'_>, dir: &Path, name: &[u8], scanned: &Meta) -> Result<Option<Node>> {
+/// Where the captured bytes of a staged file go while it is read.
+struct Tee {
+    file: File,
+    path: PathBuf,
+}
+
+impl Tee {
+    fn create(ctx: &Ctx<'_>, size: u64) -> Result<Option<Tee>> {
+        let Some(dir) = &ctx.stage_dir else {
+            return Ok(None);
+        };
+        let n = ctx.counters.stage_files.fetch_add(1, Ordering::Relaxed);
+        let path = dir.path().join(format!("captured-{n}"));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io("create stage copy", &path, e))?;
+        file.set_len(size)
+            .map_err(|e| Error::io("size stage copy", &path, e))?;
+        Ok(Some(Tee { file, path }))
+    }
+}
+
+impl Drop for Tee {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether the parent's entry has the same content and passed its stages (check cached).
+fn stage_result_cached(old: Option<&Node>, content: &FileContent) -> bool {
+    matches!(old, Some(Node { kind: NodeKind::File { chunks, holes, .. }, flags, .. })
+        if flags & (FLAG_STAGE_FAILED | FLAG_CHANGED_DURING_READ) == 0
+            && *chunks == content.chunks
+            && *holes == content.holes)
+}
+
+fn process_file(
+    ctx: &Ctx<'_>,
+    dir: &Path,
+    rel: &str,
+    name: &[u8],
+    old: Option<&Node>,
+) -> Result<Option<Node>> {
     let path: PathBuf = dir.join(OsStr::from_bytes(name));
+    let staged = ctx.stages.applies_to(rel);
     let mut attempt = 0;
+    let mut recaptures = 0;
     loop {
         let file = match open_source(&path) {
             Ok(f) => f,
@@ -439,7 +583,12 @@ fn process_file(ctx: &Ctx<'_>, dir: &Path, name: &[u8], scanned: &Meta) -> Resul
             ctx.counters.skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }
-        let content = match read_content(ctx, &file, before.len()) {
+        let tee = if staged {
+            Tee::create(ctx, before.len())?
+        } else {
+            None
+        };
+        let content = match read_content(ctx, &file, before.len(), tee.as_ref().map(|t| &t.file)) {
             Ok(c) => Some(c),
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
             Err(e) => return Err(Error::io("read", &path, e)),
@@ -448,9 +597,31 @@ fn process_file(ctx: &Ctx<'_>, dir: &Path, name: &[u8], scanned: &Meta) -> Resul
         let stable = Meta::from(&before).same_content_stamp(&Meta::from(&after));
         let last = attempt >= ctx.max_rereads;
         if let (Some(content), true) = (&content, stable || last) {
+            // Format stages on exactly the captured bytes, unless the parent already checked
+            // this same content.
+            let problems = match &tee {
+                Some(t) if !stage_result_cached(old, content) => {
+                    ctx.counters
+                        .stage_bytes
+                        .fetch_add(content.data_bytes, Ordering::Relaxed);
+                    ctx.stages.check(rel, &t.path)
+                }
+                _ => Vec::new(),
+            };
+            drop(tee);
+            if !problems.is_empty() && recaptures < ctx.max_recaptures {
+                recaptures += 1;
+                ctx.warn(format!(
+                    "{} failed a format check as captured ({}); capturing it again ({recaptures}/{})",
+                    path.display(),
+                    problems.join("; "),
+                    ctx.max_recaptures
+                ));
+                std::thread::sleep(std::time::Duration::from_millis(20 << recaptures.min(6)));
+                continue;
+            }
             let mut meta = Meta::from(&after);
             meta.size = before.len();
-            let _ = scanned;
             let mut node = meta.node(
                 name.to_vec(),
                 NodeKind::File {
@@ -459,6 +630,22 @@ fn process_file(ctx: &Ctx<'_>, dir: &Path, name: &[u8], scanned: &Meta) -> Resul
                     holes: content.holes.clone(),
                 },
             );
+            if !problems.is_empty() {
+                if !ctx.allow_inconsistent {
+                    return Err(Error::Inconsistent {
+                        path: path.display().to_string(),
+                        problems: problems.join("; "),
+                    });
+                }
+                node.flags |= FLAG_STAGE_FAILED;
+                ctx.counters.inconsistent.fetch_add(1, Ordering::Relaxed);
+                ctx.warn(format!(
+                    "{} failed its format check after {} captures ({}); kept and flagged because inconsistent snapshots are allowed",
+                    path.display(),
+                    recaptures + 1,
+                    problems.join("; ")
+                ));
+            }
             if !stable {
                 node.flags |= FLAG_CHANGED_DURING_READ;
                 ctx.counters.changed.fetch_add(1, Ordering::Relaxed);
@@ -488,7 +675,12 @@ fn process_file(ctx: &Ctx<'_>, dir: &Path, name: &[u8], scanned: &Meta) -> Resul
     }
 }
 
-fn read_content(ctx: &Ctx<'_>, file: &File, size: u64) -> std::io::Result<FileContent> {
+fn read_content(
+    ctx: &Ctx<'_>,
+    file: &File,
+    size: u64,
+    tee: Option<&File>,
+) -> std::io::Result<FileContent> {
     let extents = data_extents(file, size)?;
     let holes: Vec<Extent> = holes_of(&extents, size)
         .into_iter()
@@ -534,6 +726,9 @@ fn read_content(ctx: &Ctx<'_>, file: &File, size: u64) -> std::io::Result<FileCo
                 let (cref, c) = r.map_err(std::io::Error::other)?;
                 crc.append(c, u64::from(cref.len));
                 chunks.push(cref);
+            }
+            if let Some(t) = tee {
+                std::os::unix::fs::FileExt::write_all_at(t, &win[..p], at)?;
             }
             at += p as u64;
             data_bytes += p as u64;

@@ -2,12 +2,12 @@
 //! that entry without being read.
 //!
 //! Invariant: an entry is reused only when size, mtime, ctime, inode, mode, uid and gid all
-//! match, the parent did not flag it changed-during-read, its mtime and ctime are older than
+//! match, the parent did not flag it changed-during-read or stage-failed, its mtime and ctime are older than
 //! the parent snapshot's start by more than the timestamp granularity (otherwise a write in the
 //! same tick as the parent's read could hide behind an equal mtime: the racy-mtime case), and
 //! every chunk it references is in the index.
 
-use crate::format::manifest::{FLAG_CHANGED_DURING_READ, Node, NodeKind, Tree};
+use crate::format::manifest::{FLAG_CHANGED_DURING_READ, FLAG_STAGE_FAILED, Node, NodeKind, Tree};
 use crate::index::Index;
 
 use super::Meta;
@@ -31,7 +31,7 @@ pub(crate) fn reusable(node: &Node, meta: &Meta, parent_time_ns: i64, index: &In
         return false;
     };
     let settled = parent_time_ns.saturating_sub(RACY_NS);
-    node.flags & FLAG_CHANGED_DURING_READ == 0
+    node.flags & (FLAG_CHANGED_DURING_READ | FLAG_STAGE_FAILED) == 0
         && node.size == meta.size
         && node.mtime_ns == meta.mtime_ns
         && node.ctime_ns == meta.ctime_ns

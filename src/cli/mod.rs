@@ -79,6 +79,17 @@ enum Command {
         /// Read every file, even those whose metadata is unchanged since the parent.
         #[arg(long)]
         force_read: bool,
+        /// Verification stages on captured files: auto (by detected layout), none, or a
+        /// comma-separated list (files, alopex).
+        #[arg(long, default_value = "auto")]
+        stages: String,
+        /// Shell command run before capture (e.g. the database's checkpoint); a non-zero
+        /// exit aborts the snapshot and shows its stderr.
+        #[arg(long)]
+        pre_hook: Option<String>,
+        /// Commit even if a file still fails a format stage after recaptures (flagged).
+        #[arg(long)]
+        allow_inconsistent: bool,
     },
     /// List snapshots, oldest first.
     List,
@@ -86,19 +97,36 @@ enum Command {
     Restore {
         /// Snapshot id, unique id prefix, or 'latest'.
         snapshot: String,
-        /// Target directory (must not exist or be empty).
+        /// Target directory (must not exist or be empty, unless --in-place).
         target: PathBuf,
         /// Do not restore file owners even as root.
         #[arg(long)]
         no_owner: bool,
+        /// Restore into an existing (database) directory: rewrite only files that differ,
+        /// delete what the snapshot lacks, never touch the lock file or .lifecycle/.
+        #[arg(long)]
+        in_place: bool,
+        /// With --in-place: proceed even while a process holds the database's lock.
+        #[arg(long, requires = "in_place")]
+        force: bool,
+        /// Format stages run on the restored files: auto, none, or a list (files,alopex).
+        #[arg(long, default_value = "auto")]
+        stages: String,
     },
     /// Check the repository: structure always, every byte with --read-data.
     Verify {
         /// Only this snapshot (id, prefix or 'latest').
         snapshot: Option<String>,
-        /// Read every pack, re-hash every chunk, recompute every file's CRC32.
+        /// Read every pack, re-hash every chunk, recompute every file's CRC32, run the
+        /// format stages on the stored files.
         #[arg(long)]
         read_data: bool,
+        /// Read only part of the data: N/M (part N of M) or P% (a random P percent of packs).
+        #[arg(long, value_name = "N/M|P%")]
+        read_data_subset: Option<String>,
+        /// Format stages with --read-data: auto (by layout), none, or a list (files,alopex).
+        #[arg(long, default_value = "auto")]
+        stages: String,
     },
     /// Repair repository metadata.
     Repair {
@@ -231,6 +259,9 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             host,
             parent,
             force_read,
+            stages,
+            pre_hook,
+            allow_inconsistent,
         } => cmd_snapshot(
             &env,
             source,
@@ -240,6 +271,9 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                 host: host.as_deref(),
                 parent: parent.as_deref(),
                 force_read: *force_read,
+                stages,
+                pre_hook: pre_hook.as_deref(),
+                allow_inconsistent: *allow_inconsistent,
             },
         ),
         Command::List => cmd_list(&env),
@@ -247,11 +281,32 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             snapshot,
             target,
             no_owner,
-        } => cmd_restore(&env, snapshot, target, *no_owner),
+            in_place,
+            force,
+            stages,
+        } => cmd_restore(
+            &env,
+            snapshot,
+            target,
+            &RestoreOptions {
+                skip_owner: *no_owner,
+                in_place: *in_place,
+                force: *force,
+                stages: stages.parse()?,
+            },
+        ),
         Command::Verify {
             snapshot,
             read_data,
-        } => cmd_verify(&env, snapshot.as_deref(), *read_data),
+            read_data_subset,
+            stages,
+        } => cmd_verify(
+            &env,
+            snapshot.as_deref(),
+            *read_data,
+            read_data_subset.as_deref(),
+            stages,
+        ),
         Command::Repair {
             what: RepairWhat::Index { dry_run },
         } => cmd_repair_index(&env, *dry_run),
@@ -328,6 +383,30 @@ struct SnapshotArgs<'a> {
     host: Option<&'a str>,
     parent: Option<&'a str>,
     force_read: bool,
+    stages: &'a str,
+    pre_hook: Option<&'a str>,
+    allow_inconsistent: bool,
+}
+
+/// Runs `cmd` through the shell; a non-zero exit is an error carrying its stderr.
+fn shell_hook(cmd: String) -> snapkeep::backup::PreHook {
+    snapkeep::backup::PreHook(std::sync::Arc::new(move || {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run '{cmd}': {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "'{cmd}' exited with {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }))
 }
 
 fn cmd_snapshot(env: &Env, source: &Path, args: &SnapshotArgs<'_>) -> Result<i32> {
@@ -348,6 +427,7 @@ fn cmd_snapshot(env: &Env, source: &Path, args: &SnapshotArgs<'_>) -> Result<i32
         }
     }
     snapkeep::backup::check_excludes(args.excludes)?;
+    let stages: snapkeep::stage::StageSelection = args.stages.parse()?;
     if args.parent.is_some() && repo_is_fresh(&env.repo_path) {
         return Err(anyhow!(UsageError(format!(
             "--parent names a snapshot, but there is no repository at {} yet",
@@ -362,6 +442,9 @@ fn cmd_snapshot(env: &Env, source: &Path, args: &SnapshotArgs<'_>) -> Result<i32
         host: args.host.map(str::to_owned),
         parent,
         force_read: args.force_read,
+        stages,
+        pre_hook: args.pre_hook.map(|c| shell_hook(c.to_owned())),
+        allow_inconsistent: args.allow_inconsistent,
         ..BackupOptions::default()
     };
     let progress = env.progress();
@@ -397,20 +480,12 @@ fn cmd_list(env: &Env) -> Result<i32> {
     Ok(0)
 }
 
-fn cmd_restore(env: &Env, spec: &str, target: &Path, no_owner: bool) -> Result<i32> {
+fn cmd_restore(env: &Env, spec: &str, target: &Path, opts: &RestoreOptions) -> Result<i32> {
     let repo = env.open()?;
     let id = repo.resolve(spec)?;
     let progress = env.progress();
-    let stats = snapkeep::restore(
-        &repo,
-        &id,
-        target,
-        &RestoreOptions {
-            skip_owner: no_owner,
-        },
-        &progress,
-    )
-    .with_context(|| format!("restore of snapshot {id} into {} failed", target.display()))?;
+    let stats = snapkeep::restore(&repo, &id, target, opts, &progress)
+        .with_context(|| format!("restore of snapshot {id} into {} failed", target.display()))?;
     progress.finish();
     let secs = stats.duration_ns as f64 / 1e9;
     if env.json {
@@ -424,6 +499,10 @@ fn cmd_restore(env: &Env, spec: &str, target: &Path, no_owner: bool) -> Result<i
                 "symlinks": stats.symlinks,
                 "bytes": stats.bytes,
                 "data_bytes": stats.data_bytes,
+                "unchanged": stats.unchanged,
+                "deleted": stats.deleted,
+                "stage_files": stats.stage_files,
+                "stage_problems": stats.stage_problems,
                 "duration_s": secs,
             })
         );
@@ -436,11 +515,29 @@ fn cmd_restore(env: &Env, spec: &str, target: &Path, no_owner: bool) -> Result<i
             stats.symlinks,
             output::human_bytes(stats.bytes)
         ));
+        if stats.unchanged + stats.deleted > 0 {
+            env.say(&format!(
+                "in place: {} files already identical, {} entries deleted",
+                stats.unchanged, stats.deleted
+            ));
+        }
+        for p in &stats.stage_problems {
+            println!("{p}");
+        }
     }
-    Ok(0)
+    // Like verify: the restore ran, but the result failed a format stage.
+    Ok(i32::from(!stats.stage_problems.is_empty()))
 }
 
-fn cmd_verify(env: &Env, spec: Option<&str>, read_data: bool) -> Result<i32> {
+fn cmd_verify(
+    env: &Env,
+    spec: Option<&str>,
+    read_data: bool,
+    subset: Option<&str>,
+    stages: &str,
+) -> Result<i32> {
+    let read_data_subset: Option<snapkeep::verify::Subset> = subset.map(str::parse).transpose()?;
+    let stages: snapkeep::stage::StageSelection = stages.parse()?;
     let repo = env.open()?;
     let snapshot = spec.map(|s| repo.resolve(s)).transpose()?;
     let progress = env.progress();
@@ -449,6 +546,8 @@ fn cmd_verify(env: &Env, spec: Option<&str>, read_data: bool) -> Result<i32> {
         &VerifyOptions {
             snapshot,
             read_data,
+            read_data_subset,
+            stages,
         },
         &progress,
     )?;
@@ -465,6 +564,7 @@ fn cmd_verify(env: &Env, spec: Option<&str>, read_data: bool) -> Result<i32> {
                 "packs_read": report.packs_read,
                 "blobs_read": report.blobs_read,
                 "bytes_read": report.bytes_read,
+                "stage_files": report.stage_files,
             })
         );
     } else {

@@ -31,6 +31,11 @@ pub fn record_json(r: &SnapshotRecord) -> Value {
         "unchanged_files": s.unchanged_files,
         "duration_s": s.duration_ns as f64 / 1e9,
         "program": r.program,
+        "stages": r.stages,
+        "stage_files": s.stage_files,
+        "stage_bytes": s.stage_bytes,
+        "inconsistent": r.flags & snapkeep::format::manifest::FLAG_INCONSISTENT != 0,
+        "inconsistent_files": s.inconsistent_files,
     })
 }
 
@@ -89,7 +94,11 @@ pub fn table(records: &[SnapshotRecord]) -> String {
             r.host,
             human_bytes(r.summary.bytes),
             human_bytes(r.summary.new_bytes),
-            r.tags.join(","),
+            if r.flags & snapkeep::format::manifest::FLAG_INCONSISTENT != 0 {
+                format!("INCONSISTENT {}", r.tags.join(","))
+            } else {
+                r.tags.join(",")
+            },
             r.paths.join(" ")
         );
     }

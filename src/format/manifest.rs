@@ -48,8 +48,12 @@ pub enum NodeKind {
     Symlink { target: Vec<u8> },
 }
 
-/// Flag: the file changed while it was read (its content may be torn).
+/// Node flag: the file changed while it was read (its content may be torn).
 pub const FLAG_CHANGED_DURING_READ: u32 = 1;
+/// Node flag: the file failed a format stage as captured (kept by `--allow-inconsistent`).
+pub const FLAG_STAGE_FAILED: u32 = 2;
+/// Record flag: the snapshot holds files that failed a format stage.
+pub const FLAG_INCONSISTENT: u32 = 1;
 
 /// One directory entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +153,12 @@ pub struct Summary {
     pub changed_during_read: u64,
     /// Files reused from the parent snapshot without being read (metadata unchanged).
     pub unchanged_files: u64,
+    /// Files captured into a private copy for format stages.
+    pub stage_files: u64,
+    /// Bytes checked by format stages (captured bytes of changed staged files).
+    pub stage_bytes: u64,
+    /// Files that failed a format stage and were kept (`allow_inconsistent`).
+    pub inconsistent_files: u64,
     pub duration_ns: u64,
 }
 
@@ -167,6 +177,10 @@ pub struct SnapshotRecord {
     pub summary: Summary,
     /// Version of the program that wrote it.
     pub program: String,
+    /// Verification stages run on the captured files.
+    pub stages: Vec<String>,
+    /// `FLAG_INCONSISTENT` and future record flags.
+    pub flags: u32,
 }
 
 impl SnapshotRecord {

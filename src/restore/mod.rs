@@ -27,12 +27,23 @@ use crate::hasher::FileCrc;
 use crate::id::{SnapshotId, TreeId};
 use crate::progress::{Phase, Progress};
 use crate::repository::Repository;
+use crate::stage::{Layout, StageSelection, StageSet};
+
+mod in_place;
 
 /// Options for [`restore`].
 #[derive(Clone, Debug, Default)]
 pub struct RestoreOptions {
     /// Do not restore owner and group even when running as root.
     pub skip_owner: bool,
+    /// Restore into an existing directory (a database's): rewrite only files whose content
+    /// differs (atomically per file), delete what the snapshot does not have, never touch
+    /// the lock file or `.lifecycle/`.
+    pub in_place: bool,
+    /// With `in_place`: proceed even while a process holds the database's lock.
+    pub force: bool,
+    /// Format stages run on the restored files (default: by detected layout).
+    pub stages: StageSelection,
 }
 
 /// What a restore did.
@@ -45,6 +56,14 @@ pub struct RestoreStats {
     pub bytes: u64,
     /// Bytes of chunk data written.
     pub data_bytes: u64,
+    /// In place: files already identical (not rewritten).
+    pub unchanged: u64,
+    /// In place: entries deleted because the snapshot does not have them.
+    pub deleted: u64,
+    /// Problems the format stages found in the restored files (`<path>: <problem>`).
+    pub stage_problems: Vec<String>,
+    /// Files the format stages checked.
+    pub stage_files: u64,
     pub duration_ns: u64,
 }
 
@@ -142,6 +161,13 @@ pub fn restore(
 ) -> Result<RestoreStats> {
     let started = Instant::now();
     let rec = repo.load_snapshot(id)?;
+    StageSet::resolve(&opts.stages, Layout::Generic)?;
+    if opts.in_place && target.is_dir() {
+        let mut stats = in_place::restore_in_place(repo, &rec.tree, target, opts, progress)?;
+        run_stages(target, opts, &mut stats)?;
+        stats.duration_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        return Ok(stats);
+    }
     prepare_target(target)?;
     let plan = RestorePlan::new(repo, &rec.tree, target)?;
     progress.phase(Phase::Restore, plan.total_bytes, plan.files.len() as u64);
@@ -163,14 +189,42 @@ pub fn restore(
     for (path, node) in plan.dirs.iter().rev() {
         finish_dir(path, node, owner)?;
     }
-    Ok(RestoreStats {
+    let mut stats = RestoreStats {
         files: plan.files.len() as u64,
         dirs: plan.dirs.len() as u64,
         symlinks: plan.links.len() as u64,
         bytes: plan.total_bytes,
         data_bytes: data_bytes.load(Ordering::Relaxed),
-        duration_ns: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
-    })
+        ..RestoreStats::default()
+    };
+    run_stages(target, opts, &mut stats)?;
+    stats.duration_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    Ok(stats)
+}
+
+/// Runs the format stages on the restored tree (the layout detected in `target`).
+fn run_stages(target: &Path, opts: &RestoreOptions, stats: &mut RestoreStats) -> Result<()> {
+    let stages = StageSet::resolve(&opts.stages, Layout::detect(target))?;
+    for entry in walkdir::WalkDir::new(target)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
+        let Ok(entry) = entry else { continue };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Ok(rel) = entry.path().strip_prefix(target) else {
+            continue;
+        };
+        let rel = rel.to_string_lossy();
+        if stages.applies_to(&rel) {
+            stats.stage_files += 1;
+            for p in stages.check(&rel, entry.path()) {
+                stats.stage_problems.push(format!("{rel}: {p}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 use std::os::unix::fs::DirBuilderExt;
@@ -228,44 +282,40 @@ fn chunk_positions(chunks: &[ChunkRef], holes: &[Extent]) -> Vec<u64> {
     out
 }
 
-fn restore_file(
+/// Writes a file node's content into `file` (created empty at `path`): sparse where the node
+/// has holes, every chunk checked against its id, the whole file against its size and CRC32.
+/// Returns the data bytes written.
+fn write_content(
     repo: &Repository,
-    job: &FileJob,
-    owner: bool,
+    file: &File,
+    path: &Path,
+    node: &Node,
+    display: &str,
     progress: &dyn Progress,
-    data_bytes: &AtomicU64,
-) -> Result<()> {
+) -> Result<u64> {
     let NodeKind::File {
         crc32,
         chunks,
         holes,
-    } = &job.node.kind
+    } = &node.kind
     else {
-        return Ok(());
+        return Ok(0);
     };
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
-        .open(&job.path)
-        .map_err(|e| Error::io("create", &job.path, e))?;
-    let size = job.node.size;
+    let size = node.size;
     if !holes.is_empty() {
-        file.set_len(size)
-            .map_err(|e| Error::io("size", &job.path, e))?;
+        file.set_len(size).map_err(|e| Error::io("size", path, e))?;
     }
     let positions = chunk_positions(chunks, holes);
     let write_one = |(c, &pos): (&ChunkRef, &u64)| -> Result<u32> {
         let data = repo.read_blob(&c.id).map_err(|e| {
             Error::corrupt(
-                format!("file '{}'", job.display),
+                format!("file '{display}'"),
                 format!("chunk {}: {e}", c.id.short()),
             )
         })?;
         if data.len() != c.len as usize {
             return Err(Error::corrupt(
-                format!("file '{}'", job.display),
+                format!("file '{display}'"),
                 format!(
                     "chunk {} has {} bytes, the tree says {}",
                     c.id.short(),
@@ -275,7 +325,7 @@ fn restore_file(
             ));
         }
         file.write_all_at(&data, pos)
-            .map_err(|e| Error::io("write", &job.path, e))?;
+            .map_err(|e| Error::io("write", path, e))?;
         progress.advance(data.len() as u64, 0);
         Ok(crc32fast::hash(&data))
     };
@@ -309,7 +359,7 @@ fn restore_file(
         }
         if at != pos {
             return Err(Error::corrupt(
-                format!("file '{}'", job.display),
+                format!("file '{display}'"),
                 "chunks and holes overlap",
             ));
         }
@@ -323,28 +373,87 @@ fn restore_file(
     }
     if pos != size {
         return Err(Error::corrupt(
-            format!("file '{}'", job.display),
+            format!("file '{display}'"),
             format!("chunks and holes cover {pos} bytes, the file has {size}"),
         ));
     }
     let actual = crc.finalize();
     if actual != *crc32 {
         return Err(Error::corrupt(
-            format!("file '{}'", job.display),
+            format!("file '{display}'"),
             format!("restored CRC32 {actual:08x} differs from the recorded {crc32:08x}"),
         ));
     }
-    data_bytes.fetch_add(written, Ordering::Relaxed);
-    if owner {
-        std::os::unix::fs::fchown(&file, Some(job.node.uid), Some(job.node.gid))
-            .map_err(|e| Error::io("set owner of", &job.path, e))?;
+    Ok(written)
+}
+
+/// Writes the content of file `node` (shown as `display`) into a new file at `dest`,
+/// checked like a restore (used to hand stages a real file).
+pub fn materialize(repo: &Repository, node: &Node, display: &str, dest: &Path) -> Result<()> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
+        .open(dest)
+        .map_err(|e| Error::io("create", dest, e))?;
+    write_content(
+        repo,
+        &file,
+        dest,
+        node,
+        display,
+        &crate::progress::NoProgress,
+    )
+    .map(|_| ())
+}
+
+fn restore_file(
+    repo: &Repository,
+    job: &FileJob,
+    owner: bool,
+    progress: &dyn Progress,
+    data_bytes: &AtomicU64,
+) -> Result<()> {
+    if !matches!(job.node.kind, NodeKind::File { .. }) {
+        return Ok(());
     }
-    file.set_permissions(std::fs::Permissions::from_mode(job.node.mode))
-        .map_err(|e| Error::io("set mode of", &job.path, e))?;
-    file.set_times(FileTimes::new().set_modified(time_of(job.node.mtime_ns)))
-        .map_err(|e| Error::io("set times of", &job.path, e))?;
+    let written = write_file_at(repo, &job.node, &job.display, &job.path, owner, progress)?;
+    data_bytes.fetch_add(written, Ordering::Relaxed);
     progress.advance(0, 1);
     Ok(())
+}
+
+/// Creates `dest` (which must not exist) with the node's content, owner, mode and mtime.
+fn write_file_at(
+    repo: &Repository,
+    node: &Node,
+    display: &str,
+    dest: &Path,
+    owner: bool,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
+        .open(dest)
+        .map_err(|e| Error::io("create", dest, e))?;
+    let written = write_content(repo, &file, dest, node, display, progress)?;
+    set_file_meta(&file, dest, node, owner)?;
+    Ok(written)
+}
+
+fn set_file_meta(file: &File, path: &Path, node: &Node, owner: bool) -> Result<()> {
+    if owner {
+        std::os::unix::fs::fchown(file, Some(node.uid), Some(node.gid))
+            .map_err(|e| Error::io("set owner of", path, e))?;
+    }
+    file.set_permissions(std::fs::Permissions::from_mode(node.mode))
+        .map_err(|e| Error::io("set mode of", path, e))?;
+    file.set_times(FileTimes::new().set_modified(time_of(node.mtime_ns)))
+        .map_err(|e| Error::io("set times of", path, e))
 }
 
 fn set_mtime_nofollow(path: &Path, ns: i64) -> Result<()> {

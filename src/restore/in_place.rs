@@ -1,0 +1,250 @@
+//! In-place restore into an existing directory (a database's data directory).
+//!
+//! Rewrites only files whose content differs (size, then CRC32 of the data on disk against
+//! the snapshot's), each through a temp file in the same directory and a rename, so every
+//! file is either old or new; deletes entries the snapshot does not have; never deletes or
+//! replaces the lock file (`*.alopex.lock`) or `.lifecycle/` at the root; refuses while a
+//! process holds the lock unless forced. Existing symlinks are never followed: a symlink
+//! where the snapshot has a directory is replaced by the directory.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use super::{
+    RestoreOptions, RestorePlan, RestoreStats, finish_dir, restore_link, set_file_meta,
+    write_file_at,
+};
+use crate::error::{Error, Result};
+use crate::format::manifest::{Node, NodeKind};
+use crate::hasher::FileCrc;
+use crate::id::TreeId;
+use crate::progress::{Phase, Progress};
+use crate::repository::Repository;
+use crate::source::data_extents;
+use crate::stage::Layout;
+
+static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn protected(rel: &Path) -> bool {
+    let first = rel
+        .components()
+        .next()
+        .map(|c| c.as_os_str().as_bytes().to_vec())
+        .unwrap_or_default();
+    first.ends_with(b".alopex.lock") || first == b".lifecycle"
+}
+
+/// Fails when a process holds an OS lock on a `*.alopex.lock` file at the root.
+fn check_lock(target: &Path) -> Result<()> {
+    let rd = std::fs::read_dir(target).map_err(|e| Error::io("list", target, e))?;
+    for e in rd.flatten() {
+        let name = e.file_name();
+        if !name.as_bytes().ends_with(b".alopex.lock") {
+            continue;
+        }
+        let path = e.path();
+        let Ok(f) = File::open(&path) else { continue };
+        match f.try_lock() {
+            Ok(()) => {
+                let _ = f.unlock();
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked(format!(
+                    "a running database holds {}; stop it before restoring in place, or pass --force",
+                    path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(err)) => {
+                return Err(Error::io("test the lock of", &path, err));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Size and CRC32 of a file on disk, reading only its data extents.
+fn disk_crc(path: &Path) -> std::io::Result<(u64, u32)> {
+    let f = File::open(path)?;
+    let size = f.metadata()?.len();
+    let mut crc = FileCrc::new();
+    let mut pos = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    for (off, len) in data_extents(&f, size)? {
+        crc.append_zeros(off - pos);
+        let mut at = off;
+        while at < off + len {
+            let n = usize::try_from((off + len - at).min(buf.len() as u64)).unwrap_or(buf.len());
+            f.read_exact_at(&mut buf[..n], at)?;
+            crc.update(&buf[..n]);
+            at += n as u64;
+        }
+        pos = off + len;
+    }
+    crc.append_zeros(size - pos);
+    Ok((size, crc.finalize()))
+}
+
+fn remove_any(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            std::fs::remove_dir_all(path).map_err(|e| Error::io("remove directory", path, e))
+        }
+        Ok(_) => std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("stat", path, e)),
+    }
+}
+
+fn tmp_beside(path: &Path) -> PathBuf {
+    let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".snapkeep-restore-{}-{n}.tmp", std::process::id()))
+}
+
+pub(super) fn restore_in_place(
+    repo: &Repository,
+    tree: &TreeId,
+    target: &Path,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreStats> {
+    if !opts.force {
+        check_lock(target)?;
+    }
+    let plan = RestorePlan::new(repo, tree, target)?;
+    progress.phase(Phase::Restore, plan.total_bytes, plan.files.len() as u64);
+    let owner = !opts.skip_owner && rustix::process::geteuid().is_root();
+    let layout = Layout::detect(target);
+    let _ = layout;
+
+    // 1. Directories: a real directory at every planned path (never through a symlink).
+    for (path, _) in &plan.dirs {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                remove_any(path)?;
+                mkdir(path)?;
+            }
+            Err(_) => mkdir(path)?,
+        }
+    }
+    // 2. Files: keep identical ones, rewrite the others atomically.
+    let unchanged = AtomicU64::new(0);
+    let data_bytes = AtomicU64::new(0);
+    plan.files.par_iter().try_for_each(|job| -> Result<()> {
+        if protected(job.path.strip_prefix(target).unwrap_or(&job.path)) {
+            return Ok(());
+        }
+        if let Ok(m) = std::fs::symlink_metadata(&job.path)
+            && m.is_file()
+            && m.len() == job.node.size
+            && let NodeKind::File { crc32, .. } = &job.node.kind
+            && disk_crc(&job.path).is_ok_and(|(size, crc)| size == job.node.size && crc == *crc32)
+        {
+            let f = File::options()
+                .write(true)
+                .open(&job.path)
+                .map_err(|e| Error::io("open", &job.path, e))?;
+            if m.mode() & 0o7777 != job.node.mode
+                || m.mtime() * 1_000_000_000 + m.mtime_nsec() != job.node.mtime_ns
+                || owner
+            {
+                set_file_meta(&f, &job.path, &job.node, owner)?;
+            }
+            unchanged.fetch_add(1, Ordering::Relaxed);
+            progress.advance(job.node.size, 1);
+            return Ok(());
+        }
+        let tmp = tmp_beside(&job.path);
+        let written = match write_file_at(repo, &job.node, &job.display, &tmp, owner, progress) {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        if std::fs::symlink_metadata(&job.path).is_ok_and(|m| m.is_dir()) {
+            remove_any(&job.path)?;
+        }
+        std::fs::rename(&tmp, &job.path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io("replace", &job.path, e)
+        })?;
+        data_bytes.fetch_add(written, Ordering::Relaxed);
+        progress.advance(0, 1);
+        Ok(())
+    })?;
+    // 3. Symlinks: keep identical ones, replace the others.
+    for (path, node) in &plan.links {
+        let NodeKind::Symlink { target: want } = &node.kind else {
+            continue;
+        };
+        if std::fs::read_link(path).is_ok_and(|t| t.as_os_str().as_bytes() == want.as_slice()) {
+            continue;
+        }
+        let tmp = tmp_beside(path);
+        restore_link(&tmp, node, owner)?;
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+            remove_any(path)?;
+        }
+        std::fs::rename(&tmp, path).map_err(|e| Error::io("replace", path, e))?;
+    }
+    // 4. Delete what the snapshot does not have (never the lock file or .lifecycle/).
+    let wanted: HashSet<PathBuf> = plan
+        .dirs
+        .iter()
+        .map(|d| d.0.clone())
+        .chain(plan.files.iter().map(|f| f.path.clone()))
+        .chain(plan.links.iter().map(|l| l.0.clone()))
+        .collect();
+    let mut deleted = 0u64;
+    let mut stack = vec![target.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let rd = std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))?;
+        for e in rd {
+            let e = e.map_err(|e| Error::io("list", &dir, e))?;
+            let path = e.path();
+            let rel = path.strip_prefix(target).unwrap_or(&path).to_path_buf();
+            if protected(&rel) {
+                continue;
+            }
+            if wanted.contains(&path) {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(path);
+                }
+                continue;
+            }
+            remove_any(&path)?;
+            deleted += 1;
+        }
+    }
+    // 5. Directory modes and times, deepest first.
+    for (path, node) in plan.dirs.iter().rev() {
+        finish_dir(path, node, owner)?;
+    }
+    let _ = OsStr::new("");
+    let _: Option<&Node> = None;
+    Ok(RestoreStats {
+        files: plan.files.len() as u64,
+        dirs: plan.dirs.len() as u64,
+        symlinks: plan.links.len() as u64,
+        bytes: plan.total_bytes,
+        data_bytes: data_bytes.load(Ordering::Relaxed),
+        unchanged: unchanged.load(Ordering::Relaxed),
+        deleted,
+        ..RestoreStats::default()
+    })
+}
+
+fn mkdir(path: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| Error::io("create directory", path, e))
+}
