@@ -23,11 +23,10 @@ pub fn map_immutable(file: &File) -> std::io::Result<Mmap> {
 /// Maps `len` bytes of a source file at `offset`, advising sequential access.
 pub fn map_window(file: &File, offset: u64, len: usize) -> std::io::Result<Mmap> {
     // SAFETY: the file is only read through the returned slice. If another process truncates
-    // the file while mapped, touching pages past the new end raises SIGBUS; the source is a
-    // data directory snapshotted as-is, and callers map only the range that `fstat` and
-    // SEEK_DATA reported immediately before mapping, which narrows that window to a race with
-    // a truncating writer (documented in docs/DESIGN.md as a limit of mmap reads; small files
-    // and files that change between two stats are read with `pread` instead).
+    // the file while mapped, touching pages past the new end raises SIGBUS; callers map only
+    // a range that `fstat` showed the file still covers immediately before mapping, which
+    // narrows that to a race with a truncating writer (documented in docs/DESIGN.md as the
+    // limit of mmap reads; windows under `source::MMAP_THRESHOLD` are read with `pread`).
     let map = unsafe { MmapOptions::new().offset(offset).len(len).map(file)? };
     let _ = map.advise(Advice::Sequential);
     Ok(map)

@@ -26,6 +26,9 @@ pub struct IndexRebuild {
 pub fn plan_index_rebuild(repo: &Repository) -> Result<IndexRebuild> {
     use rayon::prelude::*;
     let backend = repo.backend();
+    // Index files first: packs are written before the index that names them, so every index
+    // file listed here has its packs in the listing below, and replacing it loses nothing.
+    let old_index_files: Vec<String> = backend.list("index/")?.into_iter().map(|o| o.key).collect();
     let listed = backend.list("data/")?;
     let results: Vec<_> = listed
         .par_iter()
@@ -56,7 +59,7 @@ pub fn plan_index_rebuild(repo: &Repository) -> Result<IndexRebuild> {
     plan.entries
         .sort_by(|a, b| a.0.cmp(&b.0).then(a.1.pack.cmp(&b.1.pack)));
     plan.entries.dedup_by(|a, b| a.0 == b.0);
-    plan.old_index_files = backend.list("index/")?.into_iter().map(|o| o.key).collect();
+    plan.old_index_files = old_index_files;
     Ok(plan)
 }
 

@@ -10,7 +10,7 @@ use std::io::{Read, Seek};
 use rustix::fs::SeekFrom;
 use rustix::io::Errno;
 
-/// Files at least this large are read through memory-mapped windows.
+/// Windows at least this large are read through a memory map.
 pub const MMAP_THRESHOLD: u64 = 1 << 20;
 /// Size of one read window (must exceed the largest chunk).
 pub const WINDOW: usize = 32 << 20;
@@ -79,13 +79,10 @@ impl std::ops::Deref for Window {
 
 /// Reads `len` bytes at `offset`: mapped when the file is large, else `pread`.
 /// A file that shrank under the read gives `UnexpectedEof`.
-pub fn read_window(
-    file: &File,
-    file_size: u64,
-    offset: u64,
-    len: usize,
-) -> std::io::Result<Window> {
-    if file_size >= MMAP_THRESHOLD {
+pub fn read_window(file: &File, offset: u64, len: usize) -> std::io::Result<Window> {
+    // Chosen by the window, not the file: the small data extents of a sparse file are
+    // cheaper to pread than to map.
+    if len as u64 >= MMAP_THRESHOLD {
         let now = file.metadata()?.len();
         if now < offset + len as u64 {
             return Err(std::io::Error::new(

@@ -308,6 +308,15 @@ impl Walker<'_> {
     }
 
     fn walk(&mut self, rec: &SnapshotRecord, id: &TreeId, path: &str, report: &mut VerifyReport) {
+        if path.matches('/').count() > crate::backup::MAX_DEPTH {
+            report.add(
+                Some(&rec.id),
+                Some(path),
+                format!("tree {id}"),
+                "directories nested too deep".into(),
+            );
+            return;
+        }
         let tree = match self.load(id) {
             Ok(t) => t,
             Err(problem) => {

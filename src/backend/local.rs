@@ -4,8 +4,8 @@
 //! `<root>/tmp`, are fsynced, then renamed (or hard-linked, for put-if-absent) into place, and
 //! the parent directory is fsynced: an object is either absent or complete and durable.
 //! Large staged objects (`put_file`, i.e. packs) are renamed into place with their writeback
-//! started but not awaited; [`Backend::flush`] fsyncs them and their directories, in
-//! parallel, so many packs reach the disk in one wait instead of one wait each.
+//! started but not awaited; [`Backend::flush`] fsyncs the caller's objects and their
+//! directories, in parallel, so many packs reach the disk in one wait instead of one each.
 //! Files are created 0600 and directories 0700. Leftover temp files are garbage.
 
 use std::fs::{self, File, OpenOptions};
@@ -21,7 +21,6 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub struct LocalBackend {
     root: PathBuf,
-    pending: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -30,10 +29,7 @@ impl LocalBackend {
     /// A backend rooted at `root` (which need not exist yet; `put` creates directories).
     #[must_use]
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalBackend {
-            root: root.into(),
-            pending: std::sync::Mutex::new(Vec::new()),
-        }
+        LocalBackend { root: root.into() }
     }
 
     /// The root directory.
@@ -152,12 +148,6 @@ impl Backend for LocalBackend {
                 let _ = fs::remove_file(path);
                 Error::backend("store", key, e)
             })?;
-            let mut p = self
-                .pending
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            p.push(dest);
-            p.push(parent);
             Ok(())
         } else {
             let data = fs::read(path).map_err(|e| Error::io("read staged file", path, e))?;
@@ -166,19 +156,16 @@ impl Backend for LocalBackend {
         }
     }
 
-    fn flush(&self) -> Result<()> {
+    fn flush(&self, keys: &[String]) -> Result<()> {
         use rayon::prelude::*;
-        let mut pending = std::mem::take(
-            &mut *self
-                .pending
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        pending.sort();
-        pending.dedup();
-        // Files first, then their directories (directories sort before their entries).
-        let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) =
-            pending.into_iter().partition(|p| p.is_dir());
+        let files: Vec<PathBuf> = keys.iter().map(|k| self.path(k)).collect::<Result<_>>()?;
+        let mut dirs: Vec<PathBuf> = files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        // Files first, then the directories that name them.
         for group in [files, dirs] {
             group.par_iter().try_for_each(|p| {
                 File::open(p)
@@ -198,6 +185,18 @@ impl Backend for LocalBackend {
         let len = usize::try_from(len).map_err(|_| {
             Error::InvalidInput(format!("range of {len} bytes in '{key}' is too large"))
         })?;
+        // Never allocate more than the object holds (a damaged length field must not).
+        let size = f.metadata().map_err(|e| Self::read_err(key, e))?.len();
+        if offset.checked_add(len as u64).is_none_or(|end| end > size) {
+            return Err(Error::backend(
+                "read range of",
+                key,
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("range {offset}+{len} is past the object's end ({size} bytes)"),
+                ),
+            ));
+        }
         let mut buf = vec![0u8; len];
         f.read_exact_at(&mut buf, offset)
             .map_err(|e| Error::backend("read range of", key, e))?;

@@ -50,10 +50,11 @@ pub trait Backend: Send + Sync {
         std::fs::remove_file(path).map_err(|e| Error::io("remove staged file", path, e))
     }
 
-    /// Makes every object stored so far durable (objects from `put_file` may be pending
-    /// until this returns). The commit protocol calls it before writing anything that
+    /// Makes the listed objects, stored with `put_file`, durable (they may be pending until
+    /// this returns). Each caller flushes its own keys, so concurrent writers never rely on
+    /// one another's flush. The commit protocol calls it before writing anything that
     /// references those objects.
-    fn flush(&self) -> Result<()> {
+    fn flush(&self, _keys: &[String]) -> Result<()> {
         Ok(())
     }
 
@@ -170,7 +171,7 @@ pub(crate) mod contract {
             .join(format!("stage-test-{}", std::process::id()));
         std::fs::write(&staged, b"from file").expect("stage");
         b.put_file("data/cc/x3", &staged).expect("put_file");
-        b.flush().expect("flush");
+        b.flush(&["data/cc/x3".to_string()]).expect("flush");
         assert_eq!(b.get("data/cc/x3").expect("get"), b"from file");
         assert!(!staged.exists());
     }

@@ -43,7 +43,7 @@ use crate::repository::{Repository, hostname, now_ns};
 use crate::source::{WINDOW, data_extents, holes_of, read_window};
 use crate::stage::{Layout, StageSelection, StageSet};
 
-pub use walk::Meta;
+pub use walk::{MAX_DEPTH, Meta};
 use walk::{ScannedDir, scan};
 
 /// What to snapshot and how.
@@ -230,7 +230,19 @@ pub fn snapshot(
         .skipped
         .store(root.skipped_total(), Ordering::Relaxed);
     progress.phase(Phase::Snapshot, total_bytes, total_files);
-    let tree = process_dir(&ctx, &root, "", parent_root.as_deref())?;
+    // Directories recurse on the pool's threads: give them room for MAX_DEPTH levels.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .stack_size(32 << 20)
+        .thread_name(|i| format!("snapkeep-snapshot-{i}"))
+        .build()
+        .map_err(|e| {
+            Error::io(
+                "start worker threads for",
+                &source,
+                std::io::Error::other(e),
+            )
+        })?;
+    let tree = pool.install(|| process_dir(&ctx, &root, "", parent_root.as_deref()))?;
 
     progress.phase(Phase::Commit, 0, 0);
     let sealed = ctx.writer.finish()?;
@@ -588,11 +600,13 @@ fn process_file(
         } else {
             None
         };
-        let content = match read_content(ctx, &file, before.len(), tee.as_ref().map(|t| &t.file)) {
-            Ok(c) => Some(c),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
-            Err(e) => return Err(Error::io("read", &path, e)),
-        };
+        let content = read_content(
+            ctx,
+            &file,
+            &path,
+            before.len(),
+            tee.as_ref().map(|t| &t.file),
+        )?;
         let after = file.metadata().map_err(|e| Error::io("stat", &path, e))?;
         let stable = Meta::from(&before).same_content_stamp(&Meta::from(&after));
         let last = attempt >= ctx.max_rereads;
@@ -666,22 +680,28 @@ fn process_file(
             return Ok(Some(node));
         }
         if content.is_none() && last {
-            return Err(Error::InvalidInput(format!(
-                "{} kept shrinking while it was read; stop the writer or retry",
-                path.display()
-            )));
+            ctx.warn(format!(
+                "skipped {}: it kept shrinking while it was read ({} attempts)",
+                path.display(),
+                attempt + 1
+            ));
+            ctx.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
         }
         attempt += 1;
     }
 }
 
+/// Reads and stores a file's content; `Ok(None)` when the file shrank under the read.
 fn read_content(
     ctx: &Ctx<'_>,
     file: &File,
+    path: &Path,
     size: u64,
     tee: Option<&File>,
-) -> std::io::Result<FileContent> {
-    let extents = data_extents(file, size)?;
+) -> Result<Option<FileContent>> {
+    let read_err = |e: std::io::Error| Error::io("read", path, e);
+    let extents = data_extents(file, size).map_err(read_err)?;
     let holes: Vec<Extent> = holes_of(&extents, size)
         .into_iter()
         .map(|(offset, len)| Extent { offset, len })
@@ -700,7 +720,11 @@ fn read_content(
             let wlen = usize::try_from(end - at)
                 .unwrap_or(usize::MAX)
                 .min(ctx.window);
-            let win = read_window(file, size, at, wlen)?;
+            let win = match read_window(file, at, wlen) {
+                Ok(w) => w,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+                Err(e) => return Err(read_err(e)),
+            };
             let at_end = at + wlen as u64 == end;
             let mut cuts = Vec::new();
             let mut p = 0usize;
@@ -723,18 +747,22 @@ fn read_content(
                     .collect()
             };
             for r in results {
-                let (cref, c) = r.map_err(std::io::Error::other)?;
+                let (cref, c) = r?;
                 crc.append(c, u64::from(cref.len));
                 chunks.push(cref);
             }
             if let Some(t) = tee {
-                std::os::unix::fs::FileExt::write_all_at(t, &win[..p], at)?;
+                std::os::unix::fs::FileExt::write_all_at(t, &win[..p], at)
+                    .map_err(|e| Error::io("write the stage copy of", path, e))?;
             }
             at += p as u64;
             data_bytes += p as u64;
             ctx.progress.advance(p as u64, 0);
             if p == 0 {
-                return Err(std::io::Error::other("chunker made no progress"));
+                return Err(Error::corrupt(
+                    format!("chunker parameters of {}", ctx.repo.backend().location()),
+                    "no chunk boundary within a full window; check the repository config",
+                ));
             }
         }
         pos = end;
@@ -742,12 +770,12 @@ fn read_content(
     if size > pos {
         crc.append_zeros(size - pos);
     }
-    Ok(FileContent {
+    Ok(Some(FileContent {
         chunks,
         holes,
         crc: crc.finalize(),
         data_bytes,
-    })
+    }))
 }
 
 /// Logical size implied by a file node's chunks and holes (for checks elsewhere).
@@ -773,14 +801,20 @@ impl Meta {
     }
 }
 
+/// Nanoseconds since the epoch, saturating outside the years 1677..2262.
+#[must_use]
+pub fn stamp_ns(secs: i64, nsec: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
+}
+
 impl From<&std::fs::Metadata> for Meta {
     fn from(m: &std::fs::Metadata) -> Self {
         Meta {
             mode: m.mode() & 0o7777,
             uid: m.uid(),
             gid: m.gid(),
-            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+            mtime_ns: stamp_ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: stamp_ns(m.ctime(), m.ctime_nsec()),
             ino: m.ino(),
             size: m.len(),
         }

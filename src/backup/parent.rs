@@ -41,5 +41,8 @@ pub(crate) fn reusable(node: &Node, meta: &Meta, parent_time_ns: i64, index: &In
         && node.gid == meta.gid
         && node.mtime_ns < settled
         && node.ctime_ns < settled
+        // A saturated (out-of-range) stamp cannot prove anything.
+        && node.mtime_ns != i64::MAX
+        && node.mtime_ns != i64::MIN
         && chunks.iter().all(|c| index.contains(&c.id))
 }

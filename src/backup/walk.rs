@@ -33,6 +33,9 @@ impl Meta {
     }
 }
 
+/// Deepest directory nesting a snapshot accepts (restore and verify use the same bound).
+pub const MAX_DEPTH: usize = 4096;
+
 /// One scanned directory.
 pub(crate) struct ScannedDir {
     pub path: PathBuf,
@@ -80,7 +83,7 @@ pub(crate) fn scan(
         skipped: 0,
     };
     let rd = std::fs::read_dir(root).map_err(|e| Error::io("read directory", root, e))?;
-    fill(&mut dir, rd, Path::new(""), excludes, warnings)?;
+    fill(&mut dir, rd, Path::new(""), excludes, warnings, 0)?;
     Ok(dir)
 }
 
@@ -90,7 +93,14 @@ fn fill(
     rel: &Path,
     excludes: &globset::GlobSet,
     warnings: &mut Vec<String>,
+    depth: usize,
 ) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(Error::InvalidInput(format!(
+            "{} is nested more than {MAX_DEPTH} directories deep; exclude it or snapshot a deeper root",
+            dir.path.display()
+        )));
+    }
     let mut entries = Vec::new();
     for e in rd {
         let e = e.map_err(|e| Error::io("read directory", &dir.path, e))?;
@@ -156,7 +166,7 @@ fn fill(
                 links: Vec::new(),
                 skipped: 0,
             };
-            fill(&mut sub, rd, &rel_path, excludes, warnings)?;
+            fill(&mut sub, rd, &rel_path, excludes, warnings, depth + 1)?;
             dir.dirs.push(sub);
         } else {
             let what = if ft.is_fifo() {

@@ -50,13 +50,13 @@ struct Cli {
 enum Command {
     /// Create a repository.
     Init {
-        /// Average chunk size (power of two, 4KiB..4MiB); min = avg/4, max = avg*4.
+        /// Average chunk size (power of two, 4KiB..4MiB); min = avg/2, max = avg*4.
         #[arg(long, value_parser = parse_size)]
         chunk_avg: Option<u64>,
         /// Compression of new data: off, zstd or zstd:LEVEL.
         #[arg(long, default_value = "zstd:1")]
         compression: String,
-        /// Target pack size (at least 1MiB).
+        /// Target pack size (1MiB..1GiB).
         #[arg(long, value_parser = parse_size)]
         pack_size: Option<u64>,
     },
@@ -165,10 +165,27 @@ pub fn run() -> i32 {
                     json!({ "error": format!("{e:#}"), "exit_code": code })
                 );
             }
-            eprintln!("snapkeep: error: {e:#}");
+            eprintln!("snapkeep: error: {}", chain(&e));
             code
         }
     }
+}
+
+/// The error and its causes, skipping a cause whose text the message before already holds
+/// (our errors name their cause in their own sentence).
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn exit_code(e: &anyhow::Error) -> i32 {
@@ -329,8 +346,8 @@ fn cmd_init(
     if let Some(ps) = pack_size {
         opts.pack_size = u32::try_from(ps)
             .ok()
-            .filter(|&p| p >= 1 << 20)
-            .ok_or_else(|| UsageError(format!("--pack-size {ps} must be between 1MiB and 4GiB")))?;
+            .filter(|&p| (1 << 20..=1 << 30).contains(&p))
+            .ok_or_else(|| UsageError(format!("--pack-size {ps} must be between 1MiB and 1GiB")))?;
     }
     let repo = Repository::init_local(&env.repo_path, &opts)?;
     let c = repo.config();

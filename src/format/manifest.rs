@@ -107,7 +107,8 @@ impl Tree {
         out
     }
 
-    /// Decodes a tree and checks its invariants (sorted, unique, safe names).
+    /// Decodes a tree and checks its invariants (sorted, unique names; restore checks that
+    /// each name is a safe single component).
     pub fn from_bytes(b: &[u8], id: &TreeId) -> Result<Self> {
         let object = format!("tree {}", id.short());
         if b.len() < 8 || &b[..6] != TREE_MAGIC {

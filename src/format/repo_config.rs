@@ -80,6 +80,11 @@ pub struct RepoConfig {
 impl RepoConfig {
     /// Default target pack size: 32 MiB.
     pub const DEFAULT_PACK_SIZE: u32 = 32 << 20;
+    /// Smallest target pack size.
+    pub const MIN_PACK_SIZE: u32 = 1 << 20;
+    /// Largest target pack size (pack offsets are 32-bit; a pack may overshoot its target
+    /// by one blob).
+    pub const MAX_PACK_SIZE: u32 = 1 << 30;
 
     /// Encodes the framed object.
     #[must_use]
@@ -99,10 +104,10 @@ impl RepoConfig {
             });
         }
         cfg.chunker.validate()?;
-        if cfg.pack_size < (1 << 20) {
+        if !(RepoConfig::MIN_PACK_SIZE..=RepoConfig::MAX_PACK_SIZE).contains(&cfg.pack_size) {
             return Err(Error::corrupt(
                 "repository config",
-                format!("pack size {} is below 1 MiB", cfg.pack_size),
+                format!("pack size {} is outside 1 MiB..1 GiB", cfg.pack_size),
             ));
         }
         Ok(cfg)

@@ -25,9 +25,41 @@ use crate::id::{ChunkId, PackId};
 
 /// Decodes stored blob bytes and checks them against `id`.
 pub fn decode_blob(stored: &[u8], loc: &BlobLocation, id: &ChunkId) -> Result<Vec<u8>> {
+    let object = || format!("blob {} in pack {}", id.short(), loc.pack.short());
     let raw = match loc.compression {
-        BlobCompression::Raw => stored.to_vec(),
+        BlobCompression::Raw => {
+            if stored.len() != loc.raw_length as usize {
+                return Err(Error::corrupt(
+                    object(),
+                    format!(
+                        "{} stored bytes, the index says {}",
+                        stored.len(),
+                        loc.raw_length
+                    ),
+                ));
+            }
+            stored.to_vec()
+        }
         BlobCompression::Zstd => {
+            // Bound the allocation by what the frame itself declares, so a damaged length
+            // field cannot ask for gigabytes.
+            match zstd::zstd_safe::get_frame_content_size(stored) {
+                Ok(Some(n)) if n == u64::from(loc.raw_length) => {}
+                other => {
+                    let declared = match other {
+                        Ok(Some(n)) => format!("{n} bytes"),
+                        Ok(None) => "no size".to_string(),
+                        Err(_) => "an unreadable header".to_string(),
+                    };
+                    return Err(Error::corrupt(
+                        object(),
+                        format!(
+                            "its zstd frame declares {declared}, the index says {} bytes",
+                            loc.raw_length
+                        ),
+                    ));
+                }
+            }
             let raw = zstd::bulk::decompress(stored, loc.raw_length as usize).map_err(|e| {
                 Error::corrupt(
                     format!("blob {} in pack {}", id.short(), loc.pack.short()),

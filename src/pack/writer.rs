@@ -38,6 +38,8 @@ struct Shared {
     poison: Mutex<Option<String>>,
     stored_bytes: AtomicU64,
     packs: AtomicU64,
+    /// Keys of the packs this writer uploaded (flushed by `finish`).
+    keys: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -77,6 +79,7 @@ impl PackWriter {
             poison: Mutex::new(None),
             stored_bytes: AtomicU64::new(0),
             packs: AtomicU64::new(0),
+            keys: Mutex::new(Vec::new()),
         });
         // Two packs may wait while one uploads: bounded memory/disk, producers block beyond.
         let (tx, rx) = sync_channel::<OpenPack>(1);
@@ -205,7 +208,14 @@ impl PackWriter {
             let _ = h.join();
         }
         self.shared.check()?;
-        if let Err(e) = self.shared.backend.flush() {
+        let keys = std::mem::take(
+            &mut *self
+                .shared
+                .keys
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        if let Err(e) = self.shared.backend.flush(&keys) {
             self.shared.poison(&e);
             return Err(e);
         }
@@ -287,6 +297,11 @@ fn seal_and_upload(shared: &Shared, mut pack: OpenPack) -> Result<()> {
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
+    shared
+        .keys
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(pack_key(&id));
     shared.stored_bytes.fetch_add(total, Ordering::Relaxed);
     shared.packs.fetch_add(1, Ordering::Relaxed);
     let mut sealed = shared.sealed.lock().unwrap_or_else(PoisonError::into_inner);

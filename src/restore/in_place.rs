@@ -8,7 +8,6 @@
 //! where the snapshot has a directory is replaced by the directory.
 
 use std::collections::HashSet;
-use std::ffi::OsStr;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt};
@@ -22,13 +21,12 @@ use super::{
     write_file_at,
 };
 use crate::error::{Error, Result};
-use crate::format::manifest::{Node, NodeKind};
+use crate::format::manifest::NodeKind;
 use crate::hasher::FileCrc;
 use crate::id::TreeId;
 use crate::progress::{Phase, Progress};
 use crate::repository::Repository;
 use crate::source::data_extents;
-use crate::stage::Layout;
 
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -120,8 +118,6 @@ pub(super) fn restore_in_place(
     let plan = RestorePlan::new(repo, tree, target)?;
     progress.phase(Phase::Restore, plan.total_bytes, plan.files.len() as u64);
     let owner = !opts.skip_owner && rustix::process::geteuid().is_root();
-    let layout = Layout::detect(target);
-    let _ = layout;
 
     // 1. Directories: a real directory at every planned path (never through a symlink).
     for (path, _) in &plan.dirs {
@@ -152,7 +148,7 @@ pub(super) fn restore_in_place(
                 .open(&job.path)
                 .map_err(|e| Error::io("open", &job.path, e))?;
             if m.mode() & 0o7777 != job.node.mode
-                || m.mtime() * 1_000_000_000 + m.mtime_nsec() != job.node.mtime_ns
+                || crate::backup::stamp_ns(m.mtime(), m.mtime_nsec()) != job.node.mtime_ns
                 || owner
             {
                 set_file_meta(&f, &job.path, &job.node, owner)?;
@@ -228,8 +224,6 @@ pub(super) fn restore_in_place(
     for (path, node) in plan.dirs.iter().rev() {
         finish_dir(path, node, owner)?;
     }
-    let _ = OsStr::new("");
-    let _: Option<&Node> = None;
     Ok(RestoreStats {
         files: plan.files.len() as u64,
         dirs: plan.dirs.len() as u64,

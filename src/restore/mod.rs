@@ -168,8 +168,66 @@ pub fn restore(
         stats.duration_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         return Ok(stats);
     }
-    prepare_target(target)?;
-    let plan = RestorePlan::new(repo, &rec.tree, target)?;
+    // Restore into a private sibling directory and rename it into place only when every
+    // file has been written and checked: the target is either untouched or complete.
+    let existing_mode = prepare_target(target)?;
+    let staging = staging_dir_for(target)?;
+    let result = restore_into(repo, &rec.tree, &staging, opts, progress);
+    let mut stats = match result.and_then(|stats| {
+        if let Some(mode) = existing_mode {
+            std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io("set mode of", &staging, e))?;
+        }
+        std::fs::rename(&staging, target)
+            .map_err(|e| Error::io("move the restored tree into", target, e))?;
+        Ok(stats)
+    }) {
+        Ok(stats) => stats,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    run_stages(target, opts, &mut stats)?;
+    stats.duration_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    Ok(stats)
+}
+
+/// A new private directory beside `target` to restore into.
+fn staging_dir_for(target: &Path) -> Result<PathBuf> {
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&parent)
+        .map_err(|e| Error::io("create the parent of restore target", &parent, e))?;
+    let name = target
+        .file_name()
+        .map_or_else(|| "restore".into(), |n| n.to_string_lossy().into_owned());
+    let staging = parent.join(format!(
+        ".{name}.snapkeep-restore-{}-{}",
+        std::process::id(),
+        crate::repository::now_ns()
+    ));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .map_err(|e| Error::io("create restore staging directory", &staging, e))?;
+    Ok(staging)
+}
+
+/// Writes the whole tree into the existing empty directory `dir`.
+fn restore_into(
+    repo: &Repository,
+    tree: &TreeId,
+    dir: &Path,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreStats> {
+    let plan = RestorePlan::new(repo, tree, dir)?;
     progress.phase(Phase::Restore, plan.total_bytes, plan.files.len() as u64);
     let owner = !opts.skip_owner && rustix::process::geteuid().is_root();
 
@@ -189,7 +247,7 @@ pub fn restore(
     for (path, node) in plan.dirs.iter().rev() {
         finish_dir(path, node, owner)?;
     }
-    let mut stats = RestoreStats {
+    let stats = RestoreStats {
         files: plan.files.len() as u64,
         dirs: plan.dirs.len() as u64,
         symlinks: plan.links.len() as u64,
@@ -197,8 +255,6 @@ pub fn restore(
         data_bytes: data_bytes.load(Ordering::Relaxed),
         ..RestoreStats::default()
     };
-    run_stages(target, opts, &mut stats)?;
-    stats.duration_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     Ok(stats)
 }
 
@@ -229,27 +285,24 @@ fn run_stages(target: &Path, opts: &RestoreOptions, stats: &mut RestoreStats) ->
 
 use std::os::unix::fs::DirBuilderExt;
 
-fn prepare_target(target: &Path) -> Result<()> {
+/// Checks that `target` is absent or an empty directory; returns the mode of an existing one.
+fn prepare_target(target: &Path) -> Result<Option<u32>> {
     match std::fs::symlink_metadata(target) {
         Ok(m) if m.is_dir() => {
             let mut rd = std::fs::read_dir(target).map_err(|e| Error::io("list", target, e))?;
             if rd.next().is_some() {
                 return Err(Error::InvalidInput(format!(
-                    "restore target {} is not empty; give a new or empty directory",
+                    "restore target {} is not empty; give a new or empty directory (or --in-place)",
                     target.display()
                 )));
             }
-            Ok(())
+            Ok(Some(m.permissions().mode() & 0o7777))
         }
         Ok(_) => Err(Error::InvalidInput(format!(
             "restore target {} exists and is not a directory; give a new or empty directory",
             target.display()
         ))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(target)
-            .map_err(|e| Error::io("create restore target", target, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("stat restore target", target, e)),
     }
 }
@@ -307,11 +360,18 @@ fn write_content(
     }
     let positions = chunk_positions(chunks, holes);
     let write_one = |(c, &pos): (&ChunkRef, &u64)| -> Result<u32> {
-        let data = repo.read_blob(&c.id).map_err(|e| {
-            Error::corrupt(
+        let data = repo.read_blob(&c.id).map_err(|e| match e {
+            // Damage is reported against the file it breaks; other failures (a missing
+            // pack, an I/O error) keep their own cause and advice.
+            Error::HashMismatch { .. } | Error::Corrupt { .. } => Error::corrupt(
                 format!("file '{display}'"),
-                format!("chunk {}: {e}", c.id.short()),
-            )
+                format!("chunk {} does not match its id", c.id.short()),
+            ),
+            e if e.is_not_found() => Error::corrupt(
+                format!("file '{display}'"),
+                format!("chunk {} cannot be read: {e}", c.id.short()),
+            ),
+            other => other,
         })?;
         if data.len() != c.len as usize {
             return Err(Error::corrupt(
