@@ -4,6 +4,7 @@
 //! Exit codes: 0 ok, 1 verify found problems, 2 usage or input error, 3 repository locked,
 //! 4 any other failure.
 
+mod bench;
 mod output;
 mod progress;
 
@@ -128,6 +129,21 @@ enum Command {
         #[arg(long, default_value = "auto")]
         stages: String,
     },
+    /// Measure snapshot, no-change snapshot, change + snapshot, restore and verify on a
+    /// generated database-like directory (or DIR), against a plain read of the same files.
+    Bench {
+        /// Directory to measure instead of a generated one (it is not modified).
+        dir: Option<PathBuf>,
+        /// Size of the generated dataset.
+        #[arg(long, value_parser = parse_size, default_value = "1GiB")]
+        size: u64,
+        /// Drop the page cache before every step (root only).
+        #[arg(long)]
+        cold: bool,
+        /// Keep the temporary dataset, repository and restore.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Repair repository metadata.
     Repair {
         #[command(subcommand)]
@@ -155,7 +171,9 @@ pub fn run() -> i32 {
             return code;
         }
     };
-    match dispatch(&cli) {
+    let result = dispatch(&cli);
+    bench::report_rss_if_asked();
+    match result {
         Ok(code) => code,
         Err(e) => {
             let code = exit_code(&e);
@@ -327,6 +345,26 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Repair {
             what: RepairWhat::Index { dry_run },
         } => cmd_repair_index(&env, *dry_run),
+        Command::Bench {
+            dir,
+            size,
+            cold,
+            keep,
+        } => {
+            let report = bench::run(
+                &bench::BenchArgs {
+                    dir: dir.clone(),
+                    size: *size,
+                    cold: *cold,
+                    keep: *keep,
+                },
+                &|m| env.say(m),
+            )?;
+            if env.json {
+                println!("{report}");
+            }
+            Ok(0)
+        }
     }
 }
 
