@@ -59,8 +59,8 @@ fn bench(c: &mut Criterion) {
     build_db(&db);
     // Let every file age past the racy-mtime window before the parent snapshot.
     std::thread::sleep(Duration::from_millis(2200));
-    let repo = Repository::init_local(&tmp.path().join("repo"), &InitOptions::default())
-        .expect("init");
+    let repo =
+        Repository::init_local(&tmp.path().join("repo"), &InitOptions::default()).expect("init");
     let parent = snapkeep::snapshot(&repo, &db, &BackupOptions::default(), &NoProgress)
         .expect("parent snapshot");
     more_wal(&db);
