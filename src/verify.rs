@@ -3,7 +3,8 @@
 //! Owns: [`verify`] and its stages, run in this order and never stopping at the first problem:
 //! 1. index: every index file opens; with `read_data`, its checksum and entries are checked;
 //! 2. packs (`read_data`): every pack's header and trailer are checked, every blob is read
-//!    once, sequentially per pack, decompressed and re-hashed (packs in parallel);
+//!    once, front to back in runs of up to 8 MiB per pack, decompressed and re-hashed (the
+//!    blobs of a run in parallel, packs in parallel);
 //! 3. structure: every selected snapshot record decodes, every tree it reaches decodes, and
 //!    every tree and chunk is in the index and points into an existing pack;
 //! 4. files (`read_data`): every file's size and CRC32 is recomputed from the CRC32 of its
@@ -23,7 +24,7 @@ use crate::format::manifest::{FLAG_STAGE_FAILED, Node, NodeKind, SnapshotRecord,
 use crate::format::pack::HEADER;
 use crate::hasher::FileCrc;
 use crate::id::{ChunkId, PackId, SnapshotId, TreeId};
-use crate::pack::{decode_blob, location, read_pack_entries};
+use crate::pack::{check_blob_bytes, location, read_pack_entries};
 use crate::progress::{Phase, Progress};
 use crate::repository::Repository;
 use crate::stage::{Layout, StageSelection, StageSet};
@@ -534,7 +535,6 @@ fn read_packs(
         .collect();
     let mut facts = BlobFacts::new();
     let mut bad: HashMap<ChunkId, String> = HashMap::new();
-    let mut seen: HashSet<ChunkId> = HashSet::new();
     for r in results {
         report.packs_read += 1;
         if let Some(problem) = r.problem {
@@ -542,7 +542,6 @@ fn read_packs(
         }
         for (id, res) in r.blobs {
             report.blobs_read += 1;
-            seen.insert(id);
             match res {
                 Ok(f) => {
                     facts.insert(id, f);
@@ -581,6 +580,9 @@ struct PackResult {
     mismatched: Vec<(ChunkId, crate::format::index_file::BlobLocation)>,
 }
 
+/// Largest single read while verifying a pack (bounds memory: one run per worker).
+const RUN: u64 = 8 << 20;
+
 fn read_pack(repo: &Repository, id: &PackId, size: u64) -> PackResult {
     let mut out = PackResult {
         id: *id,
@@ -617,25 +619,50 @@ fn read_pack(repo: &Repository, id: &PackId, size: u64) -> PackResult {
     {
         out.problem = Some("blobs do not start right after the header".into());
     }
+    // The pack is read front to back once, in runs of up to RUN bytes; the blobs of a run
+    // are decoded and hashed in parallel.
     let key = pack_key(id);
-    let checked: Vec<_> = entries
-        .par_iter()
-        .map(|e| {
-            let loc = location(*id, e);
-            let r = backend
-                .get_range(&key, u64::from(e.offset), u64::from(e.length))
-                .map_err(|err| err.to_string())
-                .and_then(|stored| {
-                    decode_blob(&stored, &loc, &e.id)
-                        .map(|raw| (crc32fast::hash(&raw), e.raw_length))
-                        .map_err(|err| err.to_string())
-                });
-            (e.id, r, loc)
-        })
-        .collect();
-    for (cid, r, loc) in checked {
-        out.blobs.push((cid, r));
-        out.mismatched.push((cid, loc));
+    let mut sorted = entries;
+    sorted.sort_by_key(|e| e.offset);
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = u64::from(sorted[i].offset);
+        let mut j = i + 1;
+        while j < sorted.len()
+            && u64::from(sorted[j].offset) + u64::from(sorted[j].length) - start <= RUN
+        {
+            j += 1;
+        }
+        let run = &sorted[i..j];
+        let end = run
+            .iter()
+            .map(|e| u64::from(e.offset) + u64::from(e.length))
+            .max()
+            .unwrap_or(start);
+        let bytes = backend.get_range(&key, start, end - start);
+        let checked: Vec<_> = run
+            .par_iter()
+            .map(|e| {
+                let loc = location(*id, e);
+                let r = match &bytes {
+                    Ok(b) => {
+                        let from = usize::try_from(u64::from(e.offset) - start).unwrap_or(0);
+                        let stored = &b[from..from + e.length as usize];
+                        check_blob_bytes(stored, &loc, &e.id)
+                            .map(|crc| (crc, e.raw_length))
+                            .map_err(|err| err.to_string())
+                    }
+                    // The run could not be read whole: check blob by blob to attribute it.
+                    Err(_) => check_blob(backend, &e.id, &loc),
+                };
+                (e.id, r, loc)
+            })
+            .collect();
+        for (cid, r, loc) in checked {
+            out.blobs.push((cid, r));
+            out.mismatched.push((cid, loc));
+        }
+        i = j;
     }
     out
 }
