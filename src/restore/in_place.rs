@@ -1,7 +1,7 @@
 //! In-place restore into an existing directory (a database's data directory).
 //!
-//! Rewrites only files whose content differs (size, then CRC32 of the data on disk against
-//! the snapshot's), each through a temp file in the same directory and a rename, so every
+//! Rewrites only files whose content differs (size and holes, then the chunk ids of the data
+//! on disk against the snapshot's), each through a temp file in the same directory and a rename, so every
 //! file is either old or new; deletes entries the snapshot does not have; never deletes or
 //! replaces the lock file (`*.alopex.lock`) or `.lifecycle/` at the root; refuses while a
 //! process holds the lock unless forced. Existing symlinks are never followed: a symlink
@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,13 +20,15 @@ use super::{
     RestoreOptions, RestorePlan, RestoreStats, finish_dir, restore_link, set_file_meta,
     write_file_at,
 };
+use crate::chunker::Chunker;
 use crate::error::{Error, Result};
+use crate::format::manifest::Node;
 use crate::format::manifest::NodeKind;
-use crate::hasher::FileCrc;
+use crate::id::ChunkId;
 use crate::id::TreeId;
 use crate::progress::{Phase, Progress};
 use crate::repository::Repository;
-use crate::source::data_extents;
+use crate::source::{WINDOW, data_extents, holes_of, read_window};
 
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -67,26 +69,56 @@ fn check_lock(target: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Size and CRC32 of a file on disk, reading only its data extents.
-fn disk_crc(path: &Path) -> std::io::Result<(u64, u32)> {
+/// Whether the file on disk has exactly the node's content: the same holes and the same chunk
+/// ids (FastCDC cut points and blake3, as a snapshot would compute them), read from its data
+/// extents only and stopping at the first difference. Size + CRC32 alone would let a
+/// crafted or unlucky same-size file with a colliding CRC32 survive.
+fn same_content(path: &Path, node: &Node, chunker: &Chunker) -> std::io::Result<bool> {
+    let NodeKind::File { chunks, holes, .. } = &node.kind else {
+        return Ok(false);
+    };
     let f = File::open(path)?;
     let size = f.metadata()?.len();
-    let mut crc = FileCrc::new();
-    let mut pos = 0u64;
-    let mut buf = vec![0u8; 1 << 20];
-    for (off, len) in data_extents(&f, size)? {
-        crc.append_zeros(off - pos);
-        let mut at = off;
-        while at < off + len {
-            let n = usize::try_from((off + len - at).min(buf.len() as u64)).unwrap_or(buf.len());
-            f.read_exact_at(&mut buf[..n], at)?;
-            crc.update(&buf[..n]);
-            at += n as u64;
-        }
-        pos = off + len;
+    if size != node.size {
+        return Ok(false);
     }
-    crc.append_zeros(size - pos);
-    Ok((size, crc.finalize()))
+    let extents = data_extents(&f, size)?;
+    let disk_holes: Vec<(u64, u64)> = holes_of(&extents, size);
+    if disk_holes.len() != holes.len()
+        || disk_holes
+            .iter()
+            .zip(holes)
+            .any(|(a, b)| a.0 != b.offset || a.1 != b.len)
+    {
+        return Ok(false);
+    }
+    let window = WINDOW.max(2 * chunker.max_size());
+    let mut want = chunks.iter();
+    for (off, len) in extents {
+        let end = off + len;
+        let mut at = off;
+        while at < end {
+            let wlen = usize::try_from(end - at).unwrap_or(usize::MAX).min(window);
+            let win = read_window(&f, at, wlen)?;
+            let at_end = at + wlen as u64 == end;
+            let mut p = 0usize;
+            while p < win.len() {
+                let Some(n) = chunker.next_cut(&win[p..], at_end).filter(|&n| n > 0) else {
+                    break;
+                };
+                match want.next() {
+                    Some(c) if c.len as usize == n && ChunkId::of(&win[p..p + n]) == c.id => {}
+                    _ => return Ok(false),
+                }
+                p += n;
+            }
+            if p == 0 {
+                return Ok(false);
+            }
+            at += p as u64;
+        }
+    }
+    Ok(want.next().is_none())
 }
 
 fn remove_any(path: &Path) -> Result<()> {
@@ -116,6 +148,7 @@ pub(super) fn restore_in_place(
         check_lock(target)?;
     }
     let plan = RestorePlan::new(repo, tree, target)?;
+    let chunker = Chunker::new(&repo.config().chunker)?;
     progress.phase(Phase::Restore, plan.total_bytes, plan.files.len() as u64);
     let owner = !opts.skip_owner && rustix::process::geteuid().is_root();
 
@@ -140,8 +173,7 @@ pub(super) fn restore_in_place(
         if let Ok(m) = std::fs::symlink_metadata(&job.path)
             && m.is_file()
             && m.len() == job.node.size
-            && let NodeKind::File { crc32, .. } = &job.node.kind
-            && disk_crc(&job.path).is_ok_and(|(size, crc)| size == job.node.size && crc == *crc32)
+            && same_content(&job.path, &job.node, &chunker).unwrap_or(false)
         {
             let f = File::options()
                 .write(true)
