@@ -1,7 +1,7 @@
 //! Reading source files: data extents (holes are never read) and windows of content.
 //!
 //! Owns: finding data extents with SEEK_DATA/SEEK_HOLE, and handing out the bytes of an
-//! extent window by window: memory-mapped for large files, `pread` into a buffer for small.
+//! extent window by window, copied into a reusable per-thread buffer.
 //! Must not: chunk, hash or store anything.
 
 use std::fs::File;
@@ -10,10 +10,8 @@ use std::io::{Read, Seek};
 use rustix::fs::SeekFrom;
 use rustix::io::Errno;
 
-/// Windows at least this large are read through a memory map.
-pub const MMAP_THRESHOLD: u64 = 1 << 20;
-/// Size of one read window (must exceed the largest chunk).
-pub const WINDOW: usize = 32 << 20;
+/// Size of one read window (at least twice the largest chunk is used).
+pub const WINDOW: usize = 8 << 20;
 
 /// Data extents `(offset, len)` of a file of `size` bytes, in order. Filesystems without
 /// SEEK_DATA support report the whole file as data.
@@ -61,55 +59,47 @@ pub fn holes_of(extents: &[(u64, u64)], size: u64) -> Vec<(u64, u64)> {
     holes
 }
 
-/// Bytes of one window of a file.
-pub enum Window {
-    Mapped(memmap2::Mmap),
-    Buffer(Vec<u8>),
-}
-
-impl std::ops::Deref for Window {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Window::Mapped(m) => m,
-            Window::Buffer(b) => b,
-        }
-    }
-}
-
-/// Reads `len` bytes at `offset`: mapped when the file is large, else `pread`.
-/// A file that shrank under the read gives `UnexpectedEof`.
-pub fn read_window(file: &File, offset: u64, len: usize) -> std::io::Result<Window> {
-    // Chosen by the window, not the file: the small data extents of a sparse file are
-    // cheaper to pread than to map.
-    if len as u64 >= MMAP_THRESHOLD {
-        let now = file.metadata()?.len();
-        if now < offset + len as u64 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "file shrank while being read",
-            ));
-        }
-        let _ = rustix::fs::fadvise(
-            file,
-            offset,
-            std::num::NonZeroU64::new(len as u64),
-            rustix::fs::Advice::Sequential,
-        );
-        return crate::mmap::map_window(file, offset, len).map(Window::Mapped);
-    }
-    // read_to_end fills spare capacity without zeroing it first.
-    let mut buf = Vec::with_capacity(len);
+/// Reads `len` bytes at `offset` into `buf` (replacing its content; its allocation is
+/// reused). A file that shrank under the read gives `UnexpectedEof`.
+///
+/// Source files are copied, never memory-mapped: a database rewrites its WAL in place while
+/// it is captured, and a chunk must be hashed, stored and stage-checked from one and the same
+/// copy of its bytes (a map would let them change between the hash and the store).
+pub fn read_window(file: &File, offset: u64, len: usize, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    buf.clear();
+    buf.reserve(len);
+    let _ = rustix::fs::fadvise(
+        file,
+        offset,
+        std::num::NonZeroU64::new(len as u64),
+        rustix::fs::Advice::Sequential,
+    );
     let mut f = file;
     f.seek(std::io::SeekFrom::Start(offset))?;
-    f.take(len as u64).read_to_end(&mut buf)?;
+    // read_to_end fills spare capacity without zeroing it first.
+    f.take(len as u64).read_to_end(buf)?;
     if buf.len() < len {
         return Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
             "file shrank while being read",
         ));
     }
-    Ok(Window::Buffer(buf))
+    Ok(())
+}
+
+thread_local! {
+    static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Takes this thread's reusable read buffer (give it back with [`put_buffer`]).
+#[must_use]
+pub fn take_buffer() -> Vec<u8> {
+    BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()))
+}
+
+/// Returns a read buffer for the next [`take_buffer`] on this thread.
+pub fn put_buffer(buf: Vec<u8>) {
+    BUFFER.with(|b| *b.borrow_mut() = buf);
 }
 
 #[cfg(test)]

@@ -132,6 +132,8 @@ struct Ctx<'a> {
     stage_dir: Option<tempfile::TempDir>,
     max_recaptures: u32,
     allow_inconsistent: bool,
+    /// Root files captured before the final listing (the layout's phase 0), by name.
+    precaptured: Mutex<std::collections::HashMap<Vec<u8>, Option<Node>>>,
 }
 
 /// Takes a snapshot of the directory `source` into `repo`.
@@ -225,10 +227,8 @@ pub fn snapshot(
         stages,
         max_recaptures: opts.max_recaptures.unwrap_or(3),
         allow_inconsistent: opts.allow_inconsistent,
+        precaptured: Mutex::new(std::collections::HashMap::new()),
     };
-    ctx.counters
-        .skipped
-        .store(root.skipped_total(), Ordering::Relaxed);
     progress.phase(Phase::Snapshot, total_bytes, total_files);
     // Directories recurse on the pool's threads: give them room for MAX_DEPTH levels.
     let pool = rayon::ThreadPoolBuilder::new()
@@ -242,6 +242,51 @@ pub fn snapshot(
                 std::io::Error::other(e),
             )
         })?;
+    // The layout's first phase (Alopex: lsm.wal) is captured before the tree is listed again,
+    // so a table written after it (a checkpoint in between) is in the listing, and nothing
+    // captured later (checkpoint.meta last) can point past what the snapshot holds.
+    let first_listing_warnings = ctx
+        .warnings
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .len();
+    let root = if root
+        .files
+        .iter()
+        .any(|(n, _)| ctx.layout.phase(&join_rel("", n)) == 0)
+    {
+        let early: Vec<(Vec<u8>, Option<Node>)> = pool.install(|| {
+            root.files
+                .iter()
+                .filter(|(n, _)| ctx.layout.phase(&join_rel("", n)) == 0)
+                .map(|(n, m)| {
+                    Ok((
+                        n.clone(),
+                        capture_one(&ctx, &root.path, "", n, m, parent_root.as_deref())?,
+                    ))
+                })
+                .collect::<Result<_>>()
+        })?;
+        ctx.precaptured
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(early);
+        // The second listing's warnings replace the first's; those of the capture stay.
+        let mut listing_warnings = Vec::new();
+        let fresh = scan(&source, &excludes, &mut listing_warnings)?;
+        let mut w = ctx.warnings.lock().unwrap_or_else(PoisonError::into_inner);
+        let keep = first_listing_warnings.min(w.len());
+        let from_capture = w.split_off(keep);
+        *w = listing_warnings;
+        w.extend(from_capture);
+        drop(w);
+        fresh
+    } else {
+        root
+    };
+    ctx.counters
+        .skipped
+        .fetch_add(root.skipped_total(), Ordering::Relaxed);
     let tree = pool.install(|| process_dir(&ctx, &root, "", parent_root.as_deref()))?;
 
     progress.phase(Phase::Commit, 0, 0);
@@ -421,6 +466,25 @@ fn compress(c: Compression, raw: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
+/// Reuses the parent's entry for an unchanged file, or reads it.
+fn capture_one(
+    ctx: &Ctx<'_>,
+    dir: &Path,
+    rel: &str,
+    name: &[u8],
+    meta: &Meta,
+    parent: Option<&Tree>,
+) -> Result<Option<Node>> {
+    let old = parent::find(parent, name);
+    if let (Some(old), Some(t)) = (old, ctx.parent_time_ns)
+        && parent::reusable(old, meta, t, &ctx.index)
+    {
+        ctx.reuse(old);
+        return Ok(Some(old.clone()));
+    }
+    process_file(ctx, dir, &join_rel(rel, name), name, old)
+}
+
 fn join_rel(rel: &str, name: &[u8]) -> String {
     let name = String::from_utf8_lossy(name);
     if rel.is_empty() {
@@ -437,14 +501,16 @@ fn process_dir(
     parent: Option<&Tree>,
 ) -> Result<TreeId> {
     let do_file = |(name, meta): &&(Vec<u8>, Meta)| -> Result<Option<Node>> {
-        let old = parent::find(parent, name);
-        if let (Some(old), Some(t)) = (old, ctx.parent_time_ns)
-            && parent::reusable(old, meta, t, &ctx.index)
+        if rel.is_empty()
+            && let Some(early) = ctx
+                .precaptured
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(name)
         {
-            ctx.reuse(old);
-            return Ok(Some(old.clone()));
+            return Ok(early);
         }
-        process_file(ctx, &dir.path, &join_rel(rel, name), name, old)
+        capture_one(ctx, &dir.path, rel, name, meta, parent)
     };
     let do_dir = |d: &ScannedDir| -> Result<Node> {
         let sub = match parent::find(parent, &d.name).map(|n| &n.kind) {
@@ -706,11 +772,34 @@ fn read_content(
         .into_iter()
         .map(|(offset, len)| Extent { offset, len })
         .collect();
+    let mut buf = crate::source::take_buffer();
+    let result = read_extents(ctx, file, path, size, tee, &extents, &mut buf);
+    crate::source::put_buffer(buf);
+    Ok(result?.map(|(chunks, crc, data_bytes)| FileContent {
+        chunks,
+        holes,
+        crc,
+        data_bytes,
+    }))
+}
+
+/// Chunks, hashes and stores the data extents through one reusable buffer, so each chunk is
+/// hashed, stored and copied for the stages from the same bytes.
+fn read_extents(
+    ctx: &Ctx<'_>,
+    file: &File,
+    path: &Path,
+    size: u64,
+    tee: Option<&File>,
+    extents: &[(u64, u64)],
+    win: &mut Vec<u8>,
+) -> Result<Option<(Vec<ChunkRef>, u32, u64)>> {
+    let read_err = |e: std::io::Error| Error::io("read", path, e);
     let mut crc = FileCrc::new();
     let mut chunks = Vec::new();
     let mut pos = 0u64;
     let mut data_bytes = 0u64;
-    for (off, len) in extents {
+    for &(off, len) in extents {
         if off > pos {
             crc.append_zeros(off - pos);
         }
@@ -720,11 +809,12 @@ fn read_content(
             let wlen = usize::try_from(end - at)
                 .unwrap_or(usize::MAX)
                 .min(ctx.window);
-            let win = match read_window(file, at, wlen) {
-                Ok(w) => w,
+            match read_window(file, at, wlen, win) {
+                Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
                 Err(e) => return Err(read_err(e)),
-            };
+            }
+            let win: &[u8] = win;
             let at_end = at + wlen as u64 == end;
             let mut cuts = Vec::new();
             let mut p = 0usize;
@@ -770,12 +860,7 @@ fn read_content(
     if size > pos {
         crc.append_zeros(size - pos);
     }
-    Ok(Some(FileContent {
-        chunks,
-        holes,
-        crc: crc.finalize(),
-        data_bytes,
-    }))
+    Ok(Some((chunks, crc.finalize(), data_bytes)))
 }
 
 /// Logical size implied by a file node's chunks and holes (for checks elsewhere).

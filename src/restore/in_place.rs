@@ -94,12 +94,13 @@ fn same_content(path: &Path, node: &Node, chunker: &Chunker) -> std::io::Result<
     }
     let window = WINDOW.max(2 * chunker.max_size());
     let mut want = chunks.iter();
+    let mut win = Vec::new();
     for (off, len) in extents {
         let end = off + len;
         let mut at = off;
         while at < end {
             let wlen = usize::try_from(end - at).unwrap_or(usize::MAX).min(window);
-            let win = read_window(&f, at, wlen)?;
+            read_window(&f, at, wlen, &mut win)?;
             let at_end = at + wlen as u64 == end;
             let mut p = 0usize;
             while p < win.len() {

@@ -49,30 +49,37 @@ impl Stage for AlopexStage {
 }
 
 fn check_wal(path: &Path) -> Vec<String> {
-    let mut reader = match WalReader::open(path, LsmKVConfig::default().wal) {
+    let open = || WalReader::open(path, LsmKVConfig::default().wal);
+    let mut reader = match open() {
         Ok(r) => r,
         Err(e) => return vec![format!("WAL does not open: {e}")],
     };
-    match reader.replay() {
-        Err(e) => vec![format!("WAL replay failed: {e}")],
-        Ok(r) => match r.stop_reason {
-            None => vec![],
-            Some(reason) => {
-                let at = r
-                    .stopped_at
-                    .map_or_else(String::new, |o| format!(" at ring offset {o}"));
-                if reason.contains("truncated") {
-                    vec![format!(
-                        "WAL torn tail{at}: {reason} ({} entries before it)",
-                        r.entries.len()
-                    )]
-                } else {
-                    vec![format!(
-                        "WAL damaged record in the middle{at}: {reason}; replay would drop every batch after it ({} entries before it)",
-                        r.entries.len()
-                    )]
-                }
-            }
-        },
+    let strict = match reader.replay() {
+        Err(e) => return vec![format!("WAL replay failed: {e}")],
+        Ok(r) => r,
+    };
+    let Some(reason) = strict.stop_reason else {
+        return vec![];
+    };
+    let at = strict
+        .stopped_at
+        .map_or_else(String::new, |o| format!(" at ring offset {o}"));
+    // Torn tail or damaged middle: replay again allowing resynchronization past the damage.
+    // If valid records follow it, the damage is in the middle and strict replay would drop
+    // them; if nothing follows, the last record was only half written.
+    let later = open()
+        .and_then(|mut r| r.replay_with_resync(usize::MAX))
+        .map_or(0, |r| r.entries.len());
+    if later > strict.entries.len() {
+        vec![format!(
+            "WAL damaged record in the middle{at}: {reason}; replay would drop the {} entries after it ({} before it)",
+            later - strict.entries.len(),
+            strict.entries.len()
+        )]
+    } else {
+        vec![format!(
+            "WAL torn tail{at}: {reason} ({} entries before it)",
+            strict.entries.len()
+        )]
     }
 }
