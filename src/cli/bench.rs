@@ -22,6 +22,59 @@ pub struct BenchArgs {
     pub size: u64,
     pub cold: bool,
     pub keep: bool,
+    /// Also measure opening a repository whose index holds this many chunks (0: skip).
+    pub index_entries: u64,
+}
+
+/// Writes one index file of `n` random entries into a new repository and measures a `list`
+/// (which opens the repository and its memory-mapped index) as a child process.
+fn index_open(work: &Path, n: u64, say: &dyn Fn(&str)) -> Result<Value> {
+    use snapkeep::format::index_file::{self, BlobLocation};
+    use snapkeep::format::pack::{BlobCompression, BlobKind};
+    let repo_dir = work.join("index-repo");
+    let repo = snapkeep::Repository::init_local(&repo_dir, &snapkeep::InitOptions::default())?;
+    say(&format!("writing an index of {n} entries"));
+    let mut rng = Rng(0x1de7_0001);
+    let packs: Vec<snapkeep::PackId> = (0..(n / 128).max(1))
+        .map(|i| snapkeep::PackId::of(&i.to_le_bytes()))
+        .collect();
+    let mut entries = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+    for i in 0..n {
+        let mut id = [0u8; 32];
+        rng.fill_random(&mut id);
+        let pack = packs[usize::try_from(i / 128).unwrap_or(0) % packs.len()];
+        entries.push((
+            snapkeep::ChunkId(id),
+            BlobLocation {
+                pack,
+                kind: BlobKind::Data,
+                compression: BlobCompression::Raw,
+                offset: 8,
+                length: 262_144,
+                raw_length: 262_144,
+            },
+        ));
+    }
+    let bytes = index_file::encode(entries);
+    let size = bytes.len();
+    let id = snapkeep::IndexId::of(&bytes);
+    repo.backend()
+        .put(&snapkeep::backend::index_key(&id), &bytes)?;
+    drop(bytes);
+    drop_caches(false)?;
+    let step = run_step(&repo_dir, &["list"])?;
+    say(&format!(
+        "open a repository with a {n}-entry index ({} MiB) and list it: {:.3} s, peak RSS {} MiB",
+        size >> 20,
+        step.seconds,
+        step.rss_kib / 1024
+    ));
+    Ok(json!({
+        "entries": n,
+        "index_bytes": size,
+        "seconds_including_process_start": step.seconds,
+        "peak_rss_kib": step.rss_kib,
+    }))
 }
 
 struct Rng(u64);
@@ -339,6 +392,11 @@ pub fn run(args: &BenchArgs, say: &dyn Fn(&str)) -> Result<Value> {
     let verify = run_step(&repo, &["verify", "--read-data"])?;
     record("verify --read-data", &verify, mb);
 
+    let index = if args.index_entries > 0 {
+        index_open(work.path(), args.index_entries, say)?
+    } else {
+        Value::Null
+    };
     let first_stored = first
         .json
         .get("stored_bytes")
@@ -370,6 +428,7 @@ pub fn run(args: &BenchArgs, say: &dyn Fn(&str)) -> Result<Value> {
         "growth_from_change": after_stored,
         "growth_per_changed_byte": if changed > 0 { after_stored as f64 / changed as f64 } else { 0.0 },
         "dedup_ratio": if first_new > 0 { first_data as f64 / first_new as f64 } else { 0.0 },
+        "index_open": index,
         "compression_ratio": if first_stored > 0 { first_new as f64 / first_stored as f64 } else { 0.0 },
     });
     if args.keep {

@@ -143,6 +143,9 @@ enum Command {
         /// Keep the temporary dataset, repository and restore.
         #[arg(long)]
         keep: bool,
+        /// Also time opening a repository whose index holds this many chunks (e.g. 10000000).
+        #[arg(long, default_value_t = 0)]
+        index_entries: u64,
     },
     /// Repair repository metadata.
     Repair {
@@ -350,6 +353,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             size,
             cold,
             keep,
+            index_entries,
         } => {
             let report = bench::run(
                 &bench::BenchArgs {
@@ -357,6 +361,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                     size: *size,
                     cold: *cold,
                     keep: *keep,
+                    index_entries: *index_entries,
                 },
                 &|m| env.say(m),
             )?;
