@@ -31,6 +31,9 @@ use crate::stage::{Layout, StageSelection, StageSet};
 
 mod in_place;
 
+/// Dense files at least this large are preallocated before their chunks are written.
+const PREALLOCATE_FROM: u64 = 1 << 20;
+
 /// Options for [`restore`].
 #[derive(Clone, Debug, Default)]
 pub struct RestoreOptions {
@@ -357,6 +360,10 @@ fn write_content(
     let size = node.size;
     if !holes.is_empty() {
         file.set_len(size).map_err(|e| Error::io("size", path, e))?;
+    } else if size >= PREALLOCATE_FROM {
+        // A dense file written by parallel chunk writes: reserve it in one extent first, so
+        // out-of-order writes do not fragment it. Filesystems without fallocate just skip it.
+        let _ = rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, size);
     }
     let positions = chunk_positions(chunks, holes);
     let write_one = |(c, &pos): (&ChunkRef, &u64)| -> Result<u32> {
