@@ -816,17 +816,8 @@ fn read_extents(
             }
             let win: &[u8] = win;
             let at_end = at + wlen as u64 == end;
-            let mut cuts = Vec::new();
-            let mut p = 0usize;
-            while p < win.len() {
-                match ctx.chunker.next_cut(&win[p..], at_end) {
-                    Some(n) if n > 0 => {
-                        cuts.push((p, n));
-                        p += n;
-                    }
-                    _ => break,
-                }
-            }
+            let cuts = ctx.chunker.cuts(win, at_end);
+            let p = cuts.last().map_or(0, |&(s, n)| s + n);
             let results: Vec<Result<(ChunkRef, u32)>> = if p >= PAR_THRESHOLD && cuts.len() > 1 {
                 cuts.par_iter()
                     .map(|&(s, n)| ctx.chunk(&win[s..s + n]))

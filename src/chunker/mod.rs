@@ -117,6 +117,25 @@ impl Chunker {
         Some(self.inner.cut(&data[..data.len().min(self.max)]))
     }
 
+    /// The complete chunks `(offset, len)` at the start of a window, in order. Unless `at_end`,
+    /// the tail shorter than a maximum chunk is left for the next window (its start is the
+    /// end of the last chunk returned).
+    #[must_use]
+    pub fn cuts(&self, window: &[u8], at_end: bool) -> Vec<(usize, usize)> {
+        let mut out = Vec::with_capacity(window.len() / (self.max / 4).max(1) + 1);
+        let mut p = 0;
+        while p < window.len() {
+            match self.next_cut(&window[p..], at_end) {
+                Some(n) if n > 0 => {
+                    out.push((p, n));
+                    p += n;
+                }
+                _ => break,
+            }
+        }
+        out
+    }
+
     /// All chunk lengths of a complete buffer, in order.
     #[must_use]
     pub fn cut_all(&self, data: &[u8]) -> Vec<usize> {

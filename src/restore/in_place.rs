@@ -102,17 +102,14 @@ fn same_content(path: &Path, node: &Node, chunker: &Chunker) -> std::io::Result<
             let wlen = usize::try_from(end - at).unwrap_or(usize::MAX).min(window);
             read_window(&f, at, wlen, &mut win)?;
             let at_end = at + wlen as u64 == end;
-            let mut p = 0usize;
-            while p < win.len() {
-                let Some(n) = chunker.next_cut(&win[p..], at_end).filter(|&n| n > 0) else {
-                    break;
-                };
+            let cuts = chunker.cuts(&win, at_end);
+            for &(p, n) in &cuts {
                 match want.next() {
                     Some(c) if c.len as usize == n && ChunkId::of(&win[p..p + n]) == c.id => {}
                     _ => return Ok(false),
                 }
-                p += n;
             }
+            let p = cuts.last().map_or(0, |&(s, n)| s + n);
             if p == 0 {
                 return Ok(false);
             }

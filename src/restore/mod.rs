@@ -454,16 +454,22 @@ fn write_content(
     Ok(written)
 }
 
-/// Writes the content of file `node` (shown as `display`) into a new file at `dest`,
-/// checked like a restore (used to hand stages a real file).
-pub fn materialize(repo: &Repository, node: &Node, display: &str, dest: &Path) -> Result<()> {
-    let file = OpenOptions::new()
+/// Creates `dest` for writing: it must not exist (`O_EXCL`), is never a symlink followed
+/// (`O_NOFOLLOW`), and is private (0600) until its metadata is restored.
+fn create_private(dest: &Path) -> Result<File> {
+    OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
         .open(dest)
-        .map_err(|e| Error::io("create", dest, e))?;
+        .map_err(|e| Error::io("create", dest, e))
+}
+
+/// Writes the content of file `node` (shown as `display`) into a new file at `dest`,
+/// checked like a restore (used to hand stages a real file).
+pub fn materialize(repo: &Repository, node: &Node, display: &str, dest: &Path) -> Result<()> {
+    let file = create_private(dest)?;
     write_content(
         repo,
         &file,
@@ -500,13 +506,7 @@ fn write_file_at(
     owner: bool,
     progress: &dyn Progress,
 ) -> Result<u64> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
-        .open(dest)
-        .map_err(|e| Error::io("create", dest, e))?;
+    let file = create_private(dest)?;
     let written = write_content(repo, &file, dest, node, display, progress)?;
     set_file_meta(&file, dest, node, owner)?;
     Ok(written)
