@@ -67,6 +67,9 @@ pub enum Error {
         "{path} failed its format check as captured: {problems}; nothing was committed (fix the database, retry, or pass --allow-inconsistent to keep it flagged)"
     )]
     Inconsistent { path: String, problems: String },
+    /// Another job of the same kind is already running for the same source.
+    #[error("{0} is already running; wait for it to finish or cancel it")]
+    Conflict(String),
     /// The operation was cancelled before it committed anything.
     #[error("the operation was cancelled; nothing was committed")]
     Cancelled,

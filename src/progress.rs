@@ -35,6 +35,11 @@ pub trait Progress: Send + Sync {
     fn advance(&self, _bytes: u64, _files: u64) {}
     /// A non-fatal problem (a skipped entry, a retried read).
     fn warn(&self, _message: &str) {}
+    /// Whether the operation should stop at its next safe point. An operation that sees
+    /// `true` stops with `Error::Cancelled` and commits nothing.
+    fn is_cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// Ignores all progress.

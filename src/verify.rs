@@ -250,7 +250,13 @@ pub fn verify(
         stage_dir: None,
         stage_cache: HashMap::new(),
     };
+    if progress.is_cancelled() {
+        return Err(crate::error::Error::Cancelled);
+    }
     for rec in selected {
+        if progress.is_cancelled() {
+            return Err(crate::error::Error::Cancelled);
+        }
         report.snapshots += 1;
         let has_data = walker.verified.is_some();
         walker.stages = match (has_data, walker.load(&rec.tree)) {
@@ -527,6 +533,14 @@ fn read_packs(
     let results: Vec<PackResult> = list
         .par_iter()
         .map(|(id, size)| {
+            if progress.is_cancelled() {
+                return PackResult {
+                    id: **id,
+                    problem: None,
+                    blobs: Vec::new(),
+                    mismatched: Vec::new(),
+                };
+            }
             let r = read_pack(repo, id, **size);
             bytes_read.fetch_add(**size, Ordering::Relaxed);
             progress.advance(**size, 1);

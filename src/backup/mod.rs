@@ -165,6 +165,9 @@ pub fn snapshot(
     if let Some(PreHook(hook)) = &opts.pre_hook {
         hook().map_err(Error::HookFailed)?;
     }
+    if progress.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
     let layout = Layout::detect(&source);
     let stages = StageSet::resolve(&opts.stages, layout)?;
     let mut patterns: Vec<String> = layout
@@ -291,6 +294,10 @@ pub fn snapshot(
 
     progress.phase(Phase::Commit, 0, 0);
     let sealed = ctx.writer.finish()?;
+    // The last safe point: after it the index and the record are written.
+    if progress.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
     let mut stored = ctx.writer.stored_bytes();
     let entries: Vec<_> = sealed.iter().map(|s| (s.id, s.loc)).collect();
     if let Some((_, len)) = write_index(repo.backend().as_ref(), entries)? {
@@ -639,6 +646,9 @@ fn process_file(
     name: &[u8],
     old: Option<&Node>,
 ) -> Result<Option<Node>> {
+    if ctx.progress.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
     let path: PathBuf = dir.join(OsStr::from_bytes(name));
     let staged = ctx.stages.applies_to(rel);
     let mut attempt = 0;
@@ -806,6 +816,9 @@ fn read_extents(
         let end = off + len;
         let mut at = off;
         while at < end {
+            if ctx.progress.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
             let wlen = usize::try_from(end - at)
                 .unwrap_or(usize::MAX)
                 .min(ctx.window);

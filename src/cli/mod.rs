@@ -212,7 +212,7 @@ fn chain(e: &anyhow::Error) -> String {
 fn exit_code(e: &anyhow::Error) -> i32 {
     match e.downcast_ref::<snapkeep::Error>() {
         Some(se) if se.is_input_error() => 2,
-        Some(snapkeep::Error::Locked(_)) => 3,
+        Some(snapkeep::Error::Locked(_) | snapkeep::Error::Conflict(_)) => 3,
         _ if e.downcast_ref::<UsageError>().is_some() => 2,
         _ => 4,
     }

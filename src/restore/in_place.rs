@@ -165,6 +165,9 @@ pub(super) fn restore_in_place(
     let unchanged = AtomicU64::new(0);
     let data_bytes = AtomicU64::new(0);
     plan.files.par_iter().try_for_each(|job| -> Result<()> {
+        if progress.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
         if protected(job.path.strip_prefix(target).unwrap_or(&job.path)) {
             return Ok(());
         }

@@ -491,6 +491,9 @@ fn restore_file(
     if !matches!(job.node.kind, NodeKind::File { .. }) {
         return Ok(());
     }
+    if progress.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
     let written = write_file_at(repo, &job.node, &job.display, &job.path, owner, progress)?;
     data_bytes.fetch_add(written, Ordering::Relaxed);
     progress.advance(0, 1);
