@@ -257,6 +257,25 @@ impl Repository {
         }
     }
 
+    /// Adds and removes tags of a snapshot. The record is the one object that is ever
+    /// replaced, as a whole and atomically, and only its tags change; its id stays.
+    pub fn retag(
+        &self,
+        id: &SnapshotId,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<SnapshotRecord> {
+        let mut rec = self.load_snapshot(id)?;
+        rec.tags.retain(|t| !remove.contains(t));
+        for t in add {
+            if !rec.tags.contains(t) {
+                rec.tags.push(t.clone());
+            }
+        }
+        self.backend.put(&snapshot_key(id), &rec.to_bytes())?;
+        Ok(rec)
+    }
+
     /// Writes the snapshot record: the commit point of a snapshot.
     pub fn commit_snapshot(&self, rec: &SnapshotRecord) -> Result<u64> {
         let bytes = rec.to_bytes();

@@ -5,6 +5,7 @@
 //! 4 any other failure.
 
 mod bench;
+mod inspect;
 mod output;
 mod progress;
 
@@ -94,6 +95,46 @@ enum Command {
     },
     /// List snapshots, oldest first.
     List,
+    /// List the entries of a snapshot below PATH (recursively).
+    Ls {
+        /// Snapshot id, unique id prefix, or 'latest'.
+        snapshot: String,
+        /// Directory inside the snapshot (default: its root).
+        path: Option<String>,
+    },
+    /// Show what changed between two snapshots.
+    Diff {
+        /// The older snapshot.
+        from: String,
+        /// The newer snapshot.
+        to: String,
+    },
+    /// Show one snapshot's record and summary.
+    Show {
+        /// Snapshot id, unique id prefix, or 'latest'.
+        snapshot: String,
+    },
+    /// Sizes, dedup and compression ratios, chunk and pack counts, reclaimable bytes.
+    Stats {
+        /// Only this snapshot (default: the whole repository).
+        snapshot: Option<String>,
+    },
+    /// Add or remove tags of a snapshot.
+    Tag {
+        /// Snapshot id, unique id prefix, or 'latest'.
+        snapshot: String,
+        /// Tag to add (repeatable).
+        #[arg(long = "add")]
+        add: Vec<String>,
+        /// Tag to remove (repeatable).
+        #[arg(long = "remove")]
+        remove: Vec<String>,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Restore a snapshot into a new or empty directory.
     Restore {
         /// Snapshot id, unique id prefix, or 'latest'.
@@ -315,6 +356,95 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             },
         ),
         Command::List => cmd_list(&env),
+        Command::Ls { snapshot, path } => {
+            let repo = env.open()?;
+            let id = repo.resolve(snapshot)?;
+            let entries = inspect::ls(&repo, &id, path.as_deref().unwrap_or("/"))?;
+            if env.json {
+                println!("{}", serde_json::Value::Array(entries));
+            } else {
+                for e in &entries {
+                    println!("{}", inspect::ls_line(e));
+                }
+            }
+            Ok(0)
+        }
+        Command::Diff { from, to } => {
+            let repo = env.open()?;
+            let (a, b) = (repo.resolve(from)?, repo.resolve(to)?);
+            let d = inspect::diff(&repo, &a, &b)?;
+            if env.json {
+                println!("{d}");
+            } else {
+                for (key, sign) in [
+                    ("added", "+"),
+                    ("removed", "-"),
+                    ("modified", "M"),
+                    ("type_changed", "T"),
+                    ("metadata_changed", "U"),
+                ] {
+                    for e in d[key].as_array().into_iter().flatten() {
+                        println!("{sign}    {}", e["path"].as_str().unwrap_or_default());
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Command::Show { snapshot } => {
+            let repo = env.open()?;
+            let rec = repo.load_snapshot(&repo.resolve(snapshot)?)?;
+            let v = record_json(&rec);
+            if env.json {
+                println!("{v}");
+            } else if let Some(obj) = v.as_object() {
+                for (k, val) in obj {
+                    println!("{k:>20}: {val}");
+                }
+            }
+            Ok(0)
+        }
+        Command::Stats { snapshot } => {
+            let repo = env.open()?;
+            let id = snapshot.as_deref().map(|s| repo.resolve(s)).transpose()?;
+            let v = inspect::stats(&repo, id.as_ref())?;
+            if env.json {
+                println!("{v}");
+            } else if let Some(obj) = v.as_object() {
+                for (k, val) in obj {
+                    println!("{k:>22}: {val}");
+                }
+            }
+            Ok(0)
+        }
+        Command::Tag {
+            snapshot,
+            add,
+            remove,
+        } => {
+            if add.is_empty() && remove.is_empty() {
+                return Err(anyhow!(UsageError(
+                    "tag needs --add TAG or --remove TAG".into()
+                )));
+            }
+            let repo = env.open()?;
+            let rec = repo.retag(&repo.resolve(snapshot)?, add, remove)?;
+            if env.json {
+                println!("{}", record_json(&rec));
+            } else {
+                env.say(&format!("snapshot {} tags: {}", rec.id, rec.tags.join(",")));
+            }
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "snapkeep",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
         Command::Restore {
             snapshot,
             target,
