@@ -106,14 +106,14 @@ fn content_of(
 }
 
 /// `diff`: what changed from snapshot `a` to snapshot `b`.
-pub fn diff(repo: &Repository, a: &SnapshotId, b: &SnapshotId) -> Result<Value> {
+pub fn diff(repo: &Repository, from: &SnapshotId, to: &SnapshotId) -> Result<Value> {
     let entries = |id: &SnapshotId| -> Result<BTreeMap<String, Node>> {
         let (tree, _) = tree_at(repo, id, "")?;
         let mut v = Vec::new();
         walk(repo, &tree, "", &mut v)?;
         Ok(v.into_iter().collect())
     };
-    let (old, new) = (entries(a)?, entries(b)?);
+    let (old, new) = (entries(from)?, entries(to)?);
     let mut added = Vec::new();
     let mut removed = Vec::new();
     let mut modified = Vec::new();
@@ -156,8 +156,8 @@ pub fn diff(repo: &Repository, a: &SnapshotId, b: &SnapshotId) -> Result<Value> 
         }
     }
     Ok(json!({
-        "from": a.to_string(),
-        "to": b.to_string(),
+        "from": from.to_string(),
+        "to": to.to_string(),
         "added": added,
         "removed": removed,
         "modified": modified,
@@ -176,6 +176,7 @@ pub fn stats(repo: &Repository, only: Option<&SnapshotId>) -> Result<Value> {
         .filter(|r| only.is_none_or(|id| *id == r.id))
         .collect();
     let mut reachable: HashSet<ChunkId> = HashSet::new();
+    let mut data: HashSet<ChunkId> = HashSet::new();
     let mut seen_trees: HashSet<ChunkId> = HashSet::new();
     let mut logical = 0u64;
     for rec in &selected {
@@ -189,7 +190,10 @@ pub fn stats(repo: &Repository, only: Option<&SnapshotId>) -> Result<Value> {
             for n in repo.load_tree(&t)?.nodes {
                 match n.kind {
                     NodeKind::Dir { tree } => stack.push(tree),
-                    NodeKind::File { chunks, .. } => reachable.extend(chunks.iter().map(|c| c.id)),
+                    NodeKind::File { chunks, .. } => {
+                        reachable.extend(chunks.iter().map(|c| c.id));
+                        data.extend(chunks.iter().map(|c| c.id));
+                    }
                     NodeKind::Symlink { .. } => {}
                 }
             }
@@ -201,7 +205,9 @@ pub fn stats(repo: &Repository, only: Option<&SnapshotId>) -> Result<Value> {
     let mut per_pack: HashMap<snapkeep::PackId, u64> = HashMap::new();
     for (id, loc) in &all {
         if reachable.contains(id) {
-            raw += u64::from(loc.raw_length);
+            if data.contains(id) {
+                raw += u64::from(loc.raw_length);
+            }
             stored += u64::from(loc.length);
             *per_pack.entry(loc.pack).or_default() += 1;
         } else {
@@ -230,7 +236,8 @@ pub fn stats(repo: &Repository, only: Option<&SnapshotId>) -> Result<Value> {
         "stored_bytes": stored,
         "dedup_ratio": ratio(logical, raw),
         "compression_ratio": ratio(raw, stored),
-        "chunks": reachable.len(),
+        "chunks": data.len(),
+        "trees": reachable.len() - data.len(),
         "packs": if only.is_some() { per_pack.len() } else { packs.len() },
         "repository_pack_bytes": pack_bytes,
         "index_entries": all.len(),

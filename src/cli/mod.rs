@@ -44,6 +44,9 @@ struct Cli {
     /// No progress bar and no messages on stderr (errors still go there).
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Progress on stderr: auto (a bar on a terminal), json (one JSON event per line), none.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    progress: progress::ProgressMode,
     #[command(subcommand)]
     command: Command,
 }
@@ -289,6 +292,7 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
 struct Env {
     json: bool,
     quiet: bool,
+    progress: progress::ProgressMode,
     repo_path: PathBuf,
 }
 
@@ -300,7 +304,10 @@ impl Env {
     }
 
     fn progress(&self) -> CliProgress {
-        CliProgress::new(!self.quiet && std::io::stderr().is_terminal())
+        let draw = !self.quiet
+            && self.progress == progress::ProgressMode::Auto
+            && std::io::stderr().is_terminal();
+        CliProgress::new(draw, self.progress == progress::ProgressMode::Json)
     }
 
     fn open(&self) -> Result<Repository> {
@@ -323,6 +330,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
     let env = Env {
         json: cli.json,
         quiet: cli.quiet,
+        progress: cli.progress,
         repo_path: repo_path(cli)?,
     };
     match &cli.command {

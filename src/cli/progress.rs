@@ -1,15 +1,34 @@
-//! Progress bars (indicatif) on a terminal; nothing otherwise.
+//! Progress on stderr: an indicatif bar on a terminal, JSON lines with `--progress json`,
+//! nothing otherwise. Both read the same counters (`JobProgress`), so the JSON percent is
+//! monotonic like a job's status.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use snapkeep::{Phase, Progress};
+use snapkeep::job::JobProgress;
+use snapkeep::{JobKind, JobState, Phase, Progress};
 
-/// Draws a bar on stderr when it is a terminal.
+/// How progress is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// A bar when stderr is a terminal, else nothing.
+    Auto,
+    /// One JSON object per line on stderr.
+    Json,
+    /// Nothing.
+    None,
+}
+
+/// The CLI's `Progress`.
 pub struct CliProgress {
     bar: Option<ProgressBar>,
+    json: Option<Mutex<Instant>>,
+    counts: JobProgress,
 }
 
 impl CliProgress {
-    pub fn new(draw: bool) -> Self {
+    pub fn new(draw: bool, json: bool) -> Self {
         let bar = draw.then(|| {
             let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             b.set_style(
@@ -21,26 +40,70 @@ impl CliProgress {
             );
             b
         });
-        CliProgress { bar }
+        CliProgress {
+            bar,
+            json: json.then(|| Mutex::new(Instant::now())),
+            counts: JobProgress::new(JobKind::Snapshot),
+        }
+    }
+
+    fn emit(&self, force: bool) {
+        let Some(last) = &self.json else { return };
+        let mut last = last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !force && last.elapsed() < Duration::from_millis(100) {
+            return;
+        }
+        *last = Instant::now();
+        if let JobState::Running {
+            phase,
+            percent,
+            bytes_done,
+            bytes_total,
+            files_done,
+            files_total,
+        } = self.counts.state()
+        {
+            eprintln!(
+                "{}",
+                serde_json::json!({
+                    "event": "progress",
+                    "phase": phase,
+                    "percent": percent,
+                    "bytes_done": bytes_done,
+                    "bytes_total": bytes_total,
+                    "files_done": files_done,
+                    "files_total": files_total,
+                })
+            );
+        }
     }
 
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
+        if self.json.is_some() {
+            self.counts.complete();
+            eprintln!("{}", serde_json::json!({"event": "done", "percent": 100.0}));
+        }
     }
 }
 
 impl Progress for CliProgress {
-    fn phase(&self, phase: Phase, total_bytes: u64, _total_files: u64) {
+    fn phase(&self, phase: Phase, total_bytes: u64, total_files: u64) {
+        self.counts.phase(phase, total_bytes, total_files);
         if let Some(b) = &self.bar {
             b.set_message(phase.name());
             b.set_length(total_bytes);
             b.set_position(0);
         }
+        self.emit(true);
     }
 
     fn advance(&self, bytes: u64, files: u64) {
+        self.counts.advance(bytes, files);
         if let Some(b) = &self.bar {
             b.inc(bytes);
             if files > 0 {
@@ -48,11 +111,17 @@ impl Progress for CliProgress {
                 b.set_prefix(format!("{} files", done + files));
             }
         }
+        self.emit(false);
     }
 
     fn warn(&self, message: &str) {
         if let Some(b) = &self.bar {
             b.println(format!("warning: {message}"));
+        } else if self.json.is_some() {
+            eprintln!(
+                "{}",
+                serde_json::json!({"event": "warning", "message": message})
+            );
         }
     }
 }

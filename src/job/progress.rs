@@ -21,7 +21,9 @@ pub struct JobProgress {
 }
 
 impl JobProgress {
-    pub(crate) fn new(kind: JobKind) -> Self {
+    /// Progress of a job of `kind`, at 0 %.
+    #[must_use]
+    pub fn new(kind: JobKind) -> Self {
         JobProgress {
             kind,
             phase: Mutex::new(Phase::Scan),
@@ -42,12 +44,15 @@ impl JobProgress {
         self.cancelled.store(true, Ordering::Relaxed);
     }
 
-    pub(crate) fn complete(&self) {
+    /// Marks the work done (percent 100).
+    pub fn complete(&self) {
         self.best.store(10_000, Ordering::Relaxed);
     }
 
     /// A `Running` state; the percent stays below 100 until the job completes.
-    pub(crate) fn state(&self) -> JobState {
+    /// The current `Running` state.
+    #[must_use]
+    pub fn state(&self) -> JobState {
         let phase = *self.phase.lock().unwrap_or_else(PoisonError::into_inner);
         let bytes_total = self.bytes_total.load(Ordering::Relaxed);
         let bytes_done = self
