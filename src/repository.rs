@@ -276,6 +276,15 @@ impl Repository {
         Ok(rec)
     }
 
+    /// Removes snapshot records (forget). Their data stays until a prune; nothing else is
+    /// touched. Deleting a record that is already gone is not an error.
+    pub fn forget(&self, ids: &[SnapshotId]) -> Result<()> {
+        for id in ids {
+            self.backend.delete(&snapshot_key(id))?;
+        }
+        Ok(())
+    }
+
     /// Writes the snapshot record: the commit point of a snapshot.
     pub fn commit_snapshot(&self, rec: &SnapshotRecord) -> Result<u64> {
         let bytes = rec.to_bytes();

@@ -133,6 +133,42 @@ enum Command {
         #[arg(long = "remove")]
         remove: Vec<String>,
     },
+    /// Forget snapshots by policy or by id: decide (the plan, with a reason for each kept
+    /// snapshot), then remove the forgotten snapshots' records. Their data stays stored.
+    Forget {
+        /// Snapshots to forget explicitly (id, prefix or 'latest').
+        ids: Vec<String>,
+        /// Keep the N newest snapshots of each group.
+        #[arg(long)]
+        keep_last: Option<u32>,
+        /// Keep the newest snapshot of each of the last N hours.
+        #[arg(long)]
+        keep_hourly: Option<u32>,
+        /// Keep the newest snapshot of each of the last N days.
+        #[arg(long)]
+        keep_daily: Option<u32>,
+        /// Keep the newest snapshot of each of the last N ISO weeks.
+        #[arg(long)]
+        keep_weekly: Option<u32>,
+        /// Keep the newest snapshot of each of the last N months.
+        #[arg(long)]
+        keep_monthly: Option<u32>,
+        /// Keep the newest snapshot of each of the last N years.
+        #[arg(long)]
+        keep_yearly: Option<u32>,
+        /// Keep every snapshot newer than this (e.g. 36h, 7d, 2w, 1y2m).
+        #[arg(long)]
+        keep_within: Option<String>,
+        /// Keep snapshots with this tag (repeatable).
+        #[arg(long = "keep-tag")]
+        keep_tags: Vec<String>,
+        /// Group snapshots by these fields before applying the policy.
+        #[arg(long, default_value = "host,paths")]
+        group_by: String,
+        /// Print the plan without removing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -442,6 +478,34 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                 env.say(&format!("snapshot {} tags: {}", rec.id, rec.tags.join(",")));
             }
             Ok(0)
+        }
+        Command::Forget {
+            ids,
+            keep_last,
+            keep_hourly,
+            keep_daily,
+            keep_weekly,
+            keep_monthly,
+            keep_yearly,
+            keep_within,
+            keep_tags,
+            group_by,
+            dry_run,
+        } => {
+            let policy = snapkeep::retention::RetentionPolicy {
+                keep_last: *keep_last,
+                keep_hourly: *keep_hourly,
+                keep_daily: *keep_daily,
+                keep_weekly: *keep_weekly,
+                keep_monthly: *keep_monthly,
+                keep_yearly: *keep_yearly,
+                keep_within: keep_within
+                    .as_deref()
+                    .map(snapkeep::retention::parse_duration)
+                    .transpose()?,
+                keep_tags: keep_tags.clone(),
+            };
+            cmd_forget(&env, ids, &policy, group_by, *dry_run)
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -791,6 +855,116 @@ fn cmd_verify(
         ));
     }
     Ok(i32::from(!report.ok()))
+}
+
+fn parse_group_by(s: &str) -> Result<snapkeep::retention::GroupBy> {
+    let mut g = snapkeep::retention::GroupBy {
+        host: false,
+        paths: false,
+        tags: false,
+    };
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "host" => g.host = true,
+            "paths" | "path" => g.paths = true,
+            "tags" => g.tags = true,
+            other => {
+                return Err(anyhow!(UsageError(format!(
+                    "--group-by '{other}' is not a field; use host, paths and/or tags"
+                ))));
+            }
+        }
+    }
+    Ok(g)
+}
+
+fn cmd_forget(
+    env: &Env,
+    ids: &[String],
+    policy: &snapkeep::retention::RetentionPolicy,
+    group_by: &str,
+    dry_run: bool,
+) -> Result<i32> {
+    let group_by = parse_group_by(group_by)?;
+    let repo = env.open()?;
+    let explicit: Vec<snapkeep::SnapshotId> = ids
+        .iter()
+        .map(|s| repo.resolve(s))
+        .collect::<snapkeep::Result<_>>()?;
+    let (records, _) = repo.snapshots()?;
+    let (plan, mut forget) = if policy.is_empty() {
+        if explicit.is_empty() {
+            return Err(anyhow!(UsageError(
+                "forget needs snapshot ids or at least one --keep-* rule".into()
+            )));
+        }
+        (None, Vec::new())
+    } else {
+        let plan = policy.plan(&records, snapkeep::repository::now_ns(), group_by)?;
+        let f = plan.forget_ids();
+        (Some(plan), f)
+    };
+    for id in explicit {
+        if !forget.contains(&id) {
+            forget.push(id);
+        }
+    }
+    let forget_ref = &forget;
+    let decisions: Vec<serde_json::Value> = plan
+        .iter()
+        .flat_map(|p| p.groups.iter())
+        .flat_map(|g| {
+            g.decisions.iter().map(move |d| {
+                json!({
+                    "id": d.id.to_string(),
+                    "time": snapkeep::repository::rfc3339(d.time_ns),
+                    "host": g.key.host,
+                    "paths": g.key.paths,
+                    "keep": d.keep && !forget_ref.contains(&d.id),
+                    "reasons": d.reasons,
+                })
+            })
+        })
+        .collect();
+    if !dry_run {
+        repo.forget(&forget)?;
+    }
+    if env.json {
+        println!(
+            "{}",
+            json!({
+                "dry_run": dry_run,
+                "forget": forget.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "decisions": decisions,
+            })
+        );
+    } else {
+        for d in &decisions {
+            println!(
+                "{} {} {}",
+                if d["keep"] == true {
+                    "keep  "
+                } else {
+                    "forget"
+                },
+                d["id"].as_str().unwrap_or_default(),
+                d["reasons"]
+                    .as_array()
+                    .map(|r| r
+                        .iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            );
+        }
+        env.say(&format!(
+            "{} {} snapshots; their data stays stored until a prune",
+            if dry_run { "would forget" } else { "forgot" },
+            forget.len()
+        ));
+    }
+    Ok(0)
 }
 
 fn cmd_repair_index(env: &Env, dry_run: bool) -> Result<i32> {
