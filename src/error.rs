@@ -53,7 +53,7 @@ pub enum Error {
     #[error("{0}")]
     InvalidInput(String),
     /// The repository (or a resource in it) is held by another process.
-    #[error("{0}; wait for the other process or remove its stale lock")]
+    #[error("{0}")]
     Locked(String),
     /// A previous write or sync failed; the job stopped rather than continue on state that
     /// may be torn.

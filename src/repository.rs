@@ -272,6 +272,12 @@ impl Repository {
                 rec.tags.push(t.clone());
             }
         }
+        // A record forgotten meanwhile stays forgotten (last writer wins otherwise).
+        if !self.backend.exists(&snapshot_key(id))? {
+            return Err(Error::NotFound(format!(
+                "snapshot {id} (forgotten meanwhile)"
+            )));
+        }
         self.backend.put(&snapshot_key(id), &rec.to_bytes())?;
         Ok(rec)
     }

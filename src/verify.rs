@@ -556,16 +556,25 @@ fn read_packs(
         }
         for (id, res) in r.blobs {
             report.blobs_read += 1;
+            // Files are judged by the copy the index points to (the one restore reads); a
+            // damaged duplicate elsewhere is reported against its pack.
+            let indexed_here = index.get(&id).is_some_and(|l| l.pack == r.id);
             match res {
-                Ok(f) => {
+                Ok(f) if indexed_here => {
                     facts.insert(id, f);
-                    bad.remove(&id);
                 }
-                Err(problem) => {
-                    if !facts.contains_key(&id) {
-                        bad.insert(id, problem);
-                    }
+                Ok(f) => {
+                    facts.entry(id).or_insert(f);
                 }
+                Err(problem) if indexed_here => {
+                    bad.insert(id, problem);
+                }
+                Err(problem) => report.add(
+                    None,
+                    None,
+                    format!("pack {}", r.id),
+                    format!("duplicate copy of chunk {id} is damaged: {problem}"),
+                ),
             }
         }
         // Index entries must agree with the pack's own trailer.

@@ -232,3 +232,29 @@ async fn usable_from_tokio_through_spawn_blocking() {
     // status() is cheap enough to call directly from async code.
     assert_eq!(coord.history().len(), 1);
 }
+
+#[test]
+fn a_panicking_checkpoint_fails_the_job_and_frees_the_slot() {
+    let (_tmp, repo, src) = setup(1);
+    let bad: Checkpoint<String> = Arc::new(|| panic!("checkpoint exploded"));
+    let coord = SnapshotCoordinator::new(Arc::clone(&repo), &src, bad);
+    let h = coord
+        .start_snapshot(BackupOptions::default())
+        .expect("start");
+    match coord.wait(&h).expect("wait") {
+        JobState::Failed { error, cancelled } => {
+            assert!(error.contains("checkpoint exploded"), "{error}");
+            assert!(!cancelled);
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    // The next start is not a conflict with the dead job.
+    let h2 = coord
+        .start_snapshot(BackupOptions::default())
+        .expect("not a conflict");
+    assert!(matches!(
+        coord.wait(&h2).expect("wait"),
+        JobState::Failed { .. }
+    ));
+    assert!(repo.snapshot_ids().expect("ids").is_empty());
+}

@@ -116,6 +116,9 @@ struct Ctx<'a> {
     repo: &'a Repository,
     /// Start time of the parent snapshot (for the racy-mtime rule); `None` without a parent.
     parent_time_ns: Option<i64>,
+    /// Whether the parent ran every stage this snapshot runs: only then may a staged file be
+    /// reused from it, or its stage result trusted.
+    parent_checked: bool,
     index: Arc<Index>,
     chunker: Chunker,
     window: usize,
@@ -206,6 +209,9 @@ pub fn snapshot(
     let ctx = Ctx {
         repo,
         parent_time_ns: parent_rec.as_ref().map(|r| r.time_ns),
+        parent_checked: parent_rec
+            .as_ref()
+            .is_some_and(|r| stages.names.iter().all(|n| r.stages.contains(n))),
         index: repo.index(),
         chunker,
         window,
@@ -483,13 +489,15 @@ fn capture_one(
     parent: Option<&Tree>,
 ) -> Result<Option<Node>> {
     let old = parent::find(parent, name);
-    if let (Some(old), Some(t)) = (old, ctx.parent_time_ns)
+    let rel_path = join_rel(rel, name);
+    let stage_ok = ctx.parent_checked || !ctx.stages.applies_to(&rel_path);
+    if let (Some(old), Some(t), true) = (old, ctx.parent_time_ns, stage_ok)
         && parent::reusable(old, meta, t, &ctx.index)
     {
         ctx.reuse(old);
         return Ok(Some(old.clone()));
     }
-    process_file(ctx, dir, &join_rel(rel, name), name, old)
+    process_file(ctx, dir, &rel_path, name, old)
 }
 
 fn join_rel(rel: &str, name: &[u8]) -> String {
@@ -632,8 +640,9 @@ impl Drop for Tee {
 }
 
 /// Whether the parent's entry has the same content and passed its stages (check cached).
-fn stage_result_cached(old: Option<&Node>, content: &FileContent) -> bool {
-    matches!(old, Some(Node { kind: NodeKind::File { chunks, holes, .. }, flags, .. })
+fn stage_result_cached(ctx: &Ctx<'_>, old: Option<&Node>, content: &FileContent) -> bool {
+    ctx.parent_checked
+        && matches!(old, Some(Node { kind: NodeKind::File { chunks, holes, .. }, flags, .. })
         if flags & (FLAG_STAGE_FAILED | FLAG_CHANGED_DURING_READ) == 0
             && *chunks == content.chunks
             && *holes == content.holes)
@@ -690,7 +699,7 @@ fn process_file(
             // Format stages on exactly the captured bytes, unless the parent already checked
             // this same content.
             let problems = match &tee {
-                Some(t) if !stage_result_cached(old, content) => {
+                Some(t) if !stage_result_cached(ctx, old, content) => {
                     ctx.counters
                         .stage_bytes
                         .fetch_add(content.data_bytes, Ordering::Relaxed);

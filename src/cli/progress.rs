@@ -85,7 +85,6 @@ impl CliProgress {
             b.finish_and_clear();
         }
         if self.json.is_some() {
-            self.counts.complete();
             eprintln!("{}", serde_json::json!({"event": "done", "percent": 100.0}));
         }
     }

@@ -172,17 +172,28 @@ impl SnapshotCoordinator {
         let thread = std::thread::Builder::new()
             .name(format!("snapkeep-job-{id}"))
             .spawn(move || {
-                let state = match work(&p) {
-                    Ok((snapshot_id, outcome)) => {
-                        p.complete();
-                        JobState::Completed {
-                            snapshot_id,
-                            outcome,
-                        }
-                    }
-                    Err(e) => JobState::Failed {
+                // A panic in the work (or in a caller's checkpoint) fails the job instead of
+                // leaving it "running" forever and every later start in conflict.
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&p)));
+                let state = match run {
+                    Ok(Ok((snapshot_id, outcome))) => JobState::Completed {
+                        snapshot_id,
+                        outcome,
+                    },
+                    Ok(Err(e)) => JobState::Failed {
                         cancelled: matches!(e, Error::Cancelled),
                         error: e.to_string(),
+                    },
+                    Err(panic) => JobState::Failed {
+                        cancelled: false,
+                        error: format!(
+                            "the job panicked: {}; nothing was committed",
+                            panic
+                                .downcast_ref::<&str>()
+                                .map(|s| (*s).to_owned())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_else(|| "no message".into())
+                        ),
                     },
                 };
                 *r.lock().unwrap_or_else(PoisonError::into_inner) = Some(state);
@@ -255,7 +266,9 @@ impl SnapshotCoordinator {
     }
 
     /// Asks a job to stop at its next safe point; it then fails as cancelled and commits
-    /// nothing. Cancelling a finished job changes nothing.
+    /// nothing. A cancel that arrives after a snapshot's last safe point (its packs flushed,
+    /// index and record being written) is too late: that job completes. Cancelling a finished
+    /// job changes nothing.
     pub fn cancel(&self, handle: &JobHandle) -> Result<()> {
         let jobs = self.lock();
         let e = jobs

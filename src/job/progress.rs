@@ -44,12 +44,7 @@ impl JobProgress {
         self.cancelled.store(true, Ordering::Relaxed);
     }
 
-    /// Marks the work done (percent 100).
-    pub fn complete(&self) {
-        self.best.store(10_000, Ordering::Relaxed);
-    }
-
-    /// A `Running` state; the percent stays below 100 until the job completes.
+    /// A `Running` state; its percent is at most 99 (100 belongs to `Completed`).
     /// The current `Running` state.
     #[must_use]
     pub fn state(&self) -> JobState {
@@ -71,7 +66,8 @@ impl JobProgress {
         let hundredths = self
             .best
             .fetch_max(raw.min(9_900), Ordering::Relaxed)
-            .max(raw.min(9_900));
+            .max(raw.min(9_900))
+            .min(9_900);
         JobState::Running {
             phase: phase.name(),
             percent: hundredths as f64 / 100.0,

@@ -41,15 +41,23 @@ fn protected(rel: &Path) -> bool {
     first.ends_with(b".alopex.lock") || first == b".lifecycle"
 }
 
-/// Fails when a process holds an OS lock on a `*.alopex.lock` file at the root.
+/// Fails when a process holds an OS lock on a `*.alopex.lock` file at the root, or, for a
+/// sidecar directory `X.alopex.d`, on `X.alopex.lock` beside it.
 fn check_lock(target: &Path) -> Result<()> {
     let rd = std::fs::read_dir(target).map_err(|e| Error::io("list", target, e))?;
-    for e in rd.flatten() {
-        let name = e.file_name();
-        if !name.as_bytes().ends_with(b".alopex.lock") {
-            continue;
-        }
-        let path = e.path();
+    let mut candidates: Vec<PathBuf> = rd
+        .flatten()
+        .filter(|e| e.file_name().as_bytes().ends_with(b".alopex.lock"))
+        .map(|e| e.path())
+        .collect();
+    if let (Some(parent), Some(name)) = (target.parent(), target.file_name())
+        && let Some(stem) = name.as_bytes().strip_suffix(b".alopex.d")
+    {
+        let mut lock = stem.to_vec();
+        lock.extend_from_slice(b".alopex.lock");
+        candidates.push(parent.join(std::ffi::OsStr::from_bytes(&lock)));
+    }
+    for path in candidates {
         let Ok(f) = File::open(&path) else { continue };
         match f.try_lock() {
             Ok(()) => {
@@ -57,7 +65,8 @@ fn check_lock(target: &Path) -> Result<()> {
             }
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(Error::Locked(format!(
-                    "a running database holds {}; stop it before restoring in place, or pass --force",
+                    "a running database holds {}; stop the database before restoring in place \
+                     (or pass --force to write under it); never delete the lock file",
                     path.display()
                 )));
             }
@@ -152,6 +161,9 @@ pub(super) fn restore_in_place(
 
     // 1. Directories: a real directory at every planned path (never through a symlink).
     for (path, _) in &plan.dirs {
+        if protected(path.strip_prefix(target).unwrap_or(path)) {
+            continue;
+        }
         match std::fs::symlink_metadata(path) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -176,10 +188,8 @@ pub(super) fn restore_in_place(
             && m.len() == job.node.size
             && same_content(&job.path, &job.node, &chunker).unwrap_or(false)
         {
-            let f = File::options()
-                .write(true)
-                .open(&job.path)
-                .map_err(|e| Error::io("open", &job.path, e))?;
+            // Read-only is enough to change mode, owner and times of our own file.
+            let f = File::open(&job.path).map_err(|e| Error::io("open", &job.path, e))?;
             if m.mode() & 0o7777 != job.node.mode
                 || crate::backup::stamp_ns(m.mtime(), m.mtime_nsec()) != job.node.mtime_ns
                 || owner
@@ -214,6 +224,9 @@ pub(super) fn restore_in_place(
         let NodeKind::Symlink { target: want } = &node.kind else {
             continue;
         };
+        if protected(path.strip_prefix(target).unwrap_or(path)) {
+            continue;
+        }
         if std::fs::read_link(path).is_ok_and(|t| t.as_os_str().as_bytes() == want.as_slice()) {
             continue;
         }
@@ -255,6 +268,9 @@ pub(super) fn restore_in_place(
     }
     // 5. Directory modes and times, deepest first.
     for (path, node) in plan.dirs.iter().rev() {
+        if protected(path.strip_prefix(target).unwrap_or(path)) {
+            continue;
+        }
         finish_dir(path, node, owner)?;
     }
     Ok(RestoreStats {

@@ -171,29 +171,73 @@ pub fn restore(
         stats.duration_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         return Ok(stats);
     }
-    // Restore into a private sibling directory and rename it into place only when every
-    // file has been written and checked: the target is either untouched or complete.
-    let existing_mode = prepare_target(target)?;
-    let staging = staging_dir_for(target)?;
-    let result = restore_into(repo, &rec.tree, &staging, opts, progress);
-    let mut stats = match result.and_then(|stats| {
-        if let Some(mode) = existing_mode {
-            std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| Error::io("set mode of", &staging, e))?;
+    // Restore into a private staging directory and move the result into place only when every
+    // file has been written and checked. A new target is the staging directory renamed; an
+    // existing empty target (perhaps a mount point, owned by a service user) keeps its own
+    // inode, owner and mode: staging is made inside it and its entries are moved up.
+    let existing = prepare_target(target)?.is_some();
+    let staging = if existing {
+        let dir = target.join(format!(
+            ".snapkeep-restore-{}-{}",
+            std::process::id(),
+            crate::repository::now_ns()
+        ));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| Error::io("create restore staging directory", &dir, e))?;
+        dir
+    } else {
+        staging_dir_for(target)?
+    };
+    let result = restore_into(repo, &rec.tree, &staging, opts, progress).and_then(|stats| {
+        if existing {
+            move_entries_up(&staging, target)?;
+            std::fs::remove_dir(&staging)
+                .map_err(|e| Error::io("remove restore staging directory", &staging, e))?;
+        } else {
+            std::fs::rename(&staging, target)
+                .map_err(|e| Error::io("move the restored tree into", target, e))?;
         }
-        std::fs::rename(&staging, target)
-            .map_err(|e| Error::io("move the restored tree into", target, e))?;
         Ok(stats)
-    }) {
+    });
+    let mut stats = match result {
         Ok(stats) => stats,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
+            if existing {
+                clear_dir(target, &staging);
+            }
             return Err(e);
         }
     };
     run_stages(target, opts, &mut stats)?;
     stats.duration_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     Ok(stats)
+}
+
+/// Moves every entry of `staging` into `target` (same filesystem: renames).
+fn move_entries_up(staging: &Path, target: &Path) -> Result<()> {
+    let rd = std::fs::read_dir(staging).map_err(|e| Error::io("list", staging, e))?;
+    for e in rd {
+        let e = e.map_err(|e| Error::io("list", staging, e))?;
+        let dest = target.join(e.file_name());
+        std::fs::rename(e.path(), &dest).map_err(|err| Error::io("move into place", &dest, err))?;
+    }
+    Ok(())
+}
+
+/// After a failed restore into an existing empty target: removes what was moved into it, so
+/// it is empty again (the target was empty before, so everything in it is ours).
+fn clear_dir(target: &Path, staging: &Path) {
+    if let Ok(rd) = std::fs::read_dir(target) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p != staging {
+                let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+            }
+        }
+    }
 }
 
 /// A new private directory beside `target` to restore into.
