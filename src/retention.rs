@@ -297,7 +297,7 @@ fn group_key(rec: &SnapshotRecord, by: GroupBy) -> GroupKey {
     clippy::cast_sign_loss,
     reason = "month is in 1..=12 and day in 1..=31 by construction"
 )]
-fn civil_from_days(days: i64) -> (i64, u8, u8) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u8, u8) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
