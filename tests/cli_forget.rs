@@ -1,33 +1,13 @@
 //! `forget`: decide (a plan with reasons), then remove only the forgotten records.
 
+mod common;
+
+use common::{cli as run, cli_json as json};
+
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn run(repo: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_snapkeep"))
-        .arg("--repo")
-        .arg(repo)
-        .args(args)
-        .output()
-        .expect("run snapkeep");
-    assert_ne!(out.status.code(), Some(101), "panicked");
-    out
-}
-
-fn json(repo: &Path, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let out = run(repo, &all);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
-}
 
 fn ids(repo: &Path) -> Vec<String> {
     json(repo, &["list"])

@@ -1,39 +1,13 @@
 //! `ls`, `diff`, `show`, `stats`, `tag`, `completions` and `--progress json`: output parses
 //! and says what happened.
 
+mod common;
+
+use common::{cli as run, cli_json as json};
+
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn run(repo: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_snapkeep"))
-        .arg("--repo")
-        .arg(repo)
-        .args(args)
-        .output()
-        .expect("run snapkeep");
-    assert_ne!(
-        out.status.code(),
-        Some(101),
-        "panicked: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn json(repo: &Path, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let out = run(repo, &all);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON document")
-}
 
 fn paths(v: &Value, key: &str) -> Vec<String> {
     let mut p: Vec<String> = v[key]

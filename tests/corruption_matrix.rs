@@ -3,39 +3,14 @@
 //! findings (or the repository refuses to open with a clear error, for the config), and a
 //! snapshot whose objects were not touched still restores.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn cli(repo: &Path, args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_snapkeep"))
-        .arg("--repo")
-        .arg(repo)
-        .args(args)
-        .output()
-        .expect("run");
-    assert_ne!(
-        out.status.code(),
-        Some(101),
-        "panic: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::cli(repo, args);
     assert!(out.status.code().is_some(), "killed by a signal");
-    out
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().expect("type").is_dir() {
-                out.extend(files_under(&e.path()));
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out.sort();
     out
 }
 
@@ -96,11 +71,11 @@ fn every_object_kind_damaged_is_reported_never_a_panic() {
         for how in [Damage::Flip, Damage::Truncate, Damage::Delete] {
             for target_at in ["body", "tail"] {
                 let repo = tmp.path().join(format!("r-{kind}-{how:?}-{target_at}"));
-                copy(&base, &repo);
+                common::copy_dir(&base, &repo);
                 let victims: Vec<PathBuf> = if dir.is_empty() {
                     vec![repo.join("config")]
                 } else {
-                    files_under(&repo.join(dir))
+                    common::files_under(&repo.join(dir))
                 };
                 let victim = &victims[0];
                 let len = usize::try_from(fs::metadata(victim).expect("stat").len()).expect("len");
@@ -171,16 +146,4 @@ fn every_object_kind_damaged_is_reported_never_a_panic() {
         detected >= 12,
         "verify detected only {detected} of 18 damaged objects"
     );
-}
-
-fn copy(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("mkdir");
-    for e in fs::read_dir(from).expect("list").flatten() {
-        let dest = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy(&e.path(), &dest);
-        } else {
-            fs::copy(e.path(), &dest).expect("copy");
-        }
-    }
 }

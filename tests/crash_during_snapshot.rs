@@ -2,24 +2,14 @@
 //! the job fails instead of carrying on, the repository reopens and verifies clean, no partial
 //! snapshot is listed, and the earlier snapshot still restores byte-identical.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
 use snapkeep::backend::{Backend, Fault, FaultyBackend, LocalBackend};
 use snapkeep::{BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, VerifyOptions};
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("mkdir");
-    for e in fs::read_dir(from).expect("list").flatten() {
-        let dest = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            fs::copy(e.path(), &dest).expect("copy");
-        }
-    }
-}
 
 fn same_tree(a: &Path, b: &Path) {
     for e in fs::read_dir(a).expect("list").flatten() {
@@ -66,7 +56,7 @@ fn every_failing_write_leaves_a_clean_repository() {
     let first = snapkeep::snapshot(&repo, &src, &BackupOptions::default(), &NoProgress)
         .expect("first snapshot");
     let first_copy = tmp.path().join("first-src");
-    copy_dir(&src, &first_copy);
+    common::copy_dir(&src, &first_copy);
 
     // The second snapshot has new data spread over several packs.
     for i in 0..4 {
@@ -79,7 +69,7 @@ fn every_failing_write_leaves_a_clean_repository() {
     for fault in [Fault::Fail, Fault::NoSpace, Fault::Tear] {
         for n in 0.. {
             let dir = tmp.path().join(format!("run-{fault:?}-{n}"));
-            copy_dir(&base_repo, &dir);
+            common::copy_dir(&base_repo, &dir);
             let faulty = Arc::new(FaultyBackend::new(
                 Arc::new(LocalBackend::new(&dir)),
                 n,

@@ -1,6 +1,8 @@
 //! Restoring into an existing empty directory fills that directory (same inode, owner and
 //! mode); a failed restore leaves it empty.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
@@ -43,7 +45,7 @@ fn existing_empty_target_keeps_its_inode_and_mode() {
     assert_eq!(names.len(), 2, "staging left behind: {names:?}");
 
     // A restore that fails (a pack is gone) leaves an empty target empty.
-    for e in walk(&tmp.path().join("repo/data")) {
+    for e in common::files_under(&tmp.path().join("repo/data")) {
         fs::remove_file(e).expect("rm pack");
     }
     let again = tmp.path().join("again");
@@ -57,16 +59,4 @@ fn existing_empty_target_keeps_its_inode_and_mode() {
     )
     .expect_err("packs are gone");
     assert_eq!(fs::read_dir(&again).expect("list").count(), 0);
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(dir).expect("list").flatten() {
-        if e.file_type().expect("type").is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }
