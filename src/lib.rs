@@ -37,15 +37,18 @@ pub mod hasher;
 pub mod id;
 pub mod index;
 pub mod job;
+pub mod lock;
 mod mmap;
 pub mod pack;
 pub mod progress;
+pub mod prune;
 pub mod repair;
 pub mod repository;
 pub mod restore;
 pub mod retention;
 pub mod source;
 pub mod stage;
+pub mod units;
 pub mod verify;
 
 pub use backup::{BackupOptions, BackupOutcome, snapshot};

@@ -171,6 +171,7 @@ pub fn verify(
     progress: &dyn Progress,
 ) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
+    let _lock = crate::lock::acquire_reader(repo, "verify", progress)?;
     let index = repo.index();
     for (key, e) in index.damaged() {
         report.add(None, None, key.clone(), e.to_string());

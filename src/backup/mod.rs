@@ -171,6 +171,10 @@ pub fn snapshot(
     if progress.is_cancelled() {
         return Err(Error::Cancelled);
     }
+    // The lock records the prune marks seen before the index is loaded: a pack marked later
+    // is not deleted while this snapshot runs (docs/DESIGN.md, "Garbage collection").
+    let lock = crate::lock::acquire_job(repo.backend(), "snapshot")?;
+    repo.reload_index()?;
     let layout = Layout::detect(&source);
     let stages = StageSet::resolve(&opts.stages, layout)?;
     let mut patterns: Vec<String> = layout
@@ -346,6 +350,7 @@ pub fn snapshot(
         },
     };
     record.summary.stored_bytes += record.to_bytes().len() as u64;
+    lock.check()?;
     repo.commit_snapshot(&record)?;
 
     let mut warnings = ctx
@@ -359,6 +364,7 @@ pub fn snapshot(
     {
         warnings.push(format!("index merge skipped: {e}"));
     }
+    drop(lock);
     Ok(BackupOutcome { record, warnings })
 }
 

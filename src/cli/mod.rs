@@ -51,6 +51,30 @@ struct Cli {
     command: Command,
 }
 
+/// Options shared by `prune` and `forget --prune`.
+#[derive(clap::Args, Debug)]
+struct GcArgs {
+    /// How long unused packs stay marked before a later prune deletes them (0: in this run,
+    /// when no snapshot, restore or verify is running).
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    grace: String,
+    /// Unused space tolerated in kept packs before they are repacked: a percentage of the
+    /// repository (5%), a size (200MiB), or 'unlimited'.
+    #[arg(long, default_value = "5%", value_name = "LIMIT")]
+    max_unused: String,
+}
+
+impl GcArgs {
+    fn options(&self, dry_run: bool) -> Result<snapkeep::prune::PruneOptions> {
+        Ok(snapkeep::prune::PruneOptions {
+            grace: snapkeep::units::parse_interval(&self.grace)?,
+            max_unused: snapkeep::prune::MaxUnused::parse(&self.max_unused)?,
+            dry_run,
+            ..snapkeep::prune::PruneOptions::default()
+        })
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create a repository.
@@ -168,6 +192,26 @@ enum Command {
         /// Print the plan without removing anything.
         #[arg(long)]
         dry_run: bool,
+        /// Run a prune after forgetting.
+        #[arg(long)]
+        prune: bool,
+        #[command(flatten)]
+        gc: GcArgs,
+    },
+    /// Reclaim the space of data no snapshot needs. Never blocks a running snapshot: unused
+    /// packs are first marked and deleted by a later prune after the grace period.
+    Prune {
+        #[command(flatten)]
+        gc: GcArgs,
+        /// Print what would be marked, repacked and deleted, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove stale locks (of processes that are gone, or without a heartbeat for 10 min).
+    Unlock {
+        /// Remove every lock, also those of running processes (only when you know none runs).
+        #[arg(long)]
+        remove_all: bool,
     },
     /// Print a shell completion script.
     Completions {
@@ -308,21 +352,7 @@ impl std::fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 
 fn parse_size(s: &str) -> std::result::Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size like 256KiB"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("'{s}' has an unknown unit; use B, KiB, MiB or GiB")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("'{s}' is too large"))
+    snapkeep::units::parse_size(s).map_err(|e| e.to_string())
 }
 
 struct Env {
@@ -491,7 +521,14 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             keep_tags,
             group_by,
             dry_run,
+            prune,
+            gc,
         } => {
+            let gc_opts = if *prune {
+                Some(gc.options(*dry_run)?)
+            } else {
+                None
+            };
             let policy = snapkeep::retention::RetentionPolicy {
                 keep_last: *keep_last,
                 keep_hourly: *keep_hourly,
@@ -505,7 +542,57 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                     .transpose()?,
                 keep_tags: keep_tags.clone(),
             };
-            cmd_forget(&env, ids, &policy, group_by, *dry_run)
+            cmd_forget(&env, ids, &policy, group_by, *dry_run, gc_opts.as_ref())
+        }
+        Command::Prune { gc, dry_run } => {
+            let repo = env.open()?;
+            let report = snapkeep::prune::prune(&repo, &gc.options(*dry_run)?)?;
+            if env.json {
+                println!("{}", prune_json(&report));
+            } else {
+                print_prune(&env, &report);
+            }
+            Ok(0)
+        }
+        Command::Unlock { remove_all } => {
+            let repo = env.open()?;
+            let (notes, live) = snapkeep::lock::remove_stale(
+                repo.backend().as_ref(),
+                snapkeep::lock::STALE_AFTER,
+                *remove_all,
+            )?;
+            if env.json {
+                println!(
+                    "{}",
+                    json!({
+                        "removed": notes,
+                        "remaining": live.iter().map(|l| json!({
+                            "key": l.key,
+                            "purpose": l.record.as_ref().map(|r| r.purpose.clone()),
+                            "host": l.record.as_ref().map(|r| r.host.clone()),
+                            "pid": l.record.as_ref().map(|r| r.pid),
+                        })).collect::<Vec<_>>(),
+                    })
+                );
+            } else {
+                for n in &notes {
+                    println!("{n}");
+                }
+                for l in &live {
+                    if let Some(r) = &l.record {
+                        println!(
+                            "kept {} of {} (pid {} on {}): still running",
+                            l.key, r.purpose, r.pid, r.host
+                        );
+                    }
+                }
+                env.say(&format!(
+                    "removed {} locks, {} remain",
+                    notes.len(),
+                    live.len()
+                ));
+            }
+            Ok(0)
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -884,6 +971,7 @@ fn cmd_forget(
     policy: &snapkeep::retention::RetentionPolicy,
     group_by: &str,
     dry_run: bool,
+    prune: Option<&snapkeep::prune::PruneOptions>,
 ) -> Result<i32> {
     let group_by = parse_group_by(group_by)?;
     let repo = env.open()?;
@@ -929,6 +1017,9 @@ fn cmd_forget(
     if !dry_run {
         repo.forget(&forget)?;
     }
+    let pruned = prune
+        .map(|o| snapkeep::prune::prune(&repo, o))
+        .transpose()?;
     if env.json {
         println!(
             "{}",
@@ -936,6 +1027,7 @@ fn cmd_forget(
                 "dry_run": dry_run,
                 "forget": forget.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "decisions": decisions,
+                "prune": pruned.as_ref().map(prune_json),
             })
         );
     } else {
@@ -958,13 +1050,89 @@ fn cmd_forget(
                     .unwrap_or_default()
             );
         }
-        env.say(&format!(
-            "{} {} snapshots; their data stays stored until a prune",
-            if dry_run { "would forget" } else { "forgot" },
-            forget.len()
-        ));
+        match &pruned {
+            Some(r) => {
+                env.say(&format!(
+                    "{} {} snapshots",
+                    if dry_run { "would forget" } else { "forgot" },
+                    forget.len()
+                ));
+                print_prune(env, r);
+            }
+            None => env.say(&format!(
+                "{} {} snapshots; their data stays stored until a prune",
+                if dry_run { "would forget" } else { "forgot" },
+                forget.len()
+            )),
+        }
     }
     Ok(0)
+}
+
+fn prune_json(r: &snapkeep::prune::PruneReport) -> serde_json::Value {
+    json!({
+        "dry_run": r.dry_run,
+        "snapshots": r.snapshots,
+        "reachable_blobs": r.reachable_blobs,
+        "packs_before": r.packs_before,
+        "pack_bytes_before": r.pack_bytes_before,
+        "marked_packs": r.marked_packs,
+        "marked_bytes": r.marked_bytes,
+        "repacked_packs": r.repacked_packs,
+        "moved_blobs": r.moved_blobs,
+        "moved_bytes": r.moved_bytes,
+        "new_packs": r.new_packs,
+        "deleted_packs": r.deleted_packs,
+        "deleted_bytes": r.deleted_bytes,
+        "rescued_packs": r.rescued_packs,
+        "unmarked_packs": r.unmarked_packs,
+        "waiting_packs": r.waiting_packs,
+        "waiting_bytes": r.waiting_bytes,
+        "index_files_before": r.index_files_before,
+        "index_files_after": r.index_files_after,
+        "unused_bytes_after": r.unused_bytes_after,
+        "packs_after": r.packs_after,
+        "pack_bytes_after": r.pack_bytes_after,
+        "notes": r.notes,
+    })
+}
+
+fn print_prune(env: &Env, r: &snapkeep::prune::PruneReport) {
+    for n in &r.notes {
+        env.say(n);
+    }
+    let would = if r.dry_run { "would " } else { "" };
+    println!(
+        "{} snapshots, {} reachable blobs, {} packs ({}) before",
+        r.snapshots,
+        r.reachable_blobs,
+        r.packs_before,
+        output::human_bytes(r.pack_bytes_before)
+    );
+    println!(
+        "{would}mark {} packs ({}), {would}repack {} packs moving {} blobs ({}) into {} new packs",
+        r.marked_packs,
+        output::human_bytes(r.marked_bytes),
+        r.repacked_packs,
+        r.moved_blobs,
+        output::human_bytes(r.moved_bytes),
+        r.new_packs
+    );
+    println!(
+        "{would}delete {} packs ({}); rescued {}, unmarked {}; {} packs ({}) wait for their grace period or running jobs",
+        r.deleted_packs,
+        output::human_bytes(r.deleted_bytes),
+        r.rescued_packs,
+        r.unmarked_packs,
+        r.waiting_packs,
+        output::human_bytes(r.waiting_bytes)
+    );
+    println!(
+        "{} packs ({}) after, {} unused in kept packs",
+        r.packs_after,
+        output::human_bytes(r.pack_bytes_after),
+        output::human_bytes(r.unused_bytes_after)
+    );
 }
 
 fn cmd_repair_index(env: &Env, dry_run: bool) -> Result<i32> {

@@ -5,6 +5,7 @@
 //! unchecked length field: every length is bounded by the bytes actually present.
 //! Must not: do I/O. `docs/DESIGN.md` describes each layout byte by byte.
 
+pub mod gc;
 pub mod index_file;
 pub mod manifest;
 pub mod pack;

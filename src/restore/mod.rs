@@ -165,6 +165,7 @@ pub fn restore(
     let started = Instant::now();
     let rec = repo.load_snapshot(id)?;
     StageSet::resolve(&opts.stages, Layout::Generic)?;
+    let _lock = crate::lock::acquire_reader(repo, "restore", progress)?;
     if opts.in_place && target.is_dir() {
         let mut stats = in_place::restore_in_place(repo, &rec.tree, target, opts, progress)?;
         run_stages(target, opts, &mut stats)?;

@@ -1,0 +1,453 @@
+//! Repository locks: who is using the repository, so prune knows what it must not delete yet.
+//!
+//! Owns: taking, refreshing (heartbeat), releasing and judging locks. A job (snapshot, restore,
+//! verify) takes a shared lock `locks/<uuid>` that records the marks it saw before it loaded
+//! its index; a prune takes the exclusive `locks/prune`. Jobs never wait for anything: only a
+//! second prune is refused while one runs.
+//!
+//! A lock is stale when its process is gone (same host, no such pid) or when its heartbeat is
+//! older than [`STALE_AFTER`]; stale locks are removed by whoever finds them, saying so.
+//! A holder whose lock disappeared (removed as stale by someone else) finds out through
+//! [`LockGuard::check`] before it commits.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::format::gc::{LockKind, LockRecord};
+use crate::repository::{hostname, now_ns, rfc3339};
+
+/// How often a holder refreshes its lock.
+pub const HEARTBEAT: Duration = Duration::from_secs(60);
+/// A lock whose heartbeat is older than this is stale (ten missed heartbeats).
+pub const STALE_AFTER: Duration = Duration::from_secs(600);
+/// Key of the prune lock.
+pub const PRUNE_LOCK_KEY: &str = "locks/prune";
+/// Prefix of mark objects.
+pub const MARKS_PREFIX: &str = "marks/";
+
+/// A held lock; dropping it stops the heartbeat and removes the lock object.
+pub struct LockGuard {
+    backend: Arc<dyn Backend>,
+    key: String,
+    lost: Arc<AtomicBool>,
+    stop: Mutex<Option<Sender<()>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    record: LockRecord,
+}
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LockGuard {
+    /// The lock object's key.
+    #[must_use]
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The record as written.
+    #[must_use]
+    pub fn record(&self) -> &LockRecord {
+        &self.record
+    }
+
+    /// Fails when the lock object was removed by someone else (judged stale): data this
+    /// holder relies on may have been pruned, so it must not commit.
+    pub fn check(&self) -> Result<()> {
+        let gone = self.lost.load(Ordering::Acquire) || !self.backend.exists(&self.key)?;
+        if gone {
+            self.lost.store(true, Ordering::Release);
+            return Err(Error::Locked(format!(
+                "lock {} of this {} was removed by another process that judged it stale; \
+                 nothing was committed, run the {} again",
+                self.key, self.record.purpose, self.record.purpose
+            )));
+        }
+        Ok(())
+    }
+
+    fn start_heartbeat(&self) {
+        let (tx, rx) = channel::<()>();
+        let backend = Arc::clone(&self.backend);
+        let key = self.key.clone();
+        let lost = Arc::clone(&self.lost);
+        let mut record = self.record.clone();
+        let handle = std::thread::Builder::new()
+            .name("snapkeep-lock-heartbeat".into())
+            .spawn(move || {
+                loop {
+                    match rx.recv_timeout(HEARTBEAT) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                    match backend.exists(&key) {
+                        Ok(false) => {
+                            lost.store(true, Ordering::Release);
+                            return;
+                        }
+                        Ok(true) => {
+                            record.heartbeat_ns = now_ns();
+                            // A failed refresh is retried at the next beat; ten in a row make
+                            // the lock stale, which `check` then reports.
+                            let _ = backend.put(&key, &record.to_bytes());
+                        }
+                        Err(_) => {}
+                    }
+                }
+            })
+            .ok();
+        *self.stop.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
+        *self.thread.lock().unwrap_or_else(PoisonError::into_inner) = handle;
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        drop(
+            self.stop
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        if let Some(h) = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            let _ = h.join();
+        }
+        if !self.lost.load(Ordering::Acquire) {
+            let _ = self.backend.delete(&self.key);
+        }
+    }
+}
+
+fn new_record(kind: LockKind, purpose: &str, seen_marks: Vec<String>) -> LockRecord {
+    let now = now_ns();
+    LockRecord {
+        kind,
+        purpose: purpose.to_owned(),
+        host: hostname(),
+        pid: std::process::id(),
+        started_ns: now,
+        heartbeat_ns: now,
+        seen_marks,
+    }
+}
+
+/// Keys of every mark object now.
+pub fn list_marks(backend: &dyn Backend) -> Result<Vec<String>> {
+    let mut keys: Vec<String> = backend
+        .list(MARKS_PREFIX)?
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    keys.sort();
+    Ok(keys)
+}
+
+/// Takes a shared job lock. Call it before loading the index the job will use.
+pub fn acquire_job(backend: &Arc<dyn Backend>, purpose: &str) -> Result<LockGuard> {
+    let seen = list_marks(backend.as_ref())?;
+    let record = new_record(LockKind::Job, purpose, seen);
+    let key = format!("locks/{}", uuid::Uuid::now_v7().simple());
+    if !backend.put_if_absent(&key, &record.to_bytes())? {
+        return Err(Error::Locked(format!(
+            "lock {key} already exists; retry the {purpose}"
+        )));
+    }
+    let guard = LockGuard {
+        backend: Arc::clone(backend),
+        key,
+        lost: Arc::new(AtomicBool::new(false)),
+        stop: Mutex::new(None),
+        thread: Mutex::new(None),
+        record,
+    };
+    guard.start_heartbeat();
+    Ok(guard)
+}
+
+/// Takes a shared lock for a job that only reads (restore, verify) and reloads the index
+/// under it. A repository where no lock can be written (read-only media) is still readable:
+/// the job goes on without a lock and says what that risks.
+pub fn acquire_reader(
+    repo: &crate::repository::Repository,
+    purpose: &str,
+    progress: &dyn crate::progress::Progress,
+) -> Result<Option<LockGuard>> {
+    let guard = match acquire_job(repo.backend(), purpose) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            progress.warn(&format!(
+                "no lock taken ({e}); a prune running meanwhile could remove data this {purpose} reads"
+            ));
+            None
+        }
+    };
+    repo.reload_index()?;
+    Ok(guard)
+}
+
+/// Takes the exclusive prune lock, removing a stale one first (with a note in `notes`).
+pub fn acquire_prune(
+    backend: &Arc<dyn Backend>,
+    stale_after: Duration,
+    notes: &mut Vec<String>,
+) -> Result<LockGuard> {
+    let record = new_record(LockKind::Prune, "prune", Vec::new());
+    for _ in 0..2 {
+        if backend.put_if_absent(PRUNE_LOCK_KEY, &record.to_bytes())? {
+            let guard = LockGuard {
+                backend: Arc::clone(backend),
+                key: PRUNE_LOCK_KEY.to_owned(),
+                lost: Arc::new(AtomicBool::new(false)),
+                stop: Mutex::new(None),
+                thread: Mutex::new(None),
+                record,
+            };
+            guard.start_heartbeat();
+            return Ok(guard);
+        }
+        let held = match backend.get(PRUNE_LOCK_KEY) {
+            Ok(b) => LockRecord::from_bytes(&b, PRUNE_LOCK_KEY),
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e),
+        };
+        match held {
+            Ok(h) => match staleness(&h, now_ns(), stale_after) {
+                Some(reason) => {
+                    backend.delete(PRUNE_LOCK_KEY)?;
+                    notes.push(format!(
+                        "removed stale lock {PRUNE_LOCK_KEY} of {} (pid {} on {}): {reason}",
+                        h.purpose, h.pid, h.host
+                    ));
+                }
+                None => {
+                    return Err(Error::Locked(format!(
+                        "another prune holds {PRUNE_LOCK_KEY} (pid {} on {}, since {}); wait \
+                         for it to finish, or run 'snapkeep unlock' if that process is gone",
+                        h.pid,
+                        h.host,
+                        rfc3339(h.started_ns)
+                    )));
+                }
+            },
+            Err(_) => {
+                backend.delete(PRUNE_LOCK_KEY)?;
+                notes.push(format!(
+                    "removed damaged lock {PRUNE_LOCK_KEY} (it did not decode)"
+                ));
+            }
+        }
+    }
+    Err(Error::Locked(format!(
+        "could not take {PRUNE_LOCK_KEY}: another prune keeps taking it; retry later"
+    )))
+}
+
+/// Why a lock is stale, or `None` while its holder may be alive.
+#[must_use]
+pub fn staleness(rec: &LockRecord, now: i64, stale_after: Duration) -> Option<String> {
+    if rec.host == hostname() && rec.pid != std::process::id() && !process_alive(rec.pid) {
+        return Some(format!("process {} on this host is gone", rec.pid));
+    }
+    let age = now.saturating_sub(rec.heartbeat_ns);
+    let bound = i64::try_from(stale_after.as_nanos()).unwrap_or(i64::MAX);
+    if age > bound {
+        return Some(format!(
+            "no heartbeat for {} s (bound {} s)",
+            age / 1_000_000_000,
+            stale_after.as_secs()
+        ));
+    }
+    None
+}
+
+fn process_alive(pid: u32) -> bool {
+    let Some(p) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return true;
+    };
+    !matches!(
+        rustix::process::test_kill_process(p),
+        Err(rustix::io::Errno::SRCH)
+    )
+}
+
+/// One lock object as found.
+#[derive(Clone, Debug)]
+pub struct FoundLock {
+    pub key: String,
+    /// `None` when the object did not decode.
+    pub record: Option<LockRecord>,
+    /// Why it is stale, when it is.
+    pub stale: Option<String>,
+}
+
+/// Every lock object with its judgement. A lock that does not decode counts as stale.
+pub fn list_locks(backend: &dyn Backend, stale_after: Duration) -> Result<Vec<FoundLock>> {
+    let now = now_ns();
+    let mut out = Vec::new();
+    for obj in backend.list("locks/")? {
+        let bytes = match backend.get(&obj.key) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e),
+        };
+        let (record, stale) = match LockRecord::from_bytes(&bytes, &obj.key) {
+            Ok(r) => {
+                let s = staleness(&r, now, stale_after);
+                (Some(r), s)
+            }
+            Err(e) => (None, Some(format!("it does not decode ({e})"))),
+        };
+        out.push(FoundLock {
+            key: obj.key,
+            record,
+            stale,
+        });
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+/// Removes the stale locks (all locks with `all`); returns one note per removed lock and the
+/// locks that remain.
+pub fn remove_stale(
+    backend: &dyn Backend,
+    stale_after: Duration,
+    all: bool,
+) -> Result<(Vec<String>, Vec<FoundLock>)> {
+    let mut notes = Vec::new();
+    let mut live = Vec::new();
+    for l in list_locks(backend, stale_after)? {
+        let reason = match (&l.stale, all) {
+            (Some(r), _) => r.clone(),
+            (None, true) => "removed on request (--remove-all)".to_owned(),
+            (None, false) => {
+                live.push(l);
+                continue;
+            }
+        };
+        backend.delete(&l.key)?;
+        let who = l.record.as_ref().map_or_else(
+            || "unknown holder".to_owned(),
+            |r| format!("{} (pid {} on {})", r.purpose, r.pid, r.host),
+        );
+        notes.push(format!("removed lock {} of {who}: {reason}", l.key));
+    }
+    Ok((notes, live))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::MemoryBackend;
+
+    fn mem() -> Arc<dyn Backend> {
+        Arc::new(MemoryBackend::new())
+    }
+
+    #[test]
+    fn job_lock_records_marks_and_is_removed_on_drop() {
+        let b = mem();
+        b.put("marks/m1", b"x").expect("put");
+        let g = acquire_job(&b, "snapshot").expect("lock");
+        assert_eq!(g.record().seen_marks, vec!["marks/m1".to_string()]);
+        assert!(b.exists(g.key()).expect("exists"));
+        g.check().expect("held");
+        let key = g.key().to_owned();
+        drop(g);
+        assert!(!b.exists(&key).expect("exists"));
+    }
+
+    #[test]
+    fn removed_lock_is_reported_by_check() {
+        let b = mem();
+        let g = acquire_job(&b, "snapshot").expect("lock");
+        b.delete(g.key()).expect("delete");
+        let e = g.check().expect_err("lost");
+        assert!(matches!(e, Error::Locked(_)), "{e}");
+    }
+
+    #[test]
+    fn second_prune_is_refused_and_stale_prune_lock_is_replaced() {
+        let b = mem();
+        let mut notes = Vec::new();
+        let g = acquire_prune(&b, STALE_AFTER, &mut notes).expect("first");
+        let e = acquire_prune(&b, STALE_AFTER, &mut notes).expect_err("second");
+        assert!(matches!(e, Error::Locked(_)));
+        assert!(e.to_string().contains("unlock"), "{e}");
+        std::mem::forget(g); // a killed prune leaves its lock behind
+        // A dead pid on this host: stale at once.
+        let mut rec =
+            LockRecord::from_bytes(&b.get(PRUNE_LOCK_KEY).expect("get"), "k").expect("decode");
+        rec.pid = dead_pid();
+        b.put(PRUNE_LOCK_KEY, &rec.to_bytes()).expect("put");
+        let g2 = acquire_prune(&b, STALE_AFTER, &mut notes).expect("stale replaced");
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("is gone"), "{notes:?}");
+        drop(g2);
+        assert!(!b.exists(PRUNE_LOCK_KEY).expect("exists"));
+    }
+
+    #[test]
+    fn staleness_rules() {
+        let mut r = new_record(LockKind::Job, "snapshot", Vec::new());
+        let now = r.heartbeat_ns;
+        assert_eq!(staleness(&r, now, STALE_AFTER), None);
+        assert_eq!(staleness(&r, now + 599_000_000_000, STALE_AFTER), None);
+        assert!(
+            staleness(&r, now + 601_000_000_000, STALE_AFTER)
+                .expect("old")
+                .contains("no heartbeat")
+        );
+        r.pid = dead_pid();
+        assert!(
+            staleness(&r, now, STALE_AFTER)
+                .expect("dead")
+                .contains("gone")
+        );
+        r.host = "another-host-entirely".into();
+        assert_eq!(staleness(&r, now, STALE_AFTER), None);
+    }
+
+    #[test]
+    fn remove_stale_keeps_live_and_removes_damaged() {
+        let b = mem();
+        let g = acquire_job(&b, "verify").expect("lock");
+        b.put("locks/junk", b"not a lock").expect("put");
+        let (notes, live) = remove_stale(b.as_ref(), STALE_AFTER, false).expect("remove");
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("locks/junk"));
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].key, g.key());
+        let (notes, live) = remove_stale(b.as_ref(), STALE_AFTER, true).expect("remove all");
+        assert_eq!(notes.len(), 1);
+        assert!(live.is_empty());
+    }
+
+    /// A pid that no process has: a child that has exited and been reaped.
+    fn dead_pid() -> u32 {
+        let mut c = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = c.id();
+        c.wait().expect("wait");
+        pid
+    }
+}

@@ -1,0 +1,603 @@
+//! Prune: reclaims the space of packs no snapshot needs, without ever blocking a snapshot and
+//! without ever deleting a blob a snapshot can reach.
+//!
+//! Owns: the two-phase collection described in `docs/DESIGN.md` ("Garbage collection").
+//! One run ([`prune`]) under the exclusive prune lock:
+//! 1. reads the state: marks, live job locks (removing stale ones), the index, the pack
+//!    listing and every snapshot record, and computes the reachable set R;
+//! 2. sweeps earlier marks: a marked pack that holds a reachable blob the index lacks is
+//!    rescued (its entries go back into the index); one the index references again is
+//!    unmarked; one that is past the grace period and that every live job has seen marked is
+//!    deleted; the rest wait;
+//! 3. marks: packs without a reachable blob, and packs no index file names, are marked; packs
+//!    whose unused share would keep the repository above `max_unused` have their reachable
+//!    blobs copied into new packs and are marked too;
+//! 4. acts: new packs → new index file → old index files deleted → swept packs deleted →
+//!    marks written (a new mark only after the index stopped naming its packs).
+//!
+//! With `grace` zero a second pass sweeps the new mark at once when no job holds a lock.
+//! Work and memory are proportional to the index (one map entry per blob), never to the data.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backend::{index_key, pack_key};
+use crate::error::{Error, Result};
+use crate::format::gc::{LockKind, MarkRecord, MarkedPack};
+use crate::format::index_file::BlobLocation;
+use crate::format::manifest::{NodeKind, Tree};
+use crate::id::{ChunkId, PackId};
+use crate::index::Index;
+use crate::lock::{self, FoundLock, LockGuard, MARKS_PREFIX, STALE_AFTER};
+use crate::pack::{PackWriter, check_blob_bytes, location, read_pack_entries};
+use crate::repository::{Repository, now_ns};
+
+/// How much unused space may stay in packs that are kept.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MaxUnused {
+    /// At most this percentage of the repository's pack bytes (0..100).
+    Percent(f64),
+    /// At most this many bytes.
+    Bytes(u64),
+    /// Never repack.
+    Unlimited,
+}
+
+impl MaxUnused {
+    /// Parses `5%`, `10`, `200MiB`, `1G`, `unlimited`.
+    pub fn parse(s: &str) -> Result<Self> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("unlimited") {
+            return Ok(MaxUnused::Unlimited);
+        }
+        if let Some(p) = t.strip_suffix('%') {
+            return match p.trim().parse::<f64>() {
+                Ok(v) if (0.0..100.0).contains(&v) => Ok(MaxUnused::Percent(v)),
+                _ => Err(Error::InvalidInput(format!(
+                    "--max-unused '{s}': give a percentage from 0% to below 100%, a size, or 'unlimited'"
+                ))),
+            };
+        }
+        crate::units::parse_size(t)
+            .map(MaxUnused::Bytes)
+            .map_err(|_| {
+                Error::InvalidInput(format!(
+                    "--max-unused '{s}': give a percentage (5%), a size (200MiB) or 'unlimited'"
+                ))
+            })
+    }
+
+    /// Unused bytes allowed when `live` bytes stay.
+    fn limit(self, live: u64) -> u64 {
+        match self {
+            MaxUnused::Unlimited => u64::MAX,
+            MaxUnused::Bytes(b) => b,
+            // unused / (live + unused) <= p  <=>  unused <= live * p / (100 - p)
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            MaxUnused::Percent(p) => (live as f64 * p / (100.0 - p)) as u64,
+        }
+    }
+}
+
+/// Options of a prune.
+#[derive(Clone, Debug)]
+pub struct PruneOptions {
+    /// How long a marked pack waits before it may be deleted (default 1 h).
+    pub grace: Duration,
+    /// Unused space tolerated in kept packs (default 5%).
+    pub max_unused: MaxUnused,
+    /// Plan only: read everything, write nothing.
+    pub dry_run: bool,
+    /// Heartbeat age after which a lock is stale.
+    pub stale_after: Duration,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions {
+            grace: Duration::from_secs(3600),
+            max_unused: MaxUnused::Percent(5.0),
+            dry_run: false,
+            stale_after: STALE_AFTER,
+        }
+    }
+}
+
+/// What a prune found and did (or, with `dry_run`, would do).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub dry_run: bool,
+    pub snapshots: u64,
+    pub reachable_blobs: u64,
+    pub packs_before: u64,
+    pub pack_bytes_before: u64,
+    /// Packs marked in this run (unreferenced, unindexed, or repacked).
+    pub marked_packs: u64,
+    pub marked_bytes: u64,
+    /// Packs whose reachable blobs were copied into new packs.
+    pub repacked_packs: u64,
+    pub moved_blobs: u64,
+    pub moved_bytes: u64,
+    pub new_packs: u64,
+    /// Marked packs deleted.
+    pub deleted_packs: u64,
+    pub deleted_bytes: u64,
+    /// Marked packs put back into the index because a snapshot needs them.
+    pub rescued_packs: u64,
+    /// Marked packs an index file names again (kept, mark dropped).
+    pub unmarked_packs: u64,
+    /// Marked packs waiting for the grace period or for jobs that started before the mark.
+    pub waiting_packs: u64,
+    pub waiting_bytes: u64,
+    pub index_files_before: u64,
+    pub index_files_after: u64,
+    /// Unused bytes left in kept packs.
+    pub unused_bytes_after: u64,
+    pub packs_after: u64,
+    pub pack_bytes_after: u64,
+    /// Removed stale locks and other remarks.
+    pub notes: Vec<String>,
+}
+
+/// Runs a prune (two passes when `grace` is zero).
+pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
+    let mut report = PruneReport {
+        dry_run: opts.dry_run,
+        ..PruneReport::default()
+    };
+    let guard = if opts.dry_run {
+        None
+    } else {
+        Some(lock::acquire_prune(
+            repo.backend(),
+            opts.stale_after,
+            &mut report.notes,
+        )?)
+    };
+    pass(repo, opts, guard.as_ref(), &mut report, true)?;
+    if opts.grace.is_zero() && !opts.dry_run && report.marked_packs > 0 {
+        pass(repo, opts, guard.as_ref(), &mut report, false)?;
+    }
+    repo.reload_index()?;
+    Ok(report)
+}
+
+/// The state one pass works on.
+struct State {
+    marks: Vec<(String, MarkRecord)>,
+    live_jobs: Vec<FoundLock>,
+    index: Index,
+    /// One location per blob id, preferring packs that exist.
+    entries: HashMap<ChunkId, BlobLocation>,
+    indexed_packs: HashSet<PackId>,
+    listed: HashMap<PackId, u64>,
+    /// Trailers of packs no index file names (marked or not), or why they cannot be read.
+    trailers: HashMap<PackId, std::result::Result<Vec<(ChunkId, BlobLocation)>, String>>,
+    reachable: HashSet<ChunkId>,
+    snapshots: u64,
+}
+
+fn read_state(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) -> Result<State> {
+    let backend = repo.backend().as_ref();
+    let mut marks = Vec::new();
+    for key in lock::list_marks(backend)? {
+        let bytes = match backend.get(&key) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e),
+        };
+        match MarkRecord::from_bytes(&bytes, &key) {
+            Ok(m) => marks.push((key, m)),
+            Err(e) => {
+                // Its packs are unindexed and so get marked again now, with a fresh time:
+                // dropping a damaged mark only delays deletion.
+                report
+                    .notes
+                    .push(format!("{e}; its packs are marked again"));
+                if !opts.dry_run {
+                    backend.delete(&key)?;
+                }
+            }
+        }
+    }
+    let live_jobs = if opts.dry_run {
+        lock::list_locks(backend, opts.stale_after)?
+            .into_iter()
+            .filter(|l| l.stale.is_none())
+            .collect()
+    } else {
+        let (notes, live) = lock::remove_stale(backend, opts.stale_after, false)?;
+        report.notes.extend(notes);
+        live
+    };
+    let live_jobs: Vec<FoundLock> = live_jobs
+        .into_iter()
+        .filter(|l| l.record.as_ref().is_some_and(|r| r.kind == LockKind::Job))
+        .collect();
+
+    // Index before packs: every pack an index file names was uploaded before that file was
+    // written, so it is in the listing below unless it was deleted.
+    let index = Index::open(backend)?;
+    if let Some((key, e)) = index.damaged().first() {
+        return Err(Error::InvalidInput(format!(
+            "index file {key} is damaged ({e}); run 'snapkeep repair index' before prune"
+        )));
+    }
+    let mut listed = HashMap::new();
+    for o in backend.list("data/")? {
+        match o
+            .key
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.parse::<PackId>().ok())
+        {
+            Some(id) if pack_key(&id) == o.key => {
+                listed.insert(id, o.size);
+            }
+            _ => report
+                .notes
+                .push(format!("{} is not a pack name; left in place", o.key)),
+        }
+    }
+    let mut entries: HashMap<ChunkId, BlobLocation> = HashMap::new();
+    let mut indexed_packs = HashSet::new();
+    let mut dangling = 0u64;
+    for f in index.files() {
+        for e in f.entries() {
+            let Ok((id, loc)) = e else { continue };
+            indexed_packs.insert(loc.pack);
+            match entries.get(&id) {
+                Some(old) if listed.contains_key(&old.pack) => {}
+                _ => {
+                    entries.insert(id, loc);
+                }
+            }
+        }
+    }
+    for loc in entries.values() {
+        if !listed.contains_key(&loc.pack) {
+            dangling += 1;
+        }
+    }
+    if dangling > 0 {
+        report.notes.push(format!(
+            "{dangling} index entries name packs that do not exist; run 'snapkeep verify' and 'snapkeep repair index'"
+        ));
+    }
+    let unindexed: Vec<(PackId, u64)> = listed
+        .iter()
+        .filter(|(id, _)| !indexed_packs.contains(id))
+        .map(|(id, size)| (*id, *size))
+        .collect();
+    let trailers: HashMap<PackId, std::result::Result<Vec<(ChunkId, BlobLocation)>, String>> = {
+        use rayon::prelude::*;
+        unindexed
+            .par_iter()
+            .map(|(id, size)| {
+                let r = read_pack_entries(backend, id, *size)
+                    .map(|es| {
+                        es.iter()
+                            .map(|e| (e.id, location(*id, e)))
+                            .collect::<Vec<_>>()
+                    })
+                    .map_err(|e| e.to_string());
+                (*id, r)
+            })
+            .collect::<HashMap<_, _>>()
+    };
+
+    let (records, bad) = repo.snapshots()?;
+    if let Some((id, e)) = bad.first() {
+        return Err(Error::InvalidInput(format!(
+            "snapshot record {id} cannot be read ({e}); prune needs every record: run 'snapkeep verify', then 'snapkeep forget {id}' if it is lost"
+        )));
+    }
+    let mut extra: HashMap<ChunkId, BlobLocation> = HashMap::new();
+    for es in trailers.values().flatten() {
+        for (id, loc) in es {
+            extra.entry(*id).or_insert(*loc);
+        }
+    }
+    let mut reachable = HashSet::new();
+    let mut stack = Vec::new();
+    for r in &records {
+        stack.push((r.tree, r.id));
+    }
+    while let Some((tree_id, snap)) = stack.pop() {
+        if !reachable.insert(tree_id) {
+            continue;
+        }
+        let loc = entries
+            .get(&tree_id)
+            .filter(|l| listed.contains_key(&l.pack))
+            .or_else(|| extra.get(&tree_id))
+            .ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "tree {} of snapshot {snap} is in no pack; prune cannot tell what that snapshot needs: run 'snapkeep verify' first",
+                    tree_id.short()
+                ))
+            })?;
+        let bytes = crate::pack::read_blob(backend, &tree_id, loc)?;
+        let tree = Tree::from_bytes(&bytes, &tree_id)?;
+        for n in tree.nodes {
+            match n.kind {
+                NodeKind::Dir { tree } => stack.push((tree, snap)),
+                NodeKind::File { chunks, .. } => reachable.extend(chunks.iter().map(|c| c.id)),
+                NodeKind::Symlink { .. } => {}
+            }
+        }
+    }
+    Ok(State {
+        marks,
+        live_jobs,
+        index,
+        entries,
+        indexed_packs,
+        listed,
+        trailers,
+        reachable,
+        snapshots: records.len() as u64,
+    })
+}
+
+fn pass(
+    repo: &Repository,
+    opts: &PruneOptions,
+    guard: Option<&LockGuard>,
+    report: &mut PruneReport,
+    first: bool,
+) -> Result<()> {
+    let backend = Arc::clone(repo.backend());
+    let st = read_state(repo, opts, report)?;
+    let now = now_ns();
+    if first {
+        report.snapshots = st.snapshots;
+        report.reachable_blobs = st.reachable.len() as u64;
+        report.packs_before = st.listed.len() as u64;
+        report.pack_bytes_before = st.listed.values().sum();
+        report.index_files_before = st.index.files().len() as u64;
+    }
+    // Reachable blobs that the index lacks (they live only in marked or unindexed packs).
+    let missing: HashSet<ChunkId> = st
+        .reachable
+        .iter()
+        .filter(|id| {
+            !st.entries
+                .get(id)
+                .is_some_and(|l| st.listed.contains_key(&l.pack))
+        })
+        .copied()
+        .collect();
+    let in_trailers: HashSet<ChunkId> = st
+        .trailers
+        .values()
+        .flatten()
+        .flat_map(|es| es.iter().map(|(id, _)| *id))
+        .collect();
+    let accounted = missing.iter().all(|id| in_trailers.contains(id));
+    drop(in_trailers);
+    report.waiting_packs = 0;
+    report.waiting_bytes = 0;
+    let needed = |p: &PackId| match st.trailers.get(p) {
+        Some(Ok(es)) => es.iter().any(|(id, _)| missing.contains(id)),
+        // A pack whose trailer cannot be read might hold what nothing else does.
+        Some(Err(_)) => !accounted,
+        None => false,
+    };
+
+    // --- sweep earlier marks ---
+    let grace_ns = i64::try_from(opts.grace.as_nanos()).unwrap_or(i64::MAX);
+    let mut rescue: Vec<(ChunkId, BlobLocation)> = Vec::new();
+    let mut rescued_packs: HashSet<PackId> = HashSet::new();
+    let mut delete: Vec<(PackId, u64)> = Vec::new();
+    let mut mark_updates: Vec<(String, Option<MarkRecord>)> = Vec::new();
+    let mut in_marks: HashSet<PackId> = HashSet::new();
+    for (key, m) in &st.marks {
+        let seen_by_all = st.live_jobs.iter().all(|l| {
+            l.record
+                .as_ref()
+                .is_some_and(|r| r.seen_marks.iter().any(|k| k == key))
+        });
+        let eligible = now.saturating_sub(m.marked_ns) >= grace_ns && seen_by_all;
+        let mut keep = Vec::new();
+        for p in &m.packs {
+            let Some(&size) = st.listed.get(&p.id) else {
+                continue; // already gone
+            };
+            if st.indexed_packs.contains(&p.id) {
+                report.unmarked_packs += 1;
+            } else if needed(&p.id) {
+                if let Some(Ok(es)) = st.trailers.get(&p.id) {
+                    rescue.extend(es.iter().copied());
+                    rescued_packs.insert(p.id);
+                    report.rescued_packs += 1;
+                } else {
+                    keep.push(*p);
+                }
+            } else if eligible {
+                delete.push((p.id, size));
+            } else {
+                keep.push(*p);
+            }
+        }
+        for p in &keep {
+            in_marks.insert(p.id);
+            report.waiting_packs += 1;
+            report.waiting_bytes += p.size;
+        }
+        if keep.len() != m.packs.len() {
+            mark_updates.push((
+                key.clone(),
+                (!keep.is_empty()).then_some(MarkRecord {
+                    marked_ns: m.marked_ns,
+                    packs: keep,
+                }),
+            ));
+        }
+    }
+    let deleting: HashSet<PackId> = delete.iter().map(|(p, _)| *p).collect();
+
+    // --- mark ---
+    let mut live: HashMap<PackId, u64> = HashMap::new();
+    let mut by_pack: HashMap<PackId, Vec<(ChunkId, BlobLocation)>> = HashMap::new();
+    for (id, loc) in &st.entries {
+        if st.reachable.contains(id) {
+            *live.entry(loc.pack).or_default() += u64::from(loc.length);
+            by_pack.entry(loc.pack).or_default().push((*id, *loc));
+        }
+    }
+    let mut to_mark: Vec<MarkedPack> = Vec::new();
+    let mut kept: Vec<(PackId, u64, u64)> = Vec::new(); // (pack, size, live)
+    for (id, &size) in &st.listed {
+        if deleting.contains(id) || in_marks.contains(id) || rescued_packs.contains(id) {
+            continue;
+        }
+        if !st.indexed_packs.contains(id) {
+            // A crashed writer's leftover, or a running snapshot's pack not yet indexed: the
+            // mark is harmless for the latter (its index file unmarks it). One that holds a
+            // reachable blob the index lacks goes back into the index instead.
+            if !needed(id) {
+                to_mark.push(MarkedPack { id: *id, size });
+            } else if let Some(Ok(es)) = st.trailers.get(id) {
+                rescue.extend(es.iter().copied());
+                report.rescued_packs += 1;
+            }
+            continue;
+        }
+        match live.get(id).copied().unwrap_or(0) {
+            0 => to_mark.push(MarkedPack { id: *id, size }),
+            l => kept.push((*id, size, l)),
+        }
+    }
+    let total_live: u64 = kept.iter().map(|k| k.2).sum();
+    let mut unused: u64 = kept.iter().map(|k| k.1.saturating_sub(k.2)).sum();
+    let limit = opts.max_unused.limit(total_live);
+    kept.sort_by(|a, b| {
+        // Least live share first: each repack frees the most per byte moved.
+        (u128::from(a.2) * u128::from(b.1)).cmp(&(u128::from(b.2) * u128::from(a.1)))
+    });
+    let mut repack: Vec<(PackId, u64)> = Vec::new();
+    for (id, size, l) in &kept {
+        if unused <= limit {
+            break;
+        }
+        unused -= size.saturating_sub(*l);
+        repack.push((*id, *size));
+    }
+    report.unused_bytes_after = unused;
+
+    report.marked_packs += (to_mark.len() + repack.len()) as u64;
+    report.marked_bytes +=
+        to_mark.iter().map(|p| p.size).sum::<u64>() + repack.iter().map(|r| r.1).sum::<u64>();
+    report.deleted_packs += delete.len() as u64;
+    report.deleted_bytes += delete.iter().map(|d| d.1).sum::<u64>();
+    report.repacked_packs += repack.len() as u64;
+    for (p, _) in &repack {
+        if let Some(v) = by_pack.get(p) {
+            report.moved_blobs += v.len() as u64;
+            report.moved_bytes += v.iter().map(|(_, l)| u64::from(l.length)).sum::<u64>();
+        }
+    }
+    let after_packs: HashSet<PackId> = st
+        .listed
+        .keys()
+        .filter(|p| !deleting.contains(p))
+        .copied()
+        .collect();
+
+    if opts.dry_run {
+        report.packs_after = after_packs.len() as u64;
+        report.pack_bytes_after = after_packs.iter().map(|p| st.listed[p]).sum();
+        report.index_files_after = report.index_files_before;
+        return Ok(());
+    }
+    let check = || guard.map_or(Ok(()), LockGuard::check);
+
+    // --- act: new packs ---
+    let mut moved: Vec<(ChunkId, BlobLocation)> = Vec::new();
+    if !repack.is_empty() {
+        let writer = PackWriter::new(Arc::clone(&backend), u64::from(repo.config().pack_size));
+        for (p, size) in &repack {
+            let Some(blobs) = by_pack.get(p) else {
+                continue;
+            };
+            let bytes = backend.get_range(&pack_key(p), 0, *size)?;
+            for (id, loc) in blobs {
+                let start = loc.offset as usize;
+                let end = start + loc.length as usize;
+                let stored = bytes.get(start..end).ok_or_else(|| {
+                    Error::corrupt(
+                        format!("pack {p}"),
+                        format!("blob {} lies past its end", id.short()),
+                    )
+                })?;
+                check_blob_bytes(stored, loc, id)?;
+                writer.add(*id, loc.kind, loc.compression, stored, loc.raw_length)?;
+            }
+        }
+        let sealed = writer.finish()?;
+        report.new_packs += writer.packs_written();
+        moved.extend(sealed.iter().map(|s| (s.id, s.loc)));
+    }
+
+    // --- act: index ---
+    let leaving: HashSet<PackId> = to_mark
+        .iter()
+        .map(|p| p.id)
+        .chain(repack.iter().map(|r| r.0))
+        .collect();
+    let index_changes = !leaving.is_empty() || !rescue.is_empty();
+    if index_changes {
+        let mut fresh: HashMap<ChunkId, BlobLocation> = st
+            .entries
+            .iter()
+            .filter(|(_, l)| !leaving.contains(&l.pack))
+            .map(|(i, l)| (*i, *l))
+            .collect();
+        for (id, loc) in moved.into_iter().chain(rescue) {
+            fresh.entry(id).or_insert(loc);
+        }
+        check()?;
+        let new_id =
+            crate::index::write_index(backend.as_ref(), fresh.into_iter().collect())?.map(|x| x.0);
+        for f in st.index.files() {
+            if Some(f.id()) != new_id {
+                backend.delete(&index_key(&f.id()))?;
+            }
+        }
+    }
+
+    // --- act: sweep ---
+    for (p, _) in &delete {
+        check()?;
+        backend.delete(&pack_key(p))?;
+    }
+    for (key, m) in mark_updates {
+        match m {
+            Some(m) => backend.put(&key, &m.to_bytes())?,
+            None => backend.delete(&key)?,
+        }
+    }
+    // --- act: the new mark, now that no index file names its packs ---
+    let mut newly: Vec<MarkedPack> = to_mark;
+    newly.extend(repack.iter().map(|(id, size)| MarkedPack {
+        id: *id,
+        size: *size,
+    }));
+    if !newly.is_empty() {
+        report.waiting_packs += newly.len() as u64;
+        report.waiting_bytes += newly.iter().map(|p| p.size).sum::<u64>();
+        let rec = MarkRecord {
+            marked_ns: now_ns(),
+            packs: newly,
+        };
+        let key = format!("{MARKS_PREFIX}{}", uuid::Uuid::now_v7().simple());
+        backend.put_if_absent(&key, &rec.to_bytes())?;
+    }
+    let after = backend.list("data/")?;
+    report.packs_after = after.len() as u64;
+    report.pack_bytes_after = after.iter().map(|o| o.size).sum();
+    report.index_files_after = backend.list("index/")?.len() as u64;
+    Ok(())
+}
