@@ -157,6 +157,26 @@ pub fn list_marks(backend: &dyn Backend) -> Result<Vec<String>> {
     Ok(keys)
 }
 
+/// The packs named by the marks `keys` (marks that are gone or damaged name none: a prune
+/// marks their packs again under a new mark, which a running job's lock has not seen).
+pub fn marked_packs(
+    backend: &dyn Backend,
+    keys: &[String],
+) -> Result<std::collections::HashSet<crate::id::PackId>> {
+    let mut out = std::collections::HashSet::new();
+    for key in keys {
+        let bytes = match backend.get(key) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e),
+        };
+        if let Ok(m) = crate::format::gc::MarkRecord::from_bytes(&bytes, key) {
+            out.extend(m.packs.iter().map(|p| p.id));
+        }
+    }
+    Ok(out)
+}
+
 /// Takes a shared job lock. Call it before loading the index the job will use.
 pub fn acquire_job(backend: &Arc<dyn Backend>, purpose: &str) -> Result<LockGuard> {
     let seen = list_marks(backend.as_ref())?;

@@ -27,11 +27,15 @@ use crate::error::{Error, Result};
 use crate::format::gc::{LockKind, MarkRecord, MarkedPack};
 use crate::format::index_file::BlobLocation;
 use crate::format::manifest::{NodeKind, Tree};
-use crate::id::{ChunkId, PackId};
+use crate::format::pack::{ENTRY_LEN, FOOTER_LEN, HEADER};
+use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::index::Index;
 use crate::lock::{self, FoundLock, LockGuard, MARKS_PREFIX, STALE_AFTER};
 use crate::pack::{PackWriter, check_blob_bytes, location, read_pack_entries};
 use crate::repository::{Repository, now_ns};
+
+/// Bytes of one salt blob and its trailer entry (never counted as unused).
+const SALT_ALLOWANCE: usize = 16 + ENTRY_LEN;
 
 /// How much unused space may stay in packs that are kept.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -171,10 +175,13 @@ struct State {
     /// One location per blob id, preferring packs that exist.
     entries: HashMap<ChunkId, BlobLocation>,
     indexed_packs: HashSet<PackId>,
+    /// Index entries naming each pack (its trailer size follows from it).
+    entry_counts: HashMap<PackId, u64>,
     listed: HashMap<PackId, u64>,
     /// Trailers of packs no index file names (marked or not), or why they cannot be read.
     trailers: HashMap<PackId, std::result::Result<Vec<(ChunkId, BlobLocation)>, String>>,
     reachable: HashSet<ChunkId>,
+    record_ids: HashSet<SnapshotId>,
     snapshots: u64,
 }
 
@@ -243,10 +250,12 @@ fn read_state(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) 
     let mut entries: HashMap<ChunkId, BlobLocation> = HashMap::new();
     let mut indexed_packs = HashSet::new();
     let mut dangling = 0u64;
+    let mut entry_counts: HashMap<PackId, u64> = HashMap::new();
     for f in index.files() {
         for e in f.entries() {
             let Ok((id, loc)) = e else { continue };
             indexed_packs.insert(loc.pack);
+            *entry_counts.entry(loc.pack).or_default() += 1;
             match entries.get(&id) {
                 Some(old) if listed.contains_key(&old.pack) => {}
                 _ => {
@@ -299,26 +308,52 @@ fn read_state(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) 
             extra.entry(*id).or_insert(*loc);
         }
     }
+    let roots: Vec<(ChunkId, SnapshotId)> = records.iter().map(|r| (r.tree, r.id)).collect();
+    let reachable = reachable_from(backend, &roots, |id| {
+        entries
+            .get(id)
+            .filter(|l| listed.contains_key(&l.pack))
+            .or_else(|| extra.get(id))
+            .copied()
+    })?;
+    let record_ids = records.iter().map(|r| r.id).collect();
+    Ok(State {
+        marks,
+        live_jobs,
+        index,
+        entries,
+        indexed_packs,
+        entry_counts,
+        listed,
+        trailers,
+        reachable,
+        record_ids,
+        snapshots: records.len() as u64,
+    })
+}
+
+/// Every tree and chunk id reachable from `roots` (root tree, snapshot), trees located by
+/// `locate`.
+fn reachable_from(
+    backend: &dyn crate::backend::Backend,
+    roots: &[(ChunkId, SnapshotId)],
+    locate: impl Fn(&ChunkId) -> Option<BlobLocation>,
+) -> Result<HashSet<ChunkId>> {
     let mut reachable = HashSet::new();
-    let mut stack = Vec::new();
-    for r in &records {
-        stack.push((r.tree, r.id));
-    }
+    let mut trees = HashSet::new();
+    let mut stack: Vec<(ChunkId, SnapshotId)> = roots.to_vec();
     while let Some((tree_id, snap)) = stack.pop() {
-        if !reachable.insert(tree_id) {
+        reachable.insert(tree_id);
+        if !trees.insert(tree_id) {
             continue;
         }
-        let loc = entries
-            .get(&tree_id)
-            .filter(|l| listed.contains_key(&l.pack))
-            .or_else(|| extra.get(&tree_id))
-            .ok_or_else(|| {
-                Error::InvalidInput(format!(
-                    "tree {} of snapshot {snap} is in no pack; prune cannot tell what that snapshot needs: run 'snapkeep verify' first",
-                    tree_id.short()
-                ))
-            })?;
-        let bytes = crate::pack::read_blob(backend, &tree_id, loc)?;
+        let loc = locate(&tree_id).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "tree {} of snapshot {snap} is in no pack; prune cannot tell what that snapshot needs: run 'snapkeep verify' first",
+                tree_id.short()
+            ))
+        })?;
+        let bytes = crate::pack::read_blob(backend, &tree_id, &loc)?;
         let tree = Tree::from_bytes(&bytes, &tree_id)?;
         for n in tree.nodes {
             match n.kind {
@@ -328,17 +363,7 @@ fn read_state(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) 
             }
         }
     }
-    Ok(State {
-        marks,
-        live_jobs,
-        index,
-        entries,
-        indexed_packs,
-        listed,
-        trailers,
-        reachable,
-        snapshots: records.len() as u64,
-    })
+    Ok(reachable)
 }
 
 fn pass(
@@ -448,7 +473,7 @@ fn pass(
         }
     }
     let mut to_mark: Vec<MarkedPack> = Vec::new();
-    let mut kept: Vec<(PackId, u64, u64)> = Vec::new(); // (pack, size, live)
+    let mut kept: Vec<(PackId, u64, u64)> = Vec::new(); // (pack, blob bytes, live bytes)
     for (id, &size) in &st.listed {
         if deleting.contains(id) || in_marks.contains(id) || rescued_packs.contains(id) {
             continue;
@@ -467,7 +492,14 @@ fn pass(
         }
         match live.get(id).copied().unwrap_or(0) {
             0 => to_mark.push(MarkedPack { id: *id, size }),
-            l => kept.push((*id, size, l)),
+            l => {
+                // Header, entries, footer and a salt blob with its entry (see
+                // `PackWriter::avoid`) are not unused space: only blob bytes count.
+                let n = st.entry_counts.get(id).copied().unwrap_or(0);
+                let overhead =
+                    (HEADER.len() + FOOTER_LEN + SALT_ALLOWANCE) as u64 + ENTRY_LEN as u64 * n;
+                kept.push((*id, size.saturating_sub(overhead).max(l), l));
+            }
         }
     }
     let total_live: u64 = kept.iter().map(|k| k.2).sum();
@@ -478,12 +510,15 @@ fn pass(
         (u128::from(a.2) * u128::from(b.1)).cmp(&(u128::from(b.2) * u128::from(a.1)))
     });
     let mut repack: Vec<(PackId, u64)> = Vec::new();
-    for (id, size, l) in &kept {
+    for (id, blob_bytes, l) in &kept {
         if unused <= limit {
             break;
         }
-        unused -= size.saturating_sub(*l);
-        repack.push((*id, *size));
+        if blob_bytes == l {
+            continue;
+        }
+        unused -= blob_bytes - l;
+        repack.push((*id, st.listed[id]));
     }
     report.unused_bytes_after = unused;
 
@@ -518,6 +553,13 @@ fn pass(
     let mut moved: Vec<(ChunkId, BlobLocation)> = Vec::new();
     if !repack.is_empty() {
         let writer = PackWriter::new(Arc::clone(&backend), u64::from(repo.config().pack_size));
+        writer.avoid(
+            st.marks
+                .iter()
+                .flat_map(|(_, m)| m.packs.iter().map(|p| p.id))
+                .chain(to_mark.iter().map(|p| p.id))
+                .chain(repack.iter().map(|r| r.0)),
+        );
         for (p, size) in &repack {
             let Some(blobs) = by_pack.get(p) else {
                 continue;
@@ -592,12 +634,86 @@ fn pass(
             marked_ns: now_ns(),
             packs: newly,
         };
+
         let key = format!("{MARKS_PREFIX}{}", uuid::Uuid::now_v7().simple());
         backend.put_if_absent(&key, &rec.to_bytes())?;
+        rescue_for_late_records(repo, &st.record_ids, &key, rec, report)?;
     }
     let after = backend.list("data/")?;
     report.packs_after = after.len() as u64;
     report.pack_bytes_after = after.iter().map(|o| o.size).sum();
     report.index_files_after = backend.list("index/")?.len() as u64;
     Ok(())
+}
+
+/// Snapshots committed after this prune read the records may use packs it just marked (their
+/// locks keep the packs from deletion; this keeps them restorable now): the marked packs that
+/// hold a blob such a snapshot needs and the index lacks go back into the index.
+fn rescue_for_late_records(
+    repo: &Repository,
+    known: &HashSet<SnapshotId>,
+    mark_key: &str,
+    mut mark: MarkRecord,
+    report: &mut PruneReport,
+) -> Result<()> {
+    let backend = repo.backend().as_ref();
+    let late: Vec<SnapshotId> = repo
+        .snapshot_ids()?
+        .into_iter()
+        .filter(|id| !known.contains(id))
+        .collect();
+    if late.is_empty() {
+        return Ok(());
+    }
+    let mut roots = Vec::new();
+    for id in &late {
+        match repo.load_snapshot(id) {
+            Ok(r) => roots.push((r.tree, r.id)),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let fresh = Index::open(backend)?;
+    let mut trailers: Vec<(MarkedPack, Vec<(ChunkId, BlobLocation)>)> = Vec::new();
+    for p in &mark.packs {
+        let es = read_pack_entries(backend, &p.id, p.size)?;
+        trailers.push((*p, es.iter().map(|e| (e.id, location(p.id, e))).collect()));
+    }
+    let in_marked: HashMap<ChunkId, BlobLocation> = trailers
+        .iter()
+        .flat_map(|(_, es)| es.iter().copied())
+        .collect();
+    let reach = reachable_from(backend, &roots, |id| {
+        fresh.get(id).or_else(|| in_marked.get(id).copied())
+    })?;
+    let mut entries = Vec::new();
+    let mut rescued = HashSet::new();
+    for (p, es) in &trailers {
+        if es
+            .iter()
+            .any(|(id, _)| reach.contains(id) && !fresh.contains(id))
+        {
+            entries.extend(es.iter().copied());
+            rescued.insert(p.id);
+        }
+    }
+    if rescued.is_empty() {
+        return Ok(());
+    }
+    crate::index::write_index(backend, entries)?;
+    report.rescued_packs += rescued.len() as u64;
+    report.waiting_packs = report.waiting_packs.saturating_sub(rescued.len() as u64);
+    let rescued_bytes: u64 = mark
+        .packs
+        .iter()
+        .filter(|p| rescued.contains(&p.id))
+        .map(|p| p.size)
+        .sum();
+    report.waiting_bytes = report.waiting_bytes.saturating_sub(rescued_bytes);
+    mark.packs.retain(|p| !rescued.contains(&p.id));
+    if mark.packs.is_empty() {
+        backend.delete(mark_key)
+    } else {
+        backend.put(mark_key, &mark.to_bytes())
+    }
 }

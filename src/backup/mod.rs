@@ -12,6 +12,7 @@
 //! most once per run (in-flight set) and never when the index already has it.
 
 mod parent;
+mod reindex;
 mod walk;
 
 use std::collections::HashSet;
@@ -242,6 +243,11 @@ pub fn snapshot(
         allow_inconsistent: opts.allow_inconsistent,
         precaptured: Mutex::new(std::collections::HashMap::new()),
     };
+    // Never upload a pack under the name of a marked one (see `PackWriter::avoid`).
+    ctx.writer.avoid(crate::lock::marked_packs(
+        repo.backend().as_ref(),
+        &lock.record().seen_marks,
+    )?);
     progress.phase(Phase::Snapshot, total_bytes, total_files);
     // Directories recurse on the pool's threads: give them room for MAX_DEPTH levels.
     let pool = rayon::ThreadPoolBuilder::new()
@@ -309,7 +315,14 @@ pub fn snapshot(
         return Err(Error::Cancelled);
     }
     let mut stored = ctx.writer.stored_bytes();
-    let entries: Vec<_> = sealed.iter().map(|s| (s.id, s.loc)).collect();
+    let mut entries: Vec<_> = sealed.iter().map(|s| (s.id, s.loc)).collect();
+    // A prune that marked packs of this snapshot's view meanwhile: index what it reused.
+    let mut seen_marks = lock.record().seen_marks.clone();
+    let marked = reindex::new_marks(repo, &seen_marks)?;
+    if !marked.is_empty() {
+        entries.extend(reindex::reused_missing(repo, &ctx.index, &sealed, &tree)?);
+        seen_marks.extend(marked);
+    }
     if let Some((_, len)) = write_index(repo.backend().as_ref(), entries)? {
         stored += len;
     }
@@ -352,11 +365,25 @@ pub fn snapshot(
     record.summary.stored_bytes += record.to_bytes().len() as u64;
     lock.check()?;
     repo.commit_snapshot(&record)?;
+    // A mark written between the check above and the commit: same rescue, after the fact
+    // (the lock still holds its packs; a later prune would rescue them from the record too).
+    let late = reindex::new_marks(repo, &seen_marks).and_then(|marked| {
+        if marked.is_empty() {
+            return Ok(());
+        }
+        let missing = reindex::reused_missing(repo, &ctx.index, &sealed, &tree)?;
+        write_index(repo.backend().as_ref(), missing).map(|_| ())
+    });
 
     let mut warnings = ctx
         .warnings
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner);
+    if let Err(e) = late {
+        warnings.push(format!(
+            "could not re-index blobs of packs a prune marked during this snapshot ({e}); the next prune puts them back"
+        ));
+    }
     // Merging is housekeeping after the commit; failing it loses nothing.
     if let Err(e) = repo
         .reload_index()

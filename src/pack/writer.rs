@@ -40,6 +40,8 @@ struct Shared {
     packs: AtomicU64,
     /// Keys of the packs this writer uploaded (flushed by `finish`).
     keys: Mutex<Vec<String>>,
+    /// Pack ids this writer must not produce (packs a prune marked for deletion).
+    avoid: Mutex<std::collections::HashSet<PackId>>,
 }
 
 impl Shared {
@@ -67,6 +69,9 @@ pub struct PackWriter {
     uploader: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// Size of a salt blob (see [`PackWriter::avoid`]).
+const SALT_LEN: u32 = 16;
+
 static STAGE_SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl PackWriter {
@@ -80,6 +85,7 @@ impl PackWriter {
             stored_bytes: AtomicU64::new(0),
             packs: AtomicU64::new(0),
             keys: Mutex::new(Vec::new()),
+            avoid: Mutex::new(std::collections::HashSet::new()),
         });
         // Two packs may wait while one uploads: bounded memory/disk, producers block beyond.
         let (tx, rx) = sync_channel::<OpenPack>(1);
@@ -119,6 +125,18 @@ impl PackWriter {
             len: HEADER.len() as u64,
             entries: Vec::new(),
         })
+    }
+
+    /// Pack ids this writer must never upload: the packs of prune marks. A pack id is the hash
+    /// of its trailer, so a pack holding exactly the blobs of a marked pack would get that
+    /// pack's name, and a prune could delete it after this writer's upload. Such a pack gets
+    /// a salt blob (16 unique bytes, not indexed) before it is sealed, which changes its id.
+    pub fn avoid(&self, ids: impl IntoIterator<Item = PackId>) {
+        self.shared
+            .avoid
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(ids);
     }
 
     /// Appends one blob's stored bytes. Blocks when the upload queue is full.
@@ -278,11 +296,36 @@ fn upload_loop(shared: &Shared, rx: &Receiver<OpenPack>) {
 }
 
 fn seal_and_upload(shared: &Shared, mut pack: OpenPack) -> Result<()> {
-    let entries_offset =
-        u32::try_from(pack.len).map_err(|_| Error::InvalidInput("pack grew past 4 GiB".into()))?;
-    let trailer = encode_trailer(&pack.entries, entries_offset);
-    let id: PackId = super::pack_id_of_trailer(&trailer);
     let path = pack.path.clone();
+    let blobs = pack.entries.len();
+    let (trailer, id) = loop {
+        let entries_offset = u32::try_from(pack.len)
+            .map_err(|_| Error::InvalidInput("pack grew past 4 GiB".into()))?;
+        let trailer = encode_trailer(&pack.entries, entries_offset);
+        let id: PackId = super::pack_id_of_trailer(&trailer);
+        let avoided = shared
+            .avoid
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&id);
+        if !avoided {
+            break (trailer, id);
+        }
+        let salt = *uuid::Uuid::now_v7().as_bytes();
+        if let Err(e) = pack.file.write_all(&salt) {
+            let _ = std::fs::remove_file(&path);
+            return Err(Error::io("write staged pack", &path, e));
+        }
+        pack.entries.push(PackEntry {
+            id: ChunkId::of(&salt),
+            kind: BlobKind::Data,
+            compression: BlobCompression::Raw,
+            offset: entries_offset,
+            length: SALT_LEN,
+            raw_length: SALT_LEN,
+        });
+        pack.len += salt.len() as u64;
+    };
     let res = pack
         .file
         .write_all(&trailer)
@@ -305,7 +348,8 @@ fn seal_and_upload(shared: &Shared, mut pack: OpenPack) -> Result<()> {
     shared.stored_bytes.fetch_add(total, Ordering::Relaxed);
     shared.packs.fetch_add(1, Ordering::Relaxed);
     let mut sealed = shared.sealed.lock().unwrap_or_else(PoisonError::into_inner);
-    sealed.extend(pack.entries.iter().map(|e| SealedBlob {
+    // A salt is not indexed: no snapshot references it.
+    sealed.extend(pack.entries[..blobs].iter().map(|e| SealedBlob {
         id: e.id,
         loc: location(id, e),
     }));
