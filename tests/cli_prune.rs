@@ -1,0 +1,225 @@
+//! `prune`, `forget --prune` and `unlock` through the CLI: the space the forgotten snapshots
+//! alone held is given back, a running prune is respected, stale locks are removed with a
+//! note, and bad options are refused.
+
+mod common;
+
+use common::{cli as run, cli_json as json};
+
+use std::fs;
+use std::path::Path;
+
+use snapkeep::format::gc::{LockKind, LockRecord};
+
+fn dir_bytes(dir: &Path) -> u64 {
+    common::files_under(dir)
+        .iter()
+        .map(|f| fs::metadata(f).expect("stat").len())
+        .sum()
+}
+
+fn snapshot(repo: &Path, src: &Path) -> String {
+    json(repo, &["snapshot", src.to_str().expect("utf-8")])["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+#[test]
+fn forget_prune_gives_back_what_the_forgotten_snapshots_alone_held() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).expect("mkdir");
+    let repo = tmp.path().join("repo");
+    let out = run(&repo, &["init", "--chunk-avg", "64KiB"]);
+    assert!(out.status.success());
+    // Shared by every snapshot: 1 MiB. Each snapshot adds 2 MiB of its own (random, so
+    // stored raw), and the next one removes it.
+    fs::write(src.join("shared"), common::random_bytes(1 << 20, 1)).expect("write");
+    let mut ids = Vec::new();
+    for i in 0..4u64 {
+        if i > 0 {
+            fs::remove_file(src.join(format!("own{}", i - 1))).expect("rm");
+        }
+        fs::write(
+            src.join(format!("own{i}")),
+            common::random_bytes(2 << 20, 100 + i),
+        )
+        .expect("write");
+        ids.push(snapshot(&repo, &src));
+    }
+    let data = repo.join("data");
+    let before = dir_bytes(&data);
+    let reclaimable = json(&repo, &["stats"])["reclaimable_bytes"]
+        .as_u64()
+        .expect("reclaimable");
+    assert_eq!(reclaimable, 0, "nothing is unused yet");
+
+    // Forget the two oldest: their own files (2 × 2 MiB) are what they alone held.
+    let v = json(
+        &repo,
+        &[
+            "forget",
+            "--keep-last",
+            "2",
+            "--prune",
+            "--grace",
+            "0",
+            "--max-unused",
+            "0%",
+        ],
+    );
+    assert_eq!(v["forget"].as_array().expect("forget").len(), 2);
+    let p = &v["prune"];
+    assert_eq!(p["snapshots"], 2, "{p}");
+    assert!(p["deleted_packs"].as_u64().expect("deleted") > 0, "{p}");
+    assert_eq!(p["waiting_packs"], 0, "{p}");
+    let after = dir_bytes(&data);
+    let dropped = before - after;
+    let alone = 2 * (2u64 << 20);
+    // Pack overhead (headers, trailers, 48 bytes per chunk) is the only slack.
+    assert!(
+        dropped >= alone && dropped <= alone + alone / 50,
+        "dropped {dropped} bytes, the forgotten snapshots alone held {alone}"
+    );
+    assert_eq!(json(&repo, &["verify", "--read-data"])["ok"], true);
+    for id in &ids[2..] {
+        let target = tmp.path().join(format!("r-{id}"));
+        json(&repo, &["restore", id, target.to_str().expect("utf-8")]);
+        assert_eq!(
+            fs::read(target.join("shared")).expect("read"),
+            fs::read(src.join("shared")).expect("read")
+        );
+    }
+    // Nothing left to do: a second prune changes nothing.
+    let again = json(&repo, &["prune", "--grace", "0"]);
+    assert_eq!(again["marked_packs"], 0, "{again}");
+    assert_eq!(again["deleted_packs"], 0, "{again}");
+    assert_eq!(dir_bytes(&data), after);
+}
+
+#[test]
+fn prune_respects_a_running_prune_and_removes_a_dead_ones_lock() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).expect("mkdir");
+    fs::write(src.join("f"), b"data").expect("write");
+    let repo = tmp.path().join("repo");
+    snapshot(&repo, &src);
+    let host = snapkeep::repository::hostname();
+    let now = snapkeep::repository::now_ns();
+    // This test process is alive on this host: its prune lock is respected.
+    let live = LockRecord {
+        kind: LockKind::Prune,
+        purpose: "prune".into(),
+        host: host.clone(),
+        pid: std::process::id(),
+        started_ns: now,
+        heartbeat_ns: now,
+        seen_marks: Vec::new(),
+    };
+    fs::write(repo.join("locks/prune"), live.to_bytes()).expect("write lock");
+    let out = run(&repo, &["prune"]);
+    assert_eq!(out.status.code(), Some(3), "a second prune must wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another prune") && err.contains("unlock"),
+        "{err}"
+    );
+    // `unlock` keeps it (still running) ...
+    let v = json(&repo, &["unlock"]);
+    assert_eq!(v["removed"].as_array().expect("removed").len(), 0, "{v}");
+    assert!(repo.join("locks/prune").exists());
+
+    // ... but a lock whose process is gone is removed by the next prune, which says so.
+    let mut child = std::process::Command::new("true").spawn().expect("spawn");
+    let dead = child.id();
+    child.wait().expect("wait");
+    let stale = LockRecord { pid: dead, ..live };
+    fs::write(repo.join("locks/prune"), stale.to_bytes()).expect("write lock");
+    let v = json(&repo, &["prune", "--grace", "0"]);
+    let notes: Vec<&str> = v["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("locks/prune") && n.contains(&format!("process {dead}"))),
+        "{notes:?}"
+    );
+    assert!(!repo.join("locks/prune").exists());
+
+    // A job lock of a dead process: `unlock` removes it and says whose it was.
+    let job = LockRecord {
+        kind: LockKind::Job,
+        purpose: "snapshot".into(),
+        ..stale
+    };
+    fs::write(repo.join("locks/0123456789abcdef"), job.to_bytes()).expect("write lock");
+    let out = run(&repo, &["unlock"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("locks/0123456789abcdef") && text.contains("snapshot"),
+        "{text}"
+    );
+    assert!(!repo.join("locks/0123456789abcdef").exists());
+    // And a live one only goes with --remove-all.
+    let live_job = LockRecord {
+        pid: std::process::id(),
+        ..job
+    };
+    fs::write(repo.join("locks/fedcba9876543210"), live_job.to_bytes()).expect("write lock");
+    assert_eq!(
+        json(&repo, &["unlock"])["removed"]
+            .as_array()
+            .expect("removed")
+            .len(),
+        0
+    );
+    assert_eq!(
+        json(&repo, &["unlock", "--remove-all"])["removed"]
+            .as_array()
+            .expect("removed")
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn prune_dry_run_and_bad_options() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).expect("mkdir");
+    let repo = tmp.path().join("repo");
+    fs::write(src.join("f"), common::random_bytes(300_000, 5)).expect("write");
+    let first = snapshot(&repo, &src);
+    fs::write(src.join("f"), common::random_bytes(300_000, 6)).expect("write");
+    snapshot(&repo, &src);
+    json(&repo, &["forget", &first]);
+    let before = common::files_under(&repo);
+    let v = json(&repo, &["prune", "--dry-run", "--grace", "0"]);
+    assert_eq!(v["dry_run"], true);
+    assert!(v["marked_packs"].as_u64().expect("marked") > 0, "{v}");
+    assert_eq!(common::files_under(&repo), before, "a dry run wrote");
+    for bad in [
+        vec!["prune", "--grace", "soon"],
+        vec!["prune", "--grace", "5"],
+        vec!["prune", "--max-unused", "150%"],
+        vec!["prune", "--max-unused", "lots"],
+    ] {
+        let out = run(&repo, &bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(bad[2]), "{bad:?}: {err}");
+    }
+    assert_eq!(common::files_under(&repo), before, "a refused prune wrote");
+    // The human form says what it did.
+    let out = run(&repo, &["prune", "--grace", "0"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("delete") && text.contains("packs"), "{text}");
+}
