@@ -24,6 +24,114 @@ pub struct BenchArgs {
     pub keep: bool,
     /// Also measure opening a repository whose index holds this many chunks (0: skip).
     pub index_entries: u64,
+    /// Grow the repository to this many snapshots (one churn round each), then measure
+    /// `forget --keep-last 10` + prune without and with repacking (0: skip).
+    pub prune_snapshots: u64,
+}
+
+/// One round of churn for the prune benchmark: 1 MiB of the WAL ring rewritten (the region of
+/// five rounds ago), a new table of size/200 bytes, and the table of five rounds ago removed:
+/// each round's data lives in five snapshots, so the packs of old rounds die whole.
+fn churn(dir: &Path, size: u64, round: u64) -> Result<()> {
+    let mut rng = Rng(0xc4a4_6e00 ^ (round + 1).wrapping_mul(0x9e37_79b9));
+    let mut buf = vec![0u8; 1 << 20];
+    rng.fill_text(&mut buf);
+    let wal = fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("ring.wal"))?;
+    wal.write_all_at(&buf, (round % 5) << 20)?;
+    let len = usize::try_from((size / 200).max(1 << 16)).unwrap_or(1 << 20);
+    let mut t = vec![0u8; len];
+    rng.fill_random(&mut t);
+    fs::write(dir.join("tables").join(format!("churn-{round:04}.tbl")), &t)?;
+    if round >= 5 {
+        let old = dir
+            .join("tables")
+            .join(format!("churn-{:04}.tbl", round - 5));
+        if old.exists() {
+            fs::remove_file(old)?;
+        }
+    }
+    Ok(())
+}
+
+/// The prune benchmark (see [`BenchArgs::prune_snapshots`]).
+fn prune_bench(
+    repo: &Path,
+    source: &Path,
+    size: u64,
+    total: u64,
+    cold: bool,
+    say: &dyn Fn(&str),
+) -> Result<Value> {
+    let src = source.to_string_lossy().into_owned();
+    let have = run_step(repo, &["list"])?
+        .json
+        .as_array()
+        .map_or(0, Vec::len) as u64;
+    say(&format!(
+        "prune: growing the repository from {have} to {total} snapshots"
+    ));
+    for round in have..total {
+        churn(source, size, round)?;
+        run_step(repo, &["snapshot", &src])?;
+    }
+    let repo_bytes = |p: &Path| -> u64 {
+        walkdir::WalkDir::new(p.join("data"))
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file())
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    let before = repo_bytes(repo);
+    run_step(repo, &["forget", "--keep-last", "10"])?;
+    drop_caches(cold)?;
+    let plain = run_step(
+        repo,
+        &["prune", "--grace", "0", "--max-unused", "unlimited"],
+    )?;
+    let mid = repo_bytes(repo);
+    say(&format!(
+        "prune of {total} snapshots (40 forgotten), no repacking: {:.3} s, peak RSS {} MiB, packs {} -> {} ({} -> {} MiB)",
+        plain.seconds,
+        plain.rss_kib / 1024,
+        plain.json["packs_before"],
+        plain.json["packs_after"],
+        before >> 20,
+        mid >> 20
+    ));
+    drop_caches(cold)?;
+    let repack = run_step(repo, &["prune", "--grace", "0", "--max-unused", "0%"])?;
+    let after = repo_bytes(repo);
+    say(&format!(
+        "prune with repacking (--max-unused 0%): {:.3} s, peak RSS {} MiB, repacked {} packs, moved {} blobs ({} MiB of live data), {} -> {} MiB",
+        repack.seconds,
+        repack.rss_kib / 1024,
+        repack.json["repacked_packs"],
+        repack.json["moved_blobs"],
+        repack.json["moved_bytes"].as_u64().unwrap_or(0) >> 20,
+        mid >> 20,
+        after >> 20
+    ));
+    Ok(json!({
+        "snapshots": total,
+        "kept": 10,
+        "pack_bytes_before": before,
+        "no_repack": {
+            "seconds_including_process_start": plain.seconds,
+            "peak_rss_kib": plain.rss_kib,
+            "report": plain.json,
+            "pack_bytes_after": mid,
+        },
+        "repack": {
+            "seconds_including_process_start": repack.seconds,
+            "peak_rss_kib": repack.rss_kib,
+            "report": repack.json,
+            "pack_bytes_after": after,
+        },
+    }))
 }
 
 /// Writes one index file of `n` random entries into a new repository and measures a `list`
@@ -392,6 +500,23 @@ pub fn run(args: &BenchArgs, say: &dyn Fn(&str)) -> Result<Value> {
     let verify = run_step(&repo, &["verify", "--read-data"])?;
     record("verify --read-data", &verify, mb);
 
+    let prune = if args.prune_snapshots > 0 && generated {
+        prune_bench(
+            &repo,
+            &source,
+            args.size,
+            args.prune_snapshots,
+            args.cold,
+            say,
+        )?
+    } else {
+        if args.prune_snapshots > 0 {
+            say(
+                "prune benchmark skipped: it changes the dataset, so it runs on a generated one only",
+            );
+        }
+        Value::Null
+    };
     let index = if args.index_entries > 0 {
         index_open(work.path(), args.index_entries, say)?
     } else {
@@ -429,6 +554,7 @@ pub fn run(args: &BenchArgs, say: &dyn Fn(&str)) -> Result<Value> {
         "growth_per_changed_byte": if changed > 0 { after_stored as f64 / changed as f64 } else { 0.0 },
         "dedup_ratio": if first_new > 0 { first_data as f64 / first_new as f64 } else { 0.0 },
         "index_open": index,
+        "prune": prune,
         "compression_ratio": if first_stored > 0 { first_new as f64 / first_stored as f64 } else { 0.0 },
     });
     if args.keep {

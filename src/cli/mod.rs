@@ -270,6 +270,10 @@ enum Command {
         /// Also time opening a repository whose index holds this many chunks (e.g. 10000000).
         #[arg(long, default_value_t = 0)]
         index_entries: u64,
+        /// Also grow the repository to N snapshots (a churn round before each), forget all
+        /// but 10, and time prune without and with repacking (e.g. 50; generated data only).
+        #[arg(long, default_value_t = 0)]
+        prune_snapshots: u64,
     },
     /// Repair repository metadata.
     Repair {
@@ -643,6 +647,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             cold,
             keep,
             index_entries,
+            prune_snapshots,
         } => {
             let report = bench::run(
                 &bench::BenchArgs {
@@ -651,6 +656,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                     cold: *cold,
                     keep: *keep,
                     index_entries: *index_entries,
+                    prune_snapshots: *prune_snapshots,
                 },
                 &|m| env.say(m),
             )?;
