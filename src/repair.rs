@@ -1,4 +1,5 @@
-//! Repairs: rebuilding the index from pack trailers.
+//! Repairs: rebuilding the index from pack trailers, and salvaging snapshots that a lost or
+//! damaged pack broke.
 //!
 //! Decide, then act: [`plan_index_rebuild`] reads every pack trailer and returns the entries
 //! and the packs it could not read; [`repair_index`] writes them as one index file and only
@@ -7,7 +8,7 @@
 use crate::backend::index_key;
 use crate::error::Result;
 use crate::format::index_file::BlobLocation;
-use crate::id::{ChunkId, IndexId, PackId};
+use crate::id::{ChunkId, IndexId, PackId, SnapshotId};
 use crate::pack::{location, read_pack_entries};
 use crate::repository::Repository;
 
@@ -75,4 +76,254 @@ pub fn repair_index(repo: &Repository, plan: &IndexRebuild) -> Result<Option<Ind
     }
     repo.reload_index()?;
     Ok(new)
+}
+
+/// Options of [`repair_snapshots`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SnapshotRepairOptions {
+    /// Also read and hash-check every chunk (otherwise a chunk counts as present when the
+    /// index names it and its pack exists).
+    pub read_data: bool,
+    /// Remove the damaged originals once their repaired copies are committed, and the records
+    /// that cannot be read or whose root tree is lost.
+    pub forget: bool,
+    /// Report only.
+    pub dry_run: bool,
+}
+
+/// What became of one snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotRepairStatus {
+    /// Every tree and chunk is present.
+    Intact,
+    /// Salvaged into a new snapshot without the lost files and directories.
+    Repaired { new_id: Option<SnapshotId> },
+    /// Its root tree is lost: nothing to salvage.
+    Lost,
+}
+
+/// The repair of one snapshot.
+#[derive(Clone, Debug)]
+pub struct SnapshotRepair {
+    pub id: SnapshotId,
+    pub status: SnapshotRepairStatus,
+    /// Files dropped because a chunk of theirs is missing or damaged.
+    pub dropped_files: Vec<String>,
+    /// Directories whose tree is lost, kept as empty directories.
+    pub emptied_dirs: Vec<String>,
+    /// Whether the original record was removed.
+    pub forgotten: bool,
+}
+
+/// What `repair snapshots` found and did.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotsRepairReport {
+    pub snapshots: Vec<SnapshotRepair>,
+    /// Records that do not decode (removed with `forget`).
+    pub unreadable_records: Vec<(SnapshotId, String)>,
+    /// Whether the index was rebuilt first (it named packs that are gone).
+    pub index_rebuilt: bool,
+}
+
+/// Salvages what a lost or damaged pack breaks: each snapshot whose files or directories
+/// cannot be read gets a repaired copy without them (tag `repaired`, same time, host and
+/// paths). Decide, then act: with `dry_run` nothing is written.
+pub fn repair_snapshots(
+    repo: &Repository,
+    opts: &SnapshotRepairOptions,
+) -> Result<SnapshotsRepairReport> {
+    use std::collections::{HashMap, HashSet};
+    use std::sync::Arc;
+
+    use crate::format::manifest::{NodeKind, Tree};
+    use crate::format::pack::{BlobCompression, BlobKind};
+
+    struct Walk<'a> {
+        repo: &'a Repository,
+        packs: HashSet<PackId>,
+        read_data: bool,
+        chunks: HashMap<ChunkId, bool>,
+        /// Tree id → (repaired tree id, dropped files, emptied dirs; paths relative to it).
+        trees: HashMap<ChunkId, (ChunkId, Vec<String>, Vec<String>)>,
+        /// New trees to store.
+        new_trees: Vec<(ChunkId, Vec<u8>)>,
+    }
+
+    impl Walk<'_> {
+        fn chunk_ok(&mut self, id: &ChunkId) -> bool {
+            if let Some(ok) = self.chunks.get(id) {
+                return *ok;
+            }
+            let ok = match self.repo.index().get(id) {
+                Some(loc) if self.packs.contains(&loc.pack) => {
+                    !self.read_data || self.repo.read_blob(id).is_ok()
+                }
+                _ => false,
+            };
+            self.chunks.insert(*id, ok);
+            ok
+        }
+
+        /// The repaired id of `tree`, or `None` when it cannot be read.
+        fn tree(&mut self, id: &ChunkId) -> Option<(ChunkId, Vec<String>, Vec<String>)> {
+            if let Some(done) = self.trees.get(id) {
+                return Some(done.clone());
+            }
+            let tree = self.repo.load_tree(id).ok()?;
+            let mut dropped = Vec::new();
+            let mut emptied = Vec::new();
+            let mut nodes = Vec::with_capacity(tree.nodes.len());
+            for mut n in tree.nodes {
+                let name = String::from_utf8_lossy(&n.name).into_owned();
+                match &mut n.kind {
+                    NodeKind::File { chunks, .. } => {
+                        if !chunks.iter().all(|c| self.chunk_ok(&c.id)) {
+                            dropped.push(name);
+                            continue;
+                        }
+                    }
+                    NodeKind::Dir { tree: sub } => match self.tree(sub) {
+                        Some((new, d, e)) => {
+                            *sub = new;
+                            dropped.extend(d.into_iter().map(|p| format!("{name}/{p}")));
+                            emptied.extend(e.into_iter().map(|p| format!("{name}/{p}")));
+                        }
+                        None => {
+                            let mut empty = Tree::default();
+                            let bytes = empty.to_bytes();
+                            let eid = ChunkId::of(&bytes);
+                            self.new_trees.push((eid, bytes));
+                            *sub = eid;
+                            emptied.push(name);
+                        }
+                    },
+                    NodeKind::Symlink { .. } => {}
+                }
+                nodes.push(n);
+            }
+            let new_id = if dropped.is_empty() && emptied.is_empty() {
+                *id
+            } else {
+                let mut t = Tree { nodes };
+                let bytes = t.to_bytes();
+                let nid = ChunkId::of(&bytes);
+                self.new_trees.push((nid, bytes));
+                nid
+            };
+            let out = (new_id, dropped, emptied);
+            self.trees.insert(*id, out.clone());
+            Some(out)
+        }
+    }
+
+    let backend = repo.backend();
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        let l = crate::lock::acquire_job(backend, "repair")?;
+        repo.reload_index()?;
+        Some(l)
+    };
+    let packs: HashSet<PackId> = backend
+        .list("data/")?
+        .into_iter()
+        .filter_map(|o| o.key.rsplit('/').next()?.parse().ok())
+        .collect();
+    // Index entries that name lost packs would shadow the repaired trees stored below (and
+    // keep new snapshots from storing those chunks again): rebuild the index from the packs
+    // first.
+    let dangling = repo
+        .index()
+        .files()
+        .iter()
+        .any(|f| f.packs().iter().any(|p| !packs.contains(p)));
+    let mut index_rebuilt = false;
+    if dangling && !opts.dry_run {
+        repair_index(repo, &plan_index_rebuild(repo)?)?;
+        index_rebuilt = true;
+    }
+    let mut walk = Walk {
+        repo,
+        packs,
+        read_data: opts.read_data,
+        chunks: HashMap::new(),
+        trees: HashMap::new(),
+        new_trees: Vec::new(),
+    };
+    let (records, bad) = repo.snapshots()?;
+    let mut report = SnapshotsRepairReport {
+        unreadable_records: bad.iter().map(|(id, e)| (*id, e.to_string())).collect(),
+        index_rebuilt,
+        ..SnapshotsRepairReport::default()
+    };
+    let mut commits = Vec::new();
+    for rec in records {
+        let (status, dropped, emptied) = match walk.tree(&rec.tree) {
+            None => (SnapshotRepairStatus::Lost, Vec::new(), Vec::new()),
+            Some((new, d, e)) if new == rec.tree => (SnapshotRepairStatus::Intact, d, e),
+            Some((new, d, e)) => {
+                let mut fixed = rec.clone();
+                fixed.id = uuid::Uuid::now_v7();
+                fixed.tree = new;
+                fixed.summary.files = fixed.summary.files.saturating_sub(d.len() as u64);
+                if !fixed.tags.iter().any(|t| t == "repaired") {
+                    fixed.tags.push("repaired".into());
+                }
+                commits.push((rec.id, fixed));
+                (SnapshotRepairStatus::Repaired { new_id: None }, d, e)
+            }
+        };
+        report.snapshots.push(SnapshotRepair {
+            id: rec.id,
+            status,
+            dropped_files: dropped,
+            emptied_dirs: emptied,
+            forgotten: false,
+        });
+    }
+    if opts.dry_run {
+        return Ok(report);
+    }
+    // Trees → index → records (the commit protocol), then the originals go.
+    let index = repo.index();
+    let writer =
+        crate::pack::PackWriter::new(Arc::clone(backend), u64::from(repo.config().pack_size));
+    let mut stored = HashSet::new();
+    for (id, bytes) in &walk.new_trees {
+        if index.contains(id) || !stored.insert(*id) {
+            continue;
+        }
+        let len = u32::try_from(bytes.len())
+            .map_err(|_| crate::error::Error::InvalidInput("tree larger than 4 GiB".into()))?;
+        writer.add(*id, BlobKind::Tree, BlobCompression::Raw, bytes, len)?;
+    }
+    let sealed = writer.finish()?;
+    crate::index::write_index(
+        backend.as_ref(),
+        sealed.iter().map(|s| (s.id, s.loc)).collect(),
+    )?;
+    repo.reload_index()?;
+    for (old, fixed) in &commits {
+        repo.commit_snapshot(fixed)?;
+        if let Some(r) = report.snapshots.iter_mut().find(|r| r.id == *old) {
+            r.status = SnapshotRepairStatus::Repaired {
+                new_id: Some(fixed.id),
+            };
+        }
+    }
+    if opts.forget {
+        for r in &mut report.snapshots {
+            if r.status != SnapshotRepairStatus::Intact {
+                repo.forget(&[r.id])?;
+                r.forgotten = true;
+            }
+        }
+        let ids: Vec<SnapshotId> = report
+            .unreadable_records
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        repo.forget(&ids)?;
+    }
+    Ok(report)
 }

@@ -290,6 +290,20 @@ enum RepairWhat {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Salvage snapshots that a lost or damaged pack broke: each gets a repaired copy (tag
+    /// 'repaired') without the files whose data is gone; a directory whose tree is gone
+    /// becomes empty. Rebuilds the index first when it names lost packs.
+    Snapshots {
+        /// Also read and hash-check every chunk (finds damaged, not only missing, data).
+        #[arg(long)]
+        read_data: bool,
+        /// Remove the damaged originals (and unreadable or lost records) after the repair.
+        #[arg(long)]
+        forget: bool,
+        /// Show what would be repaired without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -641,6 +655,21 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Repair {
             what: RepairWhat::Index { dry_run },
         } => cmd_repair_index(&env, *dry_run),
+        Command::Repair {
+            what:
+                RepairWhat::Snapshots {
+                    read_data,
+                    forget,
+                    dry_run,
+                },
+        } => cmd_repair_snapshots(
+            &env,
+            &snapkeep::repair::SnapshotRepairOptions {
+                read_data: *read_data,
+                forget: *forget,
+                dry_run: *dry_run,
+            },
+        ),
         Command::Bench {
             dir,
             size,
@@ -1139,6 +1168,95 @@ fn print_prune(env: &Env, r: &snapkeep::prune::PruneReport) {
         output::human_bytes(r.pack_bytes_after),
         output::human_bytes(r.unused_bytes_after)
     );
+}
+
+fn cmd_repair_snapshots(env: &Env, opts: &snapkeep::repair::SnapshotRepairOptions) -> Result<i32> {
+    use snapkeep::repair::SnapshotRepairStatus as S;
+    let repo = env.open()?;
+    let r = snapkeep::repair::repair_snapshots(&repo, opts)?;
+    let snaps: Vec<serde_json::Value> = r
+        .snapshots
+        .iter()
+        .map(|s| {
+            let (status, new_id) = match &s.status {
+                S::Intact => ("intact", None),
+                S::Repaired { new_id } => ("repaired", new_id.map(|i| i.to_string())),
+                S::Lost => ("lost", None),
+            };
+            json!({
+                "id": s.id.to_string(),
+                "status": status,
+                "new_id": new_id,
+                "dropped_files": s.dropped_files,
+                "emptied_dirs": s.emptied_dirs,
+                "forgotten": s.forgotten,
+            })
+        })
+        .collect();
+    let unreadable: Vec<serde_json::Value> = r
+        .unreadable_records
+        .iter()
+        .map(|(id, e)| json!({"id": id.to_string(), "problem": e}))
+        .collect();
+    if env.json {
+        println!(
+            "{}",
+            json!({
+                "dry_run": opts.dry_run,
+                "index_rebuilt": r.index_rebuilt,
+                "snapshots": snaps,
+                "unreadable_records": unreadable,
+            })
+        );
+        return Ok(0);
+    }
+    if r.index_rebuilt {
+        env.say("the index named packs that are gone: rebuilt it from the packs first");
+    }
+    let would = if opts.dry_run { "would be " } else { "" };
+    for s in &snaps {
+        let status = s["status"].as_str().unwrap_or_default();
+        if status == "intact" {
+            continue;
+        }
+        println!(
+            "snapshot {} {would}{status}{}",
+            s["id"].as_str().unwrap_or_default(),
+            s["new_id"]
+                .as_str()
+                .map(|n| format!(" as {n}"))
+                .unwrap_or_default()
+        );
+        for f in s["dropped_files"].as_array().into_iter().flatten() {
+            println!("  dropped file {}", f.as_str().unwrap_or_default());
+        }
+        for d in s["emptied_dirs"].as_array().into_iter().flatten() {
+            println!("  emptied directory {}", d.as_str().unwrap_or_default());
+        }
+    }
+    for u in &unreadable {
+        println!(
+            "record {} cannot be read: {}{}",
+            u["id"].as_str().unwrap_or_default(),
+            u["problem"].as_str().unwrap_or_default(),
+            if opts.forget && !opts.dry_run {
+                " (removed)"
+            } else {
+                ""
+            }
+        );
+    }
+    let broken = snaps.iter().filter(|s| s["status"] != "intact").count();
+    env.say(&format!(
+        "{} snapshots checked, {broken} damaged{}",
+        snaps.len(),
+        if opts.forget || opts.dry_run || broken == 0 {
+            ""
+        } else {
+            "; the damaged originals stay (remove them with --forget)"
+        }
+    ));
+    Ok(0)
 }
 
 fn cmd_repair_index(env: &Env, dry_run: bool) -> Result<i32> {
