@@ -5,8 +5,8 @@
 //! its index; a prune takes the exclusive `locks/prune`. Jobs never wait for anything: only a
 //! second prune is refused while one runs.
 //!
-//! A lock is stale when its process is gone (same host, no such pid) or when its heartbeat is
-//! older than [`STALE_AFTER`]; stale locks are removed by whoever finds them, saying so.
+//! A lock is stale when it was taken on this host before its last boot, when its process is
+//! gone (same host, no such pid), or when its heartbeat is older than [`STALE_AFTER`]; stale locks are removed by whoever finds them, saying so.
 //! A holder whose lock disappeared (removed as stale by someone else) finds out through
 //! [`LockGuard::check`] before it commits.
 
@@ -139,6 +139,7 @@ fn new_record(kind: LockKind, purpose: &str, seen_marks: Vec<String>) -> LockRec
         kind,
         purpose: purpose.to_owned(),
         host: hostname(),
+        boot_id: boot_id(),
         pid: std::process::id(),
         started_ns: now,
         heartbeat_ns: now,
@@ -277,11 +278,25 @@ pub fn acquire_prune(
     )))
 }
 
+/// This boot of this host (empty when the system does not say).
+#[must_use]
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// Why a lock is stale, or `None` while its holder may be alive.
 #[must_use]
 pub fn staleness(rec: &LockRecord, now: i64, stale_after: Duration) -> Option<String> {
-    if rec.host == hostname() && rec.pid != std::process::id() && !process_alive(rec.pid) {
-        return Some(format!("process {} on this host is gone", rec.pid));
+    if rec.host == hostname() {
+        let boot = boot_id();
+        if !boot.is_empty() && !rec.boot_id.is_empty() && rec.boot_id != boot {
+            return Some("it was taken before this host last booted".to_owned());
+        }
+        if rec.pid != std::process::id() && !process_alive(rec.pid) {
+            return Some(format!("process {} on this host is gone", rec.pid));
+        }
     }
     let age = now.saturating_sub(rec.heartbeat_ns);
     let bound = i64::try_from(stale_after.as_nanos()).unwrap_or(i64::MAX);
@@ -444,6 +459,17 @@ mod tests {
         );
         r.host = "another-host-entirely".into();
         assert_eq!(staleness(&r, now, STALE_AFTER), None);
+        // Same host, live pid, an earlier boot: stale.
+        let mut rebooted = new_record(LockKind::Job, "snapshot", Vec::new());
+        if !rebooted.boot_id.is_empty() {
+            assert_eq!(staleness(&rebooted, now, STALE_AFTER), None);
+            rebooted.boot_id = "00000000-0000-0000-0000-000000000000".into();
+            assert!(
+                staleness(&rebooted, now, STALE_AFTER)
+                    .expect("rebooted")
+                    .contains("booted")
+            );
+        }
     }
 
     #[test]

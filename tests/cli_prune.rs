@@ -113,6 +113,7 @@ fn prune_respects_a_running_prune_and_removes_a_dead_ones_lock() {
         kind: LockKind::Prune,
         purpose: "prune".into(),
         host: host.clone(),
+        boot_id: snapkeep::lock::boot_id(),
         pid: std::process::id(),
         started_ns: now,
         heartbeat_ns: now,

@@ -243,8 +243,12 @@ impl Backend for LocalBackend {
     }
 
     fn delete(&self, key: &str) -> Result<()> {
-        match fs::remove_file(self.path(key)?) {
-            Ok(()) => Ok(()),
+        let path = self.path(key)?;
+        match fs::remove_file(&path) {
+            // Durable on return, like a put: a forgotten snapshot must not come back after a
+            // power cut, nor a deleted index file name packs a prune removed later.
+            Ok(()) => sync_dir(path.parent().unwrap_or(&self.root))
+                .map_err(|e| Error::backend("sync directory of", key, e)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::backend("delete", key, e)),
         }

@@ -1,7 +1,7 @@
 //! The storage seam: a small, synchronous store of immutable, named objects.
 //!
-//! Owns: the [`Backend`] trait, its implementations (`local`, `memory`) and the
-//! fault-injecting decorator (`faulty`).
+//! Owns: the [`Backend`] trait, its implementations (`local`, `memory`), the
+//! fault-injecting decorator (`faulty`) and the power-cut store (`crash`).
 //! Assumptions every implementation must meet (and nothing more is assumed):
 //! - `put` makes a whole object visible atomically: a reader sees all of it or none of it;
 //! - `put_if_absent` does the same and fails (returns `false`) when the key exists;
@@ -14,12 +14,14 @@
 //! Keys are `/`-separated ASCII: `config`, `data/<2 hex>/<pack id>`, `index/<index id>`,
 //! `snapshots/<uuid>`, `locks/<name>`.
 
+mod crash;
 mod faulty;
 mod local;
 mod memory;
 
 use std::path::{Path, PathBuf};
 
+pub use self::crash::{CrashBackend, not_durable};
 pub use self::faulty::{Fault, FaultyBackend};
 pub use self::local::LocalBackend;
 pub use self::memory::MemoryBackend;

@@ -30,6 +30,9 @@ pub struct LockRecord {
     /// What the holder does (`snapshot`, `restore`, `verify`, `prune`).
     pub purpose: String,
     pub host: String,
+    /// The host's boot id (`/proc/sys/kernel/random/boot_id`; empty where there is none): a
+    /// lock from an earlier boot of this host is stale whatever its pid.
+    pub boot_id: String,
     pub pid: u32,
     pub started_ns: i64,
     /// Refreshed while the holder runs; a lock whose heartbeat is old is stale.
@@ -89,6 +92,7 @@ mod tests {
             kind: LockKind::Job,
             purpose: "snapshot".into(),
             host: "h".into(),
+            boot_id: "b".into(),
             pid: 42,
             started_ns: 1,
             heartbeat_ns: 2,
