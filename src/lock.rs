@@ -183,7 +183,23 @@ pub fn acquire_job(backend: &Arc<dyn Backend>, purpose: &str) -> Result<LockGuar
     let seen = list_marks(backend.as_ref())?;
     let record = new_record(LockKind::Job, purpose, seen);
     let key = format!("locks/{}", uuid::Uuid::now_v7().simple());
-    if !backend.put_if_absent(&key, &record.to_bytes())? {
+    let stored = backend
+        .put_if_absent(&key, &record.to_bytes())
+        .map_err(|e| match &e {
+            Error::Backend { source, .. } | Error::Io { source, .. }
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                Error::InvalidInput(format!(
+                    "cannot write the lock of this {purpose} into the repository {} ({e}); a {purpose} needs a repository it can write to: check its permissions",
+                    backend.location()
+                ))
+            }
+            _ => e,
+        })?;
+    if !stored {
         return Err(Error::Locked(format!(
             "lock {key} already exists; retry the {purpose}"
         )));

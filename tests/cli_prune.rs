@@ -55,7 +55,13 @@ fn forget_prune_gives_back_what_the_forgotten_snapshots_alone_held() {
         .expect("reclaimable");
     assert_eq!(reclaimable, 0, "nothing is unused yet");
 
-    // Forget the two oldest: their own files (2 × 2 MiB) are what they alone held.
+    // Forget the two oldest: their own files (2 × 2 MiB) are what they alone held; `stats`
+    // tells how much a prune would give back.
+    json(&repo, &["forget", "--keep-last", "2"]);
+    let reclaimable = json(&repo, &["stats"])["reclaimable_bytes"]
+        .as_u64()
+        .expect("reclaimable");
+    // `forget --prune` on what is left forgets nothing more and runs the prune.
     let v = json(
         &repo,
         &[
@@ -69,7 +75,7 @@ fn forget_prune_gives_back_what_the_forgotten_snapshots_alone_held() {
             "0%",
         ],
     );
-    assert_eq!(v["forget"].as_array().expect("forget").len(), 2);
+    assert_eq!(v["forget"].as_array().expect("forget").len(), 0);
     let p = &v["prune"];
     assert_eq!(p["snapshots"], 2, "{p}");
     assert!(p["deleted_packs"].as_u64().expect("deleted") > 0, "{p}");
@@ -82,6 +88,11 @@ fn forget_prune_gives_back_what_the_forgotten_snapshots_alone_held() {
         dropped >= alone && dropped <= alone + alone / 50,
         "dropped {dropped} bytes, the forgotten snapshots alone held {alone}"
     );
+    assert!(
+        reclaimable.abs_diff(dropped) <= dropped / 50,
+        "stats said {reclaimable} bytes were reclaimable, prune gave back {dropped}"
+    );
+    assert_eq!(json(&repo, &["stats"])["reclaimable_bytes"], 0);
     assert_eq!(json(&repo, &["verify", "--read-data"])["ok"], true);
     for id in &ids[2..] {
         let target = tmp.path().join(format!("r-{id}"));

@@ -17,10 +17,23 @@ fn kind_name(n: &Node) -> &'static str {
     }
 }
 
+/// Text for raw name bytes: valid UTF-8 as is, every other byte as `\xNN`, so two different
+/// names never print the same. The exact bytes are in the `*_hex` fields when not UTF-8.
+pub fn show_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for x in chunk.invalid() {
+            out.push_str(&format!("\\x{x:02x}"));
+        }
+    }
+    out
+}
+
 fn entry_json(path: &str, n: &Node) -> Value {
     let mut v = json!({
         "path": path,
-        "name": String::from_utf8_lossy(&n.name),
+        "name": show_bytes(&n.name),
         "type": kind_name(n),
         "mode": format!("{:04o}", n.mode),
         "size": n.size,
@@ -28,8 +41,14 @@ fn entry_json(path: &str, n: &Node) -> Value {
         "uid": n.uid,
         "gid": n.gid,
     });
+    if std::str::from_utf8(&n.name).is_err() {
+        v["name_hex"] = json!(hex::encode(&n.name));
+    }
     if let NodeKind::Symlink { target } = &n.kind {
-        v["target"] = json!(String::from_utf8_lossy(target));
+        v["target"] = json!(show_bytes(target));
+        if std::str::from_utf8(target).is_err() {
+            v["target_hex"] = json!(hex::encode(target));
+        }
     }
     v
 }
@@ -37,7 +56,7 @@ fn entry_json(path: &str, n: &Node) -> Value {
 /// Every entry below `tree`, depth first, with its path (`/a/b`).
 fn walk(repo: &Repository, tree: &Tree, prefix: &str, out: &mut Vec<(String, Node)>) -> Result<()> {
     for n in &tree.nodes {
-        let path = format!("{prefix}/{}", String::from_utf8_lossy(&n.name));
+        let path = format!("{prefix}/{}", show_bytes(&n.name));
         out.push((path.clone(), n.clone()));
         if let NodeKind::Dir { tree } = &n.kind {
             let sub = repo.load_tree(tree)?;
@@ -228,6 +247,27 @@ pub fn stats(repo: &Repository, only: Option<&SnapshotId>) -> Result<Value> {
         })
         .map(|o| o.size)
         .sum();
+    // What a full prune would give back (whole unused packs, packs already marked, and the
+    // unused part of the rest, duplicates included), from its dry run; the index-based
+    // estimate when the dry run cannot run (a damaged repository).
+    let reclaimable = if only.is_some() {
+        Value::Null
+    } else {
+        let dry = snapkeep::prune::prune(
+            repo,
+            &snapkeep::prune::PruneOptions {
+                dry_run: true,
+                grace: std::time::Duration::ZERO,
+                max_unused: snapkeep::prune::MaxUnused::Percent(0.0),
+                ..snapkeep::prune::PruneOptions::default()
+            },
+        );
+        json!(match dry {
+            Ok(r) =>
+                (r.deleted_bytes + r.waiting_bytes + r.marked_bytes).saturating_sub(r.moved_bytes),
+            Err(_) => unused_stored + unindexed_bytes,
+        })
+    };
     let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
     Ok(json!({
         "snapshots": selected.len(),
@@ -241,6 +281,6 @@ pub fn stats(repo: &Repository, only: Option<&SnapshotId>) -> Result<Value> {
         "packs": if only.is_some() { per_pack.len() } else { packs.len() },
         "repository_pack_bytes": pack_bytes,
         "index_entries": all.len(),
-        "reclaimable_bytes": if only.is_some() { Value::Null } else { json!(unused_stored + unindexed_bytes) },
+        "reclaimable_bytes": reclaimable,
     }))
 }

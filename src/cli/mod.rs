@@ -323,10 +323,7 @@ pub fn run() -> i32 {
         Err(e) => {
             let code = exit_code(&e);
             if cli.json {
-                println!(
-                    "{}",
-                    json!({ "error": format!("{e:#}"), "exit_code": code })
-                );
+                println!("{}", json!({ "error": chain(&e), "exit_code": code }));
             }
             eprintln!("snapkeep: error: {}", chain(&e));
             code
@@ -867,7 +864,7 @@ fn cmd_list(env: &Env) -> Result<i32> {
 fn cmd_restore(env: &Env, spec: &str, target: &Path, opts: &RestoreOptions) -> Result<i32> {
     let repo = env.open()?;
     let id = repo.resolve(spec)?;
-    let progress = env.progress();
+    let progress = env.progress().printing_warnings(!env.quiet);
     let stats = snapkeep::restore(&repo, &id, target, opts, &progress)
         .with_context(|| format!("restore of snapshot {id} into {} failed", target.display()))?;
     progress.finish();
@@ -924,7 +921,7 @@ fn cmd_verify(
     let stages: snapkeep::stage::StageSelection = stages.parse()?;
     let repo = env.open()?;
     let snapshot = spec.map(|s| repo.resolve(s)).transpose()?;
-    let progress = env.progress();
+    let progress = env.progress().printing_warnings(!env.quiet);
     let report = snapkeep::verify(
         &repo,
         &VerifyOptions {

@@ -25,6 +25,9 @@ pub struct CliProgress {
     bar: Option<ProgressBar>,
     json: Option<Mutex<Instant>>,
     counts: JobProgress,
+    /// Print warnings on stderr even without a bar (for commands that do not list them at
+    /// the end).
+    print_warnings: bool,
 }
 
 impl CliProgress {
@@ -44,7 +47,15 @@ impl CliProgress {
             bar,
             json: json.then(|| Mutex::new(Instant::now())),
             counts: JobProgress::new(JobKind::Snapshot),
+            print_warnings: false,
         }
+    }
+
+    /// Warnings go to stderr as they come, also without a bar.
+    #[must_use]
+    pub fn printing_warnings(mut self, on: bool) -> Self {
+        self.print_warnings = on;
+        self
     }
 
     fn emit(&self, force: bool) {
@@ -121,6 +132,8 @@ impl Progress for CliProgress {
                 "{}",
                 serde_json::json!({"event": "warning", "message": message})
             );
+        } else if self.print_warnings {
+            eprintln!("warning: {message}");
         }
     }
 }
