@@ -1,6 +1,7 @@
 //! Read-only views of snapshots: `ls`, `diff`, `show`, `stats`; and `tag`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
 
 use anyhow::{Result, anyhow};
 use serde_json::{Value, json};
@@ -24,7 +25,7 @@ pub fn show_bytes(b: &[u8]) -> String {
     for chunk in b.utf8_chunks() {
         out.push_str(chunk.valid());
         for x in chunk.invalid() {
-            out.push_str(&format!("\\x{x:02x}"));
+            let _ = write!(out, "\\x{x:02x}");
         }
     }
     out

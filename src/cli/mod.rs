@@ -661,7 +661,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                 },
         } => cmd_repair_snapshots(
             &env,
-            &snapkeep::repair::SnapshotRepairOptions {
+            snapkeep::repair::SnapshotRepairOptions {
                 read_data: *read_data,
                 forget: *forget,
                 dry_run: *dry_run,
@@ -1167,10 +1167,10 @@ fn print_prune(env: &Env, r: &snapkeep::prune::PruneReport) {
     );
 }
 
-fn cmd_repair_snapshots(env: &Env, opts: &snapkeep::repair::SnapshotRepairOptions) -> Result<i32> {
+fn cmd_repair_snapshots(env: &Env, opts: snapkeep::repair::SnapshotRepairOptions) -> Result<i32> {
     use snapkeep::repair::SnapshotRepairStatus as S;
     let repo = env.open()?;
-    let r = snapkeep::repair::repair_snapshots(&repo, opts)?;
+    let r = snapkeep::repair::repair_snapshots(&repo, &opts)?;
     let snaps: Vec<serde_json::Value> = r
         .snapshots
         .iter()
