@@ -29,6 +29,8 @@ pub const STALE_AFTER: Duration = Duration::from_secs(600);
 pub const PRUNE_LOCK_KEY: &str = "locks/prune";
 /// Prefix of mark objects.
 pub const MARKS_PREFIX: &str = "marks/";
+/// Suffix of a pending mark (written before the index rewrite, for readers only).
+pub const PENDING_SUFFIX: &str = ".pending";
 
 /// A held lock; dropping it stops the heartbeat and removes the lock object.
 pub struct LockGuard {
@@ -64,7 +66,8 @@ impl LockGuard {
     /// Fails when the lock object was removed by someone else (judged stale): data this
     /// holder relies on may have been pruned, so it must not commit.
     pub fn check(&self) -> Result<()> {
-        let gone = self.lost.load(Ordering::Acquire) || !self.backend.exists(&self.key)?;
+        let gone = self.lost.load(Ordering::Acquire)
+            || !still_ours(&*self.backend, &self.key, &self.record)?;
         if gone {
             self.lost.store(true, Ordering::Release);
             return Err(Error::Locked(format!(
@@ -90,7 +93,7 @@ impl LockGuard {
                         Err(RecvTimeoutError::Timeout) => {}
                         _ => return,
                     }
-                    match backend.exists(&key) {
+                    match still_ours(&*backend, &key, &record) {
                         Ok(false) => {
                             lost.store(true, Ordering::Release);
                             return;
@@ -111,8 +114,46 @@ impl LockGuard {
     }
 }
 
+/// Whether `key` still holds this holder's lock (not removed, not taken over by another).
+fn still_ours(backend: &dyn Backend, key: &str, mine: &LockRecord) -> Result<bool> {
+    match backend.get(key) {
+        Ok(b) => Ok(LockRecord::from_bytes(&b, key).is_ok_and(|r| {
+            r.host == mine.host
+                && r.pid == mine.pid
+                && r.started_ns == mine.started_ns
+                && r.boot_id == mine.boot_id
+        })),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Start times of the locks this process holds now (a lock of this pid that is not among
+/// them was left behind by an earlier holder in this process, e.g. one whose release failed).
+static HELD: Mutex<Vec<i64>> = Mutex::new(Vec::new());
+
+fn hold(started_ns: i64) {
+    HELD.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(started_ns);
+}
+
+fn release(started_ns: i64) {
+    let mut h = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(i) = h.iter().position(|t| *t == started_ns) {
+        h.swap_remove(i);
+    }
+}
+
+fn held_here(started_ns: i64) -> bool {
+    HELD.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains(&started_ns)
+}
+
 impl Drop for LockGuard {
     fn drop(&mut self) {
+        release(self.record.started_ns);
         drop(
             self.stop
                 .lock()
@@ -147,12 +188,13 @@ fn new_record(kind: LockKind, purpose: &str, seen_marks: Vec<String>) -> LockRec
     }
 }
 
-/// Keys of every mark object now.
+/// Keys of every mark object now (pending marks excluded).
 pub fn list_marks(backend: &dyn Backend) -> Result<Vec<String>> {
     let mut keys: Vec<String> = backend
         .list(MARKS_PREFIX)?
         .into_iter()
         .map(|o| o.key)
+        .filter(|k| !k.ends_with(PENDING_SUFFIX))
         .collect();
     keys.sort();
     Ok(keys)
@@ -183,6 +225,9 @@ pub fn acquire_job(backend: &Arc<dyn Backend>, purpose: &str) -> Result<LockGuar
     let seen = list_marks(backend.as_ref())?;
     let record = new_record(LockKind::Job, purpose, seen);
     let key = format!("locks/{}", uuid::Uuid::now_v7().simple());
+    // Held from before the object exists: a prune in this process must never judge it left
+    // behind in between.
+    hold(record.started_ns);
     let stored = backend
         .put_if_absent(&key, &record.to_bytes())
         .map_err(|e| match &e {
@@ -198,8 +243,10 @@ pub fn acquire_job(backend: &Arc<dyn Backend>, purpose: &str) -> Result<LockGuar
                 ))
             }
             _ => e,
-        })?;
+        })
+        .inspect_err(|_| release(record.started_ns))?;
     if !stored {
+        release(record.started_ns);
         return Err(Error::Locked(format!(
             "lock {key} already exists; retry the {purpose}"
         )));
@@ -244,6 +291,27 @@ pub fn acquire_prune(
     notes: &mut Vec<String>,
 ) -> Result<LockGuard> {
     let record = new_record(LockKind::Prune, "prune", Vec::new());
+    hold(record.started_ns);
+    let taken = take_prune_lock(backend, &record, stale_after, notes);
+    if !matches!(taken, Ok(Some(_))) {
+        release(record.started_ns);
+    }
+    match taken {
+        Ok(Some(g)) => Ok(g),
+        Ok(None) => Err(Error::Locked(format!(
+            "could not take {PRUNE_LOCK_KEY}: another prune keeps taking it; retry later"
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+fn take_prune_lock(
+    backend: &Arc<dyn Backend>,
+    record: &LockRecord,
+    stale_after: Duration,
+    notes: &mut Vec<String>,
+) -> Result<Option<LockGuard>> {
+    let record = record.clone();
     for _ in 0..2 {
         if backend.put_if_absent(PRUNE_LOCK_KEY, &record.to_bytes())? {
             let guard = LockGuard {
@@ -255,7 +323,7 @@ pub fn acquire_prune(
                 record,
             };
             guard.start_heartbeat();
-            return Ok(guard);
+            return Ok(Some(guard));
         }
         let held = match backend.get(PRUNE_LOCK_KEY) {
             Ok(b) => LockRecord::from_bytes(&b, PRUNE_LOCK_KEY),
@@ -289,9 +357,7 @@ pub fn acquire_prune(
             }
         }
     }
-    Err(Error::Locked(format!(
-        "could not take {PRUNE_LOCK_KEY}: another prune keeps taking it; retry later"
-    )))
+    Ok(None)
 }
 
 /// This boot of this host (empty when the system does not say).
@@ -310,7 +376,11 @@ pub fn staleness(rec: &LockRecord, now: i64, stale_after: Duration) -> Option<St
         if !boot.is_empty() && !rec.boot_id.is_empty() && rec.boot_id != boot {
             return Some("it was taken before this host last booted".to_owned());
         }
-        if rec.pid != std::process::id() && !process_alive(rec.pid) {
+        if rec.pid == std::process::id() {
+            if !held_here(rec.started_ns) {
+                return Some("this process left it behind and no longer holds it".to_owned());
+            }
+        } else if !process_alive(rec.pid) {
             return Some(format!("process {} on this host is gone", rec.pid));
         }
     }
@@ -458,7 +528,9 @@ mod tests {
 
     #[test]
     fn staleness_rules() {
-        let mut r = new_record(LockKind::Job, "snapshot", Vec::new());
+        let b = mem();
+        let g = acquire_job(&b, "snapshot").expect("lock");
+        let mut r = g.record().clone();
         let now = r.heartbeat_ns;
         assert_eq!(staleness(&r, now, STALE_AFTER), None);
         assert_eq!(staleness(&r, now + 599_000_000_000, STALE_AFTER), None);
@@ -475,10 +547,18 @@ mod tests {
         );
         r.host = "another-host-entirely".into();
         assert_eq!(staleness(&r, now, STALE_AFTER), None);
+        // Same host, this pid, not held by this process any more: stale.
+        let left = new_record(LockKind::Job, "snapshot", Vec::new());
+        assert!(
+            staleness(&left, now, STALE_AFTER)
+                .expect("left behind")
+                .contains("left it behind")
+        );
         // Same host, live pid, an earlier boot: stale.
-        let mut rebooted = new_record(LockKind::Job, "snapshot", Vec::new());
+        let mut rebooted = g.record().clone();
         if !rebooted.boot_id.is_empty() {
             assert_eq!(staleness(&rebooted, now, STALE_AFTER), None);
+            rebooted.pid = std::process::id();
             rebooted.boot_id = "00000000-0000-0000-0000-000000000000".into();
             assert!(
                 staleness(&rebooted, now, STALE_AFTER)

@@ -30,7 +30,7 @@ use crate::format::manifest::{NodeKind, Tree};
 use crate::format::pack::{ENTRY_LEN, FOOTER_LEN, HEADER};
 use crate::id::{ChunkId, PackId, SnapshotId};
 use crate::index::Index;
-use crate::lock::{self, FoundLock, LockGuard, MARKS_PREFIX, STALE_AFTER};
+use crate::lock::{self, FoundLock, LockGuard, MARKS_PREFIX, PENDING_SUFFIX, STALE_AFTER};
 use crate::pack::{PackWriter, check_blob_bytes, location, read_pack_entries};
 use crate::repository::{Repository, now_ns};
 
@@ -187,6 +187,15 @@ struct State {
 
 fn read_state(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) -> Result<State> {
     let backend = repo.backend().as_ref();
+    // A pending mark left by a prune that stopped before its mark proper: its packs are
+    // unindexed, so this run marks them again.
+    if !opts.dry_run {
+        for o in backend.list(MARKS_PREFIX)? {
+            if o.key.ends_with(PENDING_SUFFIX) {
+                backend.delete(&o.key)?;
+            }
+        }
+    }
     let mut marks = Vec::new();
     for key in lock::list_marks(backend)? {
         let bytes = match backend.get(&key) {
@@ -223,6 +232,14 @@ fn read_state(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) 
         .filter(|l| l.record.as_ref().is_some_and(|r| r.kind == LockKind::Job))
         .collect();
 
+    // Records, then index, then packs: a record is written after its index file and its
+    // packs, so everything a listed record needs is in the listings that follow.
+    let (records, bad) = repo.snapshots()?;
+    if let Some((id, e)) = bad.first() {
+        return Err(Error::InvalidInput(format!(
+            "snapshot record {id} cannot be read ({e}); prune needs every record: run 'snapkeep verify', then 'snapkeep forget {id}' if it is lost"
+        )));
+    }
     // Index before packs: every pack an index file names was uploaded before that file was
     // written, so it is in the listing below unless it was deleted.
     let index = Index::open(backend)?;
@@ -296,12 +313,6 @@ fn read_state(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) 
             .collect::<HashMap<_, _>>()
     };
 
-    let (records, bad) = repo.snapshots()?;
-    if let Some((id, e)) = bad.first() {
-        return Err(Error::InvalidInput(format!(
-            "snapshot record {id} cannot be read ({e}); prune needs every record: run 'snapkeep verify', then 'snapkeep forget {id}' if it is lost"
-        )));
-    }
     let mut extra: HashMap<ChunkId, BlobLocation> = HashMap::new();
     for es in trailers.values().flatten() {
         for (id, loc) in es {
@@ -590,6 +601,25 @@ fn pass(
         .chain(repack.iter().map(|r| r.0))
         .collect();
     let index_changes = !leaving.is_empty() || !rescue.is_empty();
+    // Readers that miss a blob look into marked packs; the mark proper is written only after
+    // the index rewrite (invariant 1), so a pending copy covers the time in between. Jobs'
+    // locks never list pending marks.
+    let mark_id = uuid::Uuid::now_v7().simple().to_string();
+    let pending_key = format!("{MARKS_PREFIX}{mark_id}{PENDING_SUFFIX}");
+    if !leaving.is_empty() {
+        let pending = MarkRecord {
+            marked_ns: now_ns(),
+            packs: to_mark
+                .iter()
+                .copied()
+                .chain(repack.iter().map(|(id, size)| MarkedPack {
+                    id: *id,
+                    size: *size,
+                }))
+                .collect(),
+        };
+        backend.put(&pending_key, &pending.to_bytes())?;
+    }
     if index_changes {
         let mut fresh: HashMap<ChunkId, BlobLocation> = st
             .entries
@@ -635,8 +665,9 @@ fn pass(
             packs: newly,
         };
 
-        let key = format!("{MARKS_PREFIX}{}", uuid::Uuid::now_v7().simple());
+        let key = format!("{MARKS_PREFIX}{mark_id}");
         backend.put_if_absent(&key, &rec.to_bytes())?;
+        backend.delete(&pending_key)?;
         rescue_for_late_records(repo, &st.record_ids, &key, rec, report)?;
     }
     let after = backend.list("data/")?;

@@ -64,7 +64,27 @@ pub fn plan_index_rebuild(repo: &Repository) -> Result<IndexRebuild> {
     Ok(plan)
 }
 
-/// Writes the rebuilt index, then deletes the index files it replaces.
+/// Plans and (unless `dry_run`) writes a rebuilt index under the prune lock: a prune must not
+/// delete a pack between the trailer read and the index write, or the index would name it.
+pub fn rebuild_index(repo: &Repository, dry_run: bool) -> Result<(IndexRebuild, Option<IndexId>)> {
+    if dry_run {
+        return Ok((plan_index_rebuild(repo)?, None));
+    }
+    let mut notes = Vec::new();
+    let _lock = crate::lock::acquire_prune(repo.backend(), crate::lock::STALE_AFTER, &mut notes)
+        .map_err(|e| match e {
+            crate::error::Error::Locked(m) => crate::error::Error::Locked(format!(
+                "{m} (repair index waits for prune: it must not index packs a prune deletes)"
+            )),
+            other => other,
+        })?;
+    let plan = plan_index_rebuild(repo)?;
+    let new = repair_index(repo, &plan)?;
+    Ok((plan, new))
+}
+
+/// Writes the rebuilt index, then deletes the index files it replaces (callers hold the prune
+/// lock: see [`rebuild_index`]).
 pub fn repair_index(repo: &Repository, plan: &IndexRebuild) -> Result<Option<IndexId>> {
     let backend = repo.backend();
     let new = crate::index::write_index(backend.as_ref(), plan.entries.clone())?.map(|(id, _)| id);
@@ -239,7 +259,7 @@ pub fn repair_snapshots(
         .any(|f| f.packs().iter().any(|p| !packs.contains(p)));
     let mut index_rebuilt = false;
     if dangling && !opts.dry_run {
-        repair_index(repo, &plan_index_rebuild(repo)?)?;
+        rebuild_index(repo, false)?;
         index_rebuilt = true;
     }
     let mut walk = Walk {

@@ -8,6 +8,7 @@
 //! only after every pack and index file it depends on is durable. Anything else in the
 //! repository that no record reaches is garbage for prune, never a finding.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -44,6 +45,14 @@ pub struct Repository {
     backend: Arc<dyn Backend>,
     config: RepoConfig,
     index: RwLock<Arc<Index>>,
+    /// Blobs of packs a prune marked (out of the index, still stored), read on a miss.
+    marked: std::sync::Mutex<Option<MarkedBlobs>>,
+}
+
+/// The blobs of marked packs, and when they were read.
+struct MarkedBlobs {
+    read_at: std::time::Instant,
+    blobs: Arc<HashMap<ChunkId, BlobLocation>>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -77,6 +86,7 @@ impl Repository {
             backend,
             config,
             index: RwLock::new(Arc::new(Index::empty())),
+            marked: std::sync::Mutex::new(None),
         })
     }
 
@@ -98,6 +108,7 @@ impl Repository {
             backend,
             config,
             index: RwLock::new(Arc::new(index)),
+            marked: std::sync::Mutex::new(None),
         })
     }
 
@@ -163,14 +174,77 @@ impl Repository {
             .index
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+        *self
+            .marked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         Ok(())
     }
 
-    /// Location of a blob, or `NotFound`.
+    /// Location of a blob, or `NotFound`. A blob the index lacks is looked for in the packs
+    /// of prune marks: a prune that did not yet see a new snapshot's record takes such packs
+    /// out of the index and puts them back moments later (docs/DESIGN.md, "Garbage
+    /// collection"); a reader in between still finds the blob.
     pub fn locate(&self, id: &ChunkId) -> Result<BlobLocation> {
-        self.index()
-            .get(id)
+        if let Some(loc) = self.index().get(id) {
+            return Ok(loc);
+        }
+        self.locate_marked(id)
             .ok_or_else(|| Error::NotFound(format!("blob {id} in the index")))
+    }
+
+    /// Location of a blob in a marked pack that still exists. The marks are read at the first
+    /// miss and again at a miss more than a second after the last read.
+    pub fn locate_marked(&self, id: &ChunkId) -> Option<BlobLocation> {
+        let mut cache = self
+            .marked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(m) = cache.as_ref()
+            && let Some(loc) = m.blobs.get(id)
+        {
+            return Some(*loc);
+        }
+        let fresh = cache
+            .as_ref()
+            .is_none_or(|m| m.read_at.elapsed() > std::time::Duration::from_secs(1));
+        if !fresh {
+            return None;
+        }
+        let blobs = Arc::new(self.read_marked_blobs());
+        let found = blobs.get(id).copied();
+        *cache = Some(MarkedBlobs {
+            read_at: std::time::Instant::now(),
+            blobs,
+        });
+        found
+    }
+
+    fn read_marked_blobs(&self) -> HashMap<ChunkId, BlobLocation> {
+        let mut out = HashMap::new();
+        // Pending marks too: a prune writes one before its index rewrite.
+        let Ok(listed) = self.backend.list(crate::lock::MARKS_PREFIX) else {
+            return out;
+        };
+        for key in listed.into_iter().map(|o| o.key) {
+            let Ok(bytes) = self.backend.get(&key) else {
+                continue;
+            };
+            let Ok(mark) = crate::format::gc::MarkRecord::from_bytes(&bytes, &key) else {
+                continue;
+            };
+            for p in mark.packs {
+                if let Ok(entries) =
+                    crate::pack::read_pack_entries(self.backend.as_ref(), &p.id, p.size)
+                {
+                    for e in &entries {
+                        out.entry(e.id)
+                            .or_insert_with(|| crate::pack::location(p.id, e));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Reads one blob, checked against its id.
@@ -265,6 +339,11 @@ impl Repository {
         add: &[String],
         remove: &[String],
     ) -> Result<SnapshotRecord> {
+        // A job lock, so a prune racing with a forget of this snapshot cannot delete its data
+        // while the record is rewritten (a record that comes back is then rescued).
+        let lock = crate::lock::acquire_job(&self.backend, "tag")?;
+        self.reload_index()?;
+        let view = self.index();
         let mut rec = self.load_snapshot(id)?;
         rec.tags.retain(|t| !remove.contains(t));
         for t in add {
@@ -278,7 +357,17 @@ impl Repository {
                 "snapshot {id} (forgotten meanwhile)"
             )));
         }
+        lock.check()?;
         self.backend.put(&snapshot_key(id), &rec.to_bytes())?;
+        // A forget and a prune in between may have taken its packs out of the index (the
+        // lock kept them): index them again, as a snapshot does.
+        let seen = &lock.record().seen_marks;
+        if !crate::backup::reindex::new_marks(self, seen)?.is_empty() {
+            let missing =
+                crate::backup::reindex::reused_missing(self, &view, &[], &rec.tree, false)?;
+            crate::index::write_index(self.backend.as_ref(), missing)?;
+            self.reload_index()?;
+        }
         Ok(rec)
     }
 

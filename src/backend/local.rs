@@ -215,10 +215,20 @@ impl Backend for LocalBackend {
         }
         let mut out = Vec::new();
         for entry in walkdir::WalkDir::new(&start).follow_links(false) {
-            let entry = entry.map_err(|e| {
-                let p = e.path().map_or_else(|| start.clone(), Path::to_path_buf);
-                Error::io("list", p, e.into())
-            })?;
+            // An object deleted while the listing runs is simply not listed.
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e)
+                    if e.io_error()
+                        .is_some_and(|io| io.kind() == ErrorKind::NotFound) =>
+                {
+                    continue;
+                }
+                Err(e) => {
+                    let p = e.path().map_or_else(|| start.clone(), Path::to_path_buf);
+                    return Err(Error::io("list", p, e.into()));
+                }
+            };
             if !entry.file_type().is_file() {
                 continue;
             }
@@ -229,10 +239,16 @@ impl Backend for LocalBackend {
             if key.starts_with("tmp/") || !key.starts_with(prefix) {
                 continue;
             }
-            let size = entry
-                .metadata()
-                .map_err(|e| Error::io("stat", entry.path(), e.into()))?
-                .len();
+            let size = match entry.metadata() {
+                Ok(m) => m.len(),
+                Err(e)
+                    if e.io_error()
+                        .is_some_and(|io| io.kind() == ErrorKind::NotFound) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(Error::io("stat", entry.path(), e.into())),
+            };
             out.push(ObjectInfo {
                 key: key.to_owned(),
                 size,

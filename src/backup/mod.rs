@@ -12,7 +12,7 @@
 //! most once per run (in-flight set) and never when the index already has it.
 
 mod parent;
-mod reindex;
+pub(crate) mod reindex;
 mod walk;
 
 use std::collections::HashSet;
@@ -320,7 +320,9 @@ pub fn snapshot(
     let mut seen_marks = lock.record().seen_marks.clone();
     let marked = reindex::new_marks(repo, &seen_marks)?;
     if !marked.is_empty() {
-        entries.extend(reindex::reused_missing(repo, &ctx.index, &sealed, &tree)?);
+        entries.extend(reindex::reused_missing(
+            repo, &ctx.index, &sealed, &tree, false,
+        )?);
         seen_marks.extend(marked);
     }
     if let Some((_, len)) = write_index(repo.backend().as_ref(), entries)? {
@@ -371,7 +373,7 @@ pub fn snapshot(
         if marked.is_empty() {
             return Ok(());
         }
-        let missing = reindex::reused_missing(repo, &ctx.index, &sealed, &tree)?;
+        let missing = reindex::reused_missing(repo, &ctx.index, &sealed, &tree, true)?;
         write_index(repo.backend().as_ref(), missing).map(|_| ())
     });
 

@@ -6,7 +6,8 @@
 //! lists the marks. When there is one its lock did not see, it writes index entries for every
 //! blob it references that the current index lacks, with the blob's place in the view. Once
 //! an index file names the pack again, no prune deletes it (docs/DESIGN.md, "Garbage
-//! collection", invariant 3).
+//! collection", invariant 3). After the commit the same holds for the snapshot's own packs:
+//! a prune that read the records before this one existed may have marked them.
 
 use std::collections::{HashMap, HashSet};
 
@@ -27,12 +28,15 @@ pub(crate) fn new_marks(repo: &Repository, seen: &[String]) -> Result<Vec<String
 }
 
 /// Entries for the blobs reachable from `root` that neither `sealed` (stored by this snapshot)
-/// nor the current index holds, located through `view`.
+/// nor the current index holds, located through `view`. With `own_too`, blobs this snapshot
+/// stored count as well when the current index lacks them (a prune that did not yet see the
+/// record marked the snapshot's own packs and dropped its index file), located in `sealed`.
 pub(crate) fn reused_missing(
     repo: &Repository,
     view: &Index,
     sealed: &[SealedBlob],
     root: &TreeId,
+    own_too: bool,
 ) -> Result<Vec<(ChunkId, BlobLocation)>> {
     let fresh = Index::open(repo.backend().as_ref())?;
     let new: HashMap<ChunkId, BlobLocation> = sealed.iter().map(|s| (s.id, s.loc)).collect();
@@ -40,8 +44,11 @@ pub(crate) fn reused_missing(
     let mut seen = HashSet::new();
     let mut seen_chunks = HashSet::new();
     let missing = |id: &ChunkId| -> Result<Option<BlobLocation>> {
-        if new.contains_key(id) || fresh.contains(id) {
+        if fresh.contains(id) {
             return Ok(None);
+        }
+        if let Some(loc) = new.get(id) {
+            return Ok(own_too.then_some(*loc));
         }
         view.get(id).map(Some).ok_or_else(|| {
             Error::NotFound(format!(

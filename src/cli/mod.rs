@@ -1258,12 +1258,7 @@ fn cmd_repair_snapshots(env: &Env, opts: snapkeep::repair::SnapshotRepairOptions
 
 fn cmd_repair_index(env: &Env, dry_run: bool) -> Result<i32> {
     let repo = env.open()?;
-    let plan = snapkeep::repair::plan_index_rebuild(&repo)?;
-    let new = if dry_run {
-        None
-    } else {
-        snapkeep::repair::repair_index(&repo, &plan)?
-    };
+    let (plan, new) = snapkeep::repair::rebuild_index(&repo, dry_run)?;
     let damaged: Vec<_> = plan
         .damaged_packs
         .iter()

@@ -154,8 +154,25 @@ impl Index {
         }
     }
 
-    /// Opens every index file of the repository.
+    /// Opens every index file of the repository. Writers write a replacement before they
+    /// delete what it replaces, so when a listed file has vanished before it could be opened
+    /// (a merge or a prune replaced it), listing again finds the replacement.
     pub fn open(backend: &dyn Backend) -> Result<Self> {
+        let mut last = None;
+        for _ in 0..16 {
+            match Self::open_listed(backend)? {
+                (index, false) => return Ok(index),
+                (index, true) => last = Some(index),
+            }
+        }
+        // Replaced sixteen times in a row: use the last view (a missing entry only makes a
+        // chunk be stored again; readers report what they cannot find).
+        Ok(last.unwrap_or_else(Index::empty))
+    }
+
+    /// One listing and open; the flag says whether a listed file vanished meanwhile.
+    fn open_listed(backend: &dyn Backend) -> Result<(Self, bool)> {
+        let mut vanished = false;
         let mut files = Vec::new();
         let mut damaged = Vec::new();
         for obj in backend.list("index/")? {
@@ -172,13 +189,13 @@ impl Index {
             };
             match IndexFile::open(backend, id) {
                 Ok(f) => files.push(Arc::new(f)),
-                Err(e) if e.is_not_found() => {} // merged away concurrently
+                Err(e) if e.is_not_found() => vanished = true,
                 Err(e) => damaged.push((obj.key.clone(), e)),
             }
         }
         // Larger files first: most lookups end in the first one.
         files.sort_by_key(|f| std::cmp::Reverse(f.len()));
-        Ok(Index { files, damaged })
+        Ok((Index { files, damaged }, vanished))
     }
 
     /// Looks an id up in every file.
