@@ -19,7 +19,8 @@ use crate::backend::{Backend, pack_key};
 use crate::error::{Error, Result};
 use crate::format::index_file::BlobLocation;
 use crate::format::pack::{
-    BlobCompression, FOOTER_LEN, HEADER, PackEntry, check_header, decode_entries, decode_footer,
+    BlobCompression, BlobKind, FOOTER_LEN, HEADER, PackEntry, check_header, decode_entries,
+    decode_footer,
 };
 use crate::id::{ChunkId, PackId};
 
@@ -113,11 +114,18 @@ fn check_raw(raw: &[u8], loc: &BlobLocation, id: &ChunkId) -> Result<()> {
 
 /// Reads one blob from its pack and checks it against its id.
 pub fn read_blob(backend: &dyn Backend, id: &ChunkId, loc: &BlobLocation) -> Result<Vec<u8>> {
-    let stored = backend.get_range(
-        &pack_key(&loc.pack),
+    let (key, offset, len) = (
+        pack_key(&loc.pack),
         u64::from(loc.offset),
         u64::from(loc.length),
-    )?;
+    );
+    // Trees are read again by every incremental snapshot, `ls`, `diff` and `verify`: a caching
+    // decorator may keep them. Data chunks are read through.
+    let stored = if loc.kind == BlobKind::Tree {
+        backend.get_range_hot(&key, offset, len)?
+    } else {
+        backend.get_range(&key, offset, len)?
+    };
     if loc.compression == BlobCompression::Raw && stored.len() == loc.raw_length as usize {
         // Checked in place and returned without a copy.
         check_raw(&stored, loc, id)?;
