@@ -73,7 +73,7 @@ pub struct RequestCounts {
     pub put_if_absent: u64,
     /// Multipart requests: create, each part, complete, abort.
     pub multipart: u64,
-    /// DELETEs.
+    /// Deletes (DELETE, or a one-key bulk delete `POST ?delete`).
     pub delete: u64,
     /// Anything else (credential look-ups and the like).
     pub other: u64,
@@ -155,7 +155,15 @@ impl HttpService for CountingService {
             "HEAD" => 2,
             "PUT" if req.headers().contains_key("if-none-match") => 5,
             "PUT" => 4,
+            // object_store deletes through the bulk API (POST ?delete), one key per request.
             "DELETE" => 7,
+            "POST"
+                if query
+                    .split('&')
+                    .any(|q| q == "delete" || q.starts_with("delete=")) =>
+            {
+                7
+            }
             _ => 8,
         };
         self.counters.bump(slot);
@@ -263,21 +271,38 @@ impl S3Backend {
     /// `AWS_REGION` or `AWS_DEFAULT_REGION`, `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint).
     /// Sends no request.
     pub fn from_env(url: &str) -> Result<Self> {
+        Self::with_options(url, &[])
+    }
+
+    /// Like [`S3Backend::from_env`], with settings named as the AWS variables are
+    /// (`aws_endpoint`, `aws_access_key_id`, `aws_allow_http`, ...; any case) taking precedence
+    /// over the environment. Sends no request.
+    pub fn with_options(url: &str, options: &[(&str, &str)]) -> Result<Self> {
         let location = S3Location::parse(url)?;
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(&location.bucket);
+        let mut builder = AmazonS3Builder::from_env();
+        let set = |name: &str| -> bool {
+            let env = std::env::var_os(name.to_ascii_uppercase()).is_some_and(|v| !v.is_empty());
+            env || options.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
+        };
         // A custom endpoint (MinIO, s3s, Ceph...) is addressed path-style unless told otherwise.
-        let custom_endpoint = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AWS_ENDPOINT_URL_S3"]
+        let custom_endpoint = ["aws_endpoint_url", "aws_endpoint", "aws_endpoint_url_s3"]
             .iter()
-            .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
-        if custom_endpoint && std::env::var_os("AWS_VIRTUAL_HOSTED_STYLE_REQUEST").is_none() {
+            .any(|v| set(v));
+        if custom_endpoint && !set("aws_virtual_hosted_style_request") {
             builder = builder.with_virtual_hosted_style_request(false);
         }
-        if std::env::var_os("AWS_REGION").is_none()
-            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-        {
+        if !set("aws_region") && !set("aws_default_region") {
             builder = builder.with_region("us-east-1");
         }
-        Self::build(builder, location)
+        for (name, value) in options {
+            let key = name.to_ascii_lowercase().parse().map_err(|_| {
+                Error::InvalidInput(format!(
+                    "'{name}' is not an S3 setting for {location}; use the names of the AWS_* variables"
+                ))
+            })?;
+            builder = builder.with_config(key, *value);
+        }
+        Self::build(builder.with_bucket_name(&location.bucket), location)
     }
 
     fn build(builder: AmazonS3Builder, location: S3Location) -> Result<Self> {
