@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
+#[cfg(feature = "s3")]
 use serde_json::json;
 
 use snapkeep::{InitOptions, Repository};
