@@ -146,10 +146,11 @@ struct CountingService {
 impl HttpService for CountingService {
     async fn call(&self, req: HttpRequest) -> std::result::Result<HttpResponse, HttpError> {
         let query = req.uri().query().unwrap_or("");
-        let multipart = query.contains("uploadId") || query.split('&').any(|q| q == "uploads");
+        let has = |name: &str| query.split('&').any(|q| q.split('=').next() == Some(name));
+        let multipart = has("uploadId") || has("uploads");
         let slot = match req.method().as_str() {
             _ if multipart => 6,
-            "GET" if query.contains("list-type") => 3,
+            "GET" if has("list-type") => 3,
             "GET" if req.headers().contains_key("range") => 1,
             "GET" => 0,
             "HEAD" => 2,
@@ -157,13 +158,7 @@ impl HttpService for CountingService {
             "PUT" => 4,
             // object_store deletes through the bulk API (POST ?delete), one key per request.
             "DELETE" => 7,
-            "POST"
-                if query
-                    .split('&')
-                    .any(|q| q == "delete" || q.starts_with("delete=")) =>
-            {
-                7
-            }
+            "POST" if has("delete") => 7,
             _ => 8,
         };
         self.counters.bump(slot);

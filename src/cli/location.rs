@@ -14,6 +14,10 @@ use serde_json::json;
 
 use snapkeep::{InitOptions, Repository};
 
+/// Worker threads (at least) for restore and verify of a remote repository.
+#[cfg(feature = "s3")]
+const REMOTE_READERS: usize = 16;
+
 /// A repository location given by `--repo`.
 pub enum RepoLocation {
     /// A directory on this machine.
@@ -44,6 +48,15 @@ impl RepoLocation {
     fn s3(url: &str) -> Result<Self> {
         use snapkeep::backend::{RetryPolicy, RetryingBackend, S3Backend};
         let s3 = Arc::new(S3Backend::from_env(url)?);
+        // Restore and verify read chunks and pack runs on the global rayon pool, one request
+        // per worker at a time: against a remote store they wait on latency, not on the CPU,
+        // so give them more workers than cores (RAYON_NUM_THREADS still decides when set).
+        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads((cores * 4).max(REMOTE_READERS))
+                .build_global();
+        }
         let retrying = Arc::new(RetryingBackend::new(
             Arc::clone(&s3) as Arc<dyn snapkeep::backend::Backend>,
             RetryPolicy::default(),
