@@ -49,9 +49,9 @@ pub struct Repository {
     marked: std::sync::Mutex<Option<MarkedBlobs>>,
 }
 
-/// The blobs of marked packs, and when they were read.
+/// The blobs of marked packs, and the mark keys they were read from.
 struct MarkedBlobs {
-    read_at: std::time::Instant,
+    keys: Vec<String>,
     blobs: Arc<HashMap<ChunkId, BlobLocation>>,
 }
 
@@ -189,12 +189,42 @@ impl Repository {
         if let Some(loc) = self.index().get(id) {
             return Ok(loc);
         }
-        self.locate_marked(id)
-            .ok_or_else(|| Error::NotFound(format!("blob {id} in the index")))
+        if let Some(loc) = self.locate_marked(id) {
+            return Ok(loc);
+        }
+        // A prune may have put the blob back into the index (and dropped it from its mark)
+        // after this view was loaded: look again when the index files changed.
+        if self.index_changed()? {
+            self.reload_index()?;
+            if let Some(loc) = self.index().get(id) {
+                return Ok(loc);
+            }
+        }
+        Err(Error::NotFound(format!("blob {id} in the index")))
     }
 
-    /// Location of a blob in a marked pack that still exists. The marks are read at the first
-    /// miss and again at a miss more than a second after the last read.
+    /// Whether the index files differ from the ones this view opened.
+    fn index_changed(&self) -> Result<bool> {
+        let mut now: Vec<String> = self
+            .backend
+            .list("index/")?
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        now.sort();
+        let index = self.index();
+        let mut had: Vec<String> = index
+            .files()
+            .iter()
+            .map(|f| crate::backend::index_key(&f.id()))
+            .chain(index.damaged().iter().map(|(k, _)| k.clone()))
+            .collect();
+        had.sort();
+        Ok(now != had)
+    }
+
+    /// Location of a blob in a marked pack that still exists. Each miss lists the marks
+    /// (pending ones included) and reads their packs' trailers again when the list changed.
     pub fn locate_marked(&self, id: &ChunkId) -> Option<BlobLocation> {
         let mut cache = self
             .marked
@@ -205,32 +235,31 @@ impl Repository {
         {
             return Some(*loc);
         }
-        let fresh = cache
-            .as_ref()
-            .is_none_or(|m| m.read_at.elapsed() > std::time::Duration::from_secs(1));
-        if !fresh {
+        let mut keys: Vec<String> = self
+            .backend
+            .list(crate::lock::MARKS_PREFIX)
+            .ok()?
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        keys.sort();
+        if cache.as_ref().is_some_and(|m| m.keys == keys) {
             return None;
         }
-        let blobs = Arc::new(self.read_marked_blobs());
+        let blobs = Arc::new(self.read_marked_blobs(&keys));
         let found = blobs.get(id).copied();
-        *cache = Some(MarkedBlobs {
-            read_at: std::time::Instant::now(),
-            blobs,
-        });
+        *cache = Some(MarkedBlobs { keys, blobs });
         found
     }
 
-    fn read_marked_blobs(&self) -> HashMap<ChunkId, BlobLocation> {
+    fn read_marked_blobs(&self, keys: &[String]) -> HashMap<ChunkId, BlobLocation> {
         let mut out = HashMap::new();
         // Pending marks too: a prune writes one before its index rewrite.
-        let Ok(listed) = self.backend.list(crate::lock::MARKS_PREFIX) else {
-            return out;
-        };
-        for key in listed.into_iter().map(|o| o.key) {
-            let Ok(bytes) = self.backend.get(&key) else {
+        for key in keys {
+            let Ok(bytes) = self.backend.get(key) else {
                 continue;
             };
-            let Ok(mark) = crate::format::gc::MarkRecord::from_bytes(&bytes, &key) else {
+            let Ok(mark) = crate::format::gc::MarkRecord::from_bytes(&bytes, key) else {
                 continue;
             };
             for p in mark.packs {

@@ -358,10 +358,10 @@ impl Walker<'_> {
                         let object = format!("chunk {}", c.id);
                         let indexed = self.repo.index().get(&c.id);
                         if indexed.is_none()
-                            && let Some(loc) = self.repo.locate_marked(&c.id)
+                            && let Ok(loc) = self.repo.locate(&c.id)
                         {
                             // In a pack a running prune took out of the index (it puts it
-                            // back): check the blob itself.
+                            // back), or indexed since this view was loaded: check the blob.
                             if self.verified.is_some() {
                                 match crate::pack::read_blob(
                                     self.repo.backend().as_ref(),

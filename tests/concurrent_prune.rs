@@ -217,9 +217,9 @@ fn prune_before_every_write_of_a_snapshot() {
         }
         let _ = fs::remove_dir_all(&dir);
     }
-    eprintln!(
+    common::report(&format!(
         "prune interleaved before {points} snapshot writes; {waited} of those prunes left packs waiting for the snapshot's lock"
-    );
+    ));
     assert!(points >= 5, "the snapshot made only {points} writes");
     assert!(
         waited > 0,
@@ -681,13 +681,13 @@ fn report_interleavings(what: &str, passes: &[PrunePass], snapshots: usize) {
         .count();
     let unmarked = passes.iter().filter(|p| p.unmarked > 0).count();
     let repacked = passes.iter().filter(|p| p.repacked > 0).count();
-    eprintln!(
+    common::report(&format!(
         "{what}: {snapshots} snapshots, {} prune passes; {during} overlapped a snapshot: \
          {deleted_during} of those deleted packs, {rescued_during} rescued packs, {waited} with \
          grace 0 left packs waiting for the snapshot; overall {rescued} rescued, {unmarked} \
          unmarked, {repacked} repacked",
         passes.len()
-    );
+    ));
     assert!(
         waited > 0,
         "{what}: no grace-0 prune ever left packs waiting for a running snapshot: the test \

@@ -137,9 +137,9 @@ fn every_object_kind_damaged_is_reported_never_a_panic() {
         }
     }
     assert_eq!(cases, 24);
-    eprintln!(
+    common::report(&format!(
         "damaged objects: {cases}, detected by verify (config: refused to open): {detected} + 6"
-    );
+    ));
     // Every truncation and deletion of a pack, index or record is detected; flips may land in
     // padding no reader uses.
     assert!(

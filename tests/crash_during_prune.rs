@@ -301,7 +301,7 @@ fn every_failing_write_of_a_prune_leaves_a_clean_repository() {
             fs::remove_dir_all(&dir).expect("cleanup");
         }
     }
-    eprintln!(
+    common::report(&format!(
         "crash points tried: {tried}, prunes that failed: {failed}, succeeded but could not \
          remove their lock: {lock_release_failed}, stale prune locks removed with a note: \
          {stale_notes}; pack bytes after the next prune minus the clean run's: {:?}..={:?}; \
@@ -309,7 +309,7 @@ fn every_failing_write_of_a_prune_leaves_a_clean_repository() {
         size_diffs.iter().min(),
         size_diffs.iter().max(),
         started.elapsed().as_secs_f64()
-    );
+    ));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert!(
         tried > 30,

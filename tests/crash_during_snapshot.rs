@@ -125,7 +125,9 @@ fn every_failing_write_leaves_a_clean_repository() {
             fs::remove_dir_all(&out).expect("cleanup");
         }
     }
-    eprintln!("crash points tried: {tried}, snapshots that failed: {failed}");
+    common::report(&format!(
+        "crash points tried: {tried}, snapshots that failed: {failed}"
+    ));
     assert!(
         tried > 10,
         "only {tried} runs: the snapshot made too few writes to test"

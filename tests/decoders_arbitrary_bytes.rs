@@ -5,6 +5,8 @@
 //! The payloads are framed with a valid checksum, so the decoders behind the frame are
 //! reached, not just the checksum test.
 
+mod common;
+
 use proptest::prelude::*;
 use snapkeep::format::frame;
 use snapkeep::format::gc::{LockRecord, MarkRecord};
@@ -141,6 +143,9 @@ proptest! {
 
 #[test]
 fn valid_encodings_decode() {
+    common::report(
+        "proptest: 2000 arbitrary inputs and 2000 damaged valid encodings, each into every decoder (index, pack trailer, tree, snapshot record, config, lock, mark)",
+    );
     // The generators above are meaningful only if their undamaged forms are accepted.
     let idx = valid_index(20);
     let layout = IndexLayout::parse(&idx, "t").expect("index");
@@ -157,4 +162,37 @@ fn valid_encodings_decode() {
     )
     .expect("entries");
     assert_eq!(es.len(), 20);
+}
+
+/// A zstd frame header that declares 512 MiB in an 11-byte blob (found by fuzzing): refused
+/// by the per-kind size cap, and, under the cap, decoded without trusting the header (the fuzz
+/// run, with a 256 MiB allocation limit, checks the allocation side).
+#[test]
+fn a_lying_zstd_header_is_refused() {
+    let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0xa0];
+    frame.extend_from_slice(&0x2000_0000u32.to_le_bytes());
+    frame.extend_from_slice(&[0x01, 0x00]);
+    let id = ChunkId([1; 32]);
+    for (kind, raw_length) in [
+        (BlobKind::Data, 0x2000_0000),
+        (BlobKind::Tree, 0x2000_0000),
+        (BlobKind::Tree, 200 << 20),
+        (BlobKind::Data, 8 << 20),
+    ] {
+        let mut f = frame.clone();
+        f[5..9].copy_from_slice(&u32::to_le_bytes(raw_length));
+        let loc = BlobLocation {
+            pack: PackId([2; 32]),
+            kind,
+            compression: BlobCompression::Zstd,
+            offset: 8,
+            length: u32::try_from(f.len()).expect("small"),
+            raw_length,
+        };
+        let e = snapkeep::pack::decode_blob(&f, &loc, &id).expect_err("refused");
+        assert!(
+            matches!(e, snapkeep::Error::Corrupt { .. }),
+            "{kind:?} {raw_length}: {e}"
+        );
+    }
 }

@@ -283,12 +283,12 @@ fn sigkill_during_prune_leaves_a_clean_repository() {
     // The end state reads back whole.
     let out = run(&repo_dir, &["--quiet", "verify", "--read-data"]);
     assert!(out.status.success(), "final verify --read-data");
-    eprintln!(
+    common::report(&format!(
         "SIGKILL delivered in {killed} of {round} rounds, {mid_prune} of them while the prune \
          held locks/prune, {mid_act} of those after it had written or deleted packs; \
          {repacked_after} next prunes had repacking left to do; {:.1} s",
         started.elapsed().as_secs_f64()
-    );
+    ));
     assert!(killed >= KILLS, "only {killed} kills in {round} rounds");
     assert!(
         mid_prune >= 10,

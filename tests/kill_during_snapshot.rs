@@ -2,6 +2,8 @@
 //! always reopens and verifies clean, lists only whole snapshots, and the first snapshot
 //! restores byte-identical.
 
+mod common;
+
 use std::fs;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -104,7 +106,9 @@ fn sigkill_at_random_moments_leaves_a_clean_repository() {
             .expect("the newest whole snapshot restores");
         }
     }
-    eprintln!("SIGKILL delivered mid-snapshot in {killed} of 50 rounds");
+    common::report(&format!(
+        "SIGKILL delivered mid-snapshot in {killed} of 50 rounds"
+    ));
     assert!(
         killed >= 10,
         "only {killed} kills landed mid-snapshot; the test did not test much"

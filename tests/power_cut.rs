@@ -194,7 +194,9 @@ fn power_cut_at_every_sync_of_a_snapshot() {
         snapkeep::snapshot(&repo, &fx.src, &BackupOptions::default(), &NoProgress)
             .expect("snapshot after the cut");
     }
-    eprintln!("{cuts} power cuts; {committed_before_cut} left a committed snapshot");
+    common::report(&format!(
+        "{cuts} power cuts; {committed_before_cut} left a committed snapshot"
+    ));
     assert!(cuts >= 5);
     assert!(
         committed_before_cut >= 1,
@@ -273,9 +275,9 @@ fn power_cut_at_every_sync_of_a_prune() {
             waited_none += 1;
         }
     }
-    eprintln!(
+    common::report(&format!(
         "{cuts} power cuts during prune; {waited_none} follow-up prunes reached the clean size"
-    );
+    ));
     assert!(cuts > 3);
     assert!(clean > 0);
 }

@@ -1,7 +1,9 @@
 //! The storage seam: a small, synchronous store of immutable, named objects.
 //!
-//! Owns: the [`Backend`] trait, its implementations (`local`, `memory`), the
-//! fault-injecting decorator (`faulty`) and the power-cut store (`crash`).
+//! Owns: the [`Backend`] trait, its implementations (`local`, `memory`, and `s3` with the cargo
+//! feature `s3`), the decorators that wrap any backend: fault injection (`faulty`), retries
+//! with backoff (`retry`) and a local cache of metadata objects (`cache`), and the power-cut
+//! store (`crash`).
 //! Assumptions every implementation must meet (and nothing more is assumed):
 //! - `put` makes a whole object visible atomically: a reader sees all of it or none of it;
 //! - `put_if_absent` does the same and fails (returns `false`) when the key exists;
@@ -14,17 +16,25 @@
 //! Keys are `/`-separated ASCII: `config`, `data/<2 hex>/<pack id>`, `index/<index id>`,
 //! `snapshots/<uuid>`, `locks/<name>`.
 
+mod cache;
 mod crash;
 mod faulty;
 mod local;
 mod memory;
+mod retry;
+#[cfg(feature = "s3")]
+mod s3;
 
 use std::path::{Path, PathBuf};
 
+pub use self::cache::{CachingBackend, default_cache_root};
 pub use self::crash::{CrashBackend, not_durable};
 pub use self::faulty::{Fault, FaultyBackend};
 pub use self::local::LocalBackend;
 pub use self::memory::MemoryBackend;
+pub use self::retry::{RetryPolicy, RetryingBackend};
+#[cfg(feature = "s3")]
+pub use self::s3::{MULTIPART_THRESHOLD, RequestCounts, S3Backend, S3Location};
 
 use crate::error::{Error, Result};
 
@@ -33,6 +43,38 @@ use crate::error::{Error, Result};
 pub struct ObjectInfo {
     pub key: String,
     pub size: u64,
+}
+
+/// What tells one stored version of an object from another, as far as the store says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectVersion {
+    /// The store's entity tag (S3 ETag), when it gives one.
+    pub etag: Option<String>,
+    /// The last-modified time in whole seconds, given only once it is old enough that no later
+    /// write can carry the same value (the S3 backend: a minute older than this machine's clock).
+    pub settled_mtime: Option<i64>,
+}
+
+impl ObjectVersion {
+    /// Whether it says anything.
+    #[must_use]
+    pub fn is_known(&self) -> bool {
+        self.etag.is_some() || self.settled_mtime.is_some()
+    }
+
+    /// Whether `self` (from a listing) names the same stored bytes as `cached` (from the read
+    /// that fetched them): equal ETags when the listing has one, else equal settled times.
+    #[must_use]
+    pub fn same_as(&self, cached: &ObjectVersion) -> bool {
+        match (&self.etag, &cached.etag) {
+            (Some(a), Some(b)) => a == b,
+            (Some(_), None) => false,
+            (None, _) => matches!(
+                (self.settled_mtime, cached.settled_mtime),
+                (Some(a), Some(b)) if a == b
+            ),
+        }
+    }
 }
 
 /// A synchronous object store. Objects are immutable once written.
@@ -69,8 +111,30 @@ pub trait Backend: Send + Sync {
     /// Reads `len` bytes at `offset` of an object; a range past its end is an error.
     fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
 
+    /// Like [`Backend::get_range`], for a range that later runs will read again (the tree
+    /// blobs of a pack): a caching decorator may keep it. The default reads it.
+    fn get_range_hot(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.get_range(key, offset, len)
+    }
+
+    /// Like [`Backend::get`], with the version of the bytes returned (read in the same request).
+    /// The default knows no version.
+    fn get_versioned(&self, key: &str) -> Result<(Vec<u8>, ObjectVersion)> {
+        Ok((self.get(key)?, ObjectVersion::default()))
+    }
+
     /// Every object whose key starts with `prefix`.
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+
+    /// Like [`Backend::list`], with each object's version as far as the listing tells. The
+    /// default knows no version.
+    fn list_versioned(&self, prefix: &str) -> Result<Vec<(ObjectInfo, ObjectVersion)>> {
+        Ok(self
+            .list(prefix)?
+            .into_iter()
+            .map(|o| (o, ObjectVersion::default()))
+            .collect())
+    }
 
     /// Deletes an object; deleting a missing object is not an error.
     fn delete(&self, key: &str) -> Result<()>;
@@ -131,11 +195,13 @@ pub(crate) fn check_key(key: &str) -> Result<()> {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod contract {
-    //! The behaviour every backend must show; each implementation's tests call this.
-    use super::*;
+#[doc(hidden)]
+pub mod contract {
+    //! The behaviour every backend must show; each implementation's tests call this (the S3
+    //! backend's from `tests/s3_backend.rs`, hence public). Panics on the first violation.
+    use super::{Backend, ObjectInfo};
 
+    /// Checks `b`, which must hold no object under `data/`, `index/` or `snapshots/`.
     pub fn check(b: &dyn Backend) {
         assert!(!b.exists("data/aa/x1").expect("exists"));
         b.put("data/aa/x1", b"hello world").expect("put");
@@ -157,6 +223,42 @@ pub(crate) mod contract {
         assert_eq!(
             keys,
             vec!["data/aa/x1".to_string(), "data/bb/x2".to_string()]
+        );
+        // A prefix that ends inside a name matches by string, not by whole path segment.
+        let partial: Vec<String> = b
+            .list("data/a")
+            .expect("list")
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(partial, vec!["data/aa/x1".to_string()]);
+        assert!(b.list("nothing/").expect("list").is_empty());
+        // Versioned reads agree with plain ones, and a listing's version names the bytes read.
+        let (bytes, version) = b.get_versioned("data/bb/x2").expect("get_versioned");
+        assert_eq!(bytes, b"two");
+        let listed = b.list_versioned("data/bb/").expect("list_versioned");
+        assert_eq!(listed.len(), 1);
+        if listed[0].1.is_known() {
+            assert!(listed[0].1.same_as(&version), "{listed:?} vs {version:?}");
+        }
+        // A replaced object (same size) never looks like its old version.
+        b.put("snapshots/s1", b"first").expect("put");
+        let (_, v1) = b.get_versioned("snapshots/s1").expect("get_versioned");
+        b.put("snapshots/s1", b"other").expect("replace");
+        let (now, _) = b.get_versioned("snapshots/s1").expect("get_versioned");
+        assert_eq!(now, b"other");
+        for (o, v) in b.list_versioned("snapshots/").expect("list_versioned") {
+            assert_eq!(o.key, "snapshots/s1");
+            assert!(!v.same_as(&v1), "a replaced object kept its version: {v:?}");
+        }
+        assert_eq!(
+            b.get_range_hot("data/bb/x2", 1, 2).expect("hot range"),
+            b"wo"
+        );
+        assert!(
+            b.get_range("data/bb/x2", 3, 0)
+                .expect("empty range")
+                .is_empty()
         );
         let listed = b.list("index/").expect("list");
         assert_eq!(

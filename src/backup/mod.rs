@@ -315,16 +315,7 @@ pub fn snapshot(
         return Err(Error::Cancelled);
     }
     let mut stored = ctx.writer.stored_bytes();
-    let mut entries: Vec<_> = sealed.iter().map(|s| (s.id, s.loc)).collect();
-    // A prune that marked packs of this snapshot's view meanwhile: index what it reused.
-    let mut seen_marks = lock.record().seen_marks.clone();
-    let marked = reindex::new_marks(repo, &seen_marks)?;
-    if !marked.is_empty() {
-        entries.extend(reindex::reused_missing(
-            repo, &ctx.index, &sealed, &tree, false,
-        )?);
-        seen_marks.extend(marked);
-    }
+    let entries: Vec<_> = sealed.iter().map(|s| (s.id, s.loc)).collect();
     if let Some((_, len)) = write_index(repo.backend().as_ref(), entries)? {
         stored += len;
     }
@@ -367,9 +358,11 @@ pub fn snapshot(
     record.summary.stored_bytes += record.to_bytes().len() as u64;
     lock.check()?;
     repo.commit_snapshot(&record)?;
-    // A mark written between the check above and the commit: same rescue, after the fact
-    // (the lock still holds its packs; a later prune would rescue them from the record too).
-    let late = reindex::new_marks(repo, &seen_marks).and_then(|marked| {
+    // A prune that marked packs this snapshot uses (reused from its view, or its own packs
+    // before its record existed) took them out of the index; its lock kept them. Index them
+    // again, so the snapshot restores through the index (readers also look into marked packs
+    // meanwhile, and a later prune would rescue them from the record).
+    let late = reindex::new_marks(repo, &lock.record().seen_marks).and_then(|marked| {
         if marked.is_empty() {
             return Ok(());
         }

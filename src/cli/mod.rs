@@ -6,6 +6,7 @@
 
 mod bench;
 mod inspect;
+mod location;
 mod output;
 mod progress;
 
@@ -30,14 +31,21 @@ const EXAMPLES: &str = "Examples:
   snapkeep --repo /backups/r snapshot /var/lib/db --tag hourly --exclude '*.tmp'
   snapkeep --repo /backups/r list --json
   snapkeep --repo /backups/r restore latest /restore/here
-  snapkeep --repo /backups/r verify --read-data";
+  snapkeep --repo /backups/r verify --read-data
+  snapkeep --repo s3://bucket/prefix snapshot /var/lib/db   (AWS_* variables configure S3)";
 
 #[derive(Parser, Debug)]
 #[command(name = "snapkeep", version, about = "Content-addressed, incremental snapshots of database data directories", after_help = EXAMPLES)]
 struct Cli {
-    /// Repository path (default: $XDG_DATA_HOME/snapkeep/repo).
+    /// Repository: a path (default: $XDG_DATA_HOME/snapkeep/repo) or s3://bucket/prefix
+    /// (configured by AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ALLOW_HTTP).
     #[arg(long, global = true, env = "SNAPKEEP_REPO")]
     repo: Option<PathBuf>,
+    /// At the end, print on stderr one JSON line with the requests sent to an S3 repository
+    /// (by kind), the retries and the cache hits.
+    #[arg(long, global = true)]
+    show_requests: bool,
     /// Print one JSON document on stdout and nothing else there.
     #[arg(long, global = true)]
     json: bool,
@@ -316,8 +324,14 @@ pub fn run() -> i32 {
             return code;
         }
     };
-    let result = dispatch(&cli);
+    let mut location = None;
+    let result = dispatch(&cli, &mut location);
     bench::report_rss_if_asked();
+    if cli.show_requests
+        && let Some(loc) = &location
+    {
+        eprintln!("{}", json!({ "requests": loc.repo.requests_json() }));
+    }
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -374,7 +388,7 @@ struct Env {
     json: bool,
     quiet: bool,
     progress: progress::ProgressMode,
-    repo_path: PathBuf,
+    repo: location::RepoLocation,
 }
 
 impl Env {
@@ -392,7 +406,7 @@ impl Env {
     }
 
     fn open(&self) -> Result<Repository> {
-        Ok(Repository::open_local(&self.repo_path)?)
+        self.repo.open()
     }
 }
 
@@ -407,19 +421,19 @@ fn repo_path(cli: &Cli) -> Result<PathBuf> {
     }
 }
 
-fn dispatch(cli: &Cli) -> Result<i32> {
-    let env = Env {
+fn dispatch(cli: &Cli, location: &mut Option<Env>) -> Result<i32> {
+    let env: &Env = location.insert(Env {
         json: cli.json,
         quiet: cli.quiet,
         progress: cli.progress,
-        repo_path: repo_path(cli)?,
-    };
+        repo: location::RepoLocation::new(repo_path(cli)?)?,
+    });
     match &cli.command {
         Command::Init {
             chunk_avg,
             compression,
             pack_size,
-        } => cmd_init(&env, *chunk_avg, compression, *pack_size),
+        } => cmd_init(env, *chunk_avg, compression, *pack_size),
         Command::Snapshot {
             source,
             tags,
@@ -431,7 +445,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             pre_hook,
             allow_inconsistent,
         } => cmd_snapshot(
-            &env,
+            env,
             source,
             &SnapshotArgs {
                 tags,
@@ -444,7 +458,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                 allow_inconsistent: *allow_inconsistent,
             },
         ),
-        Command::List => cmd_list(&env),
+        Command::List => cmd_list(env),
         Command::Ls { snapshot, path } => {
             let repo = env.open()?;
             let id = repo.resolve(snapshot)?;
@@ -557,7 +571,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                     .transpose()?,
                 keep_tags: keep_tags.clone(),
             };
-            cmd_forget(&env, ids, &policy, group_by, *dry_run, gc_opts.as_ref())
+            cmd_forget(env, ids, &policy, group_by, *dry_run, gc_opts.as_ref())
         }
         Command::Prune { gc, dry_run } => {
             let repo = env.open()?;
@@ -565,7 +579,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             if env.json {
                 println!("{}", prune_json(&report));
             } else {
-                print_prune(&env, &report);
+                print_prune(env, &report);
             }
             Ok(0)
         }
@@ -627,7 +641,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             force,
             stages,
         } => cmd_restore(
-            &env,
+            env,
             snapshot,
             target,
             &RestoreOptions {
@@ -643,7 +657,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             read_data_subset,
             stages,
         } => cmd_verify(
-            &env,
+            env,
             snapshot.as_deref(),
             *read_data,
             read_data_subset.as_deref(),
@@ -651,7 +665,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         ),
         Command::Repair {
             what: RepairWhat::Index { dry_run },
-        } => cmd_repair_index(&env, *dry_run),
+        } => cmd_repair_index(env, *dry_run),
         Command::Repair {
             what:
                 RepairWhat::Snapshots {
@@ -660,7 +674,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                     dry_run,
                 },
         } => cmd_repair_snapshots(
-            &env,
+            env,
             snapkeep::repair::SnapshotRepairOptions {
                 read_data: *read_data,
                 forget: *forget,
@@ -713,13 +727,13 @@ fn cmd_init(
             .filter(|&p| (1 << 20..=1 << 30).contains(&p))
             .ok_or_else(|| UsageError(format!("--pack-size {ps} must be between 1MiB and 1GiB")))?;
     }
-    let repo = Repository::init_local(&env.repo_path, &opts)?;
+    let repo = env.repo.init(&opts)?;
     let c = repo.config();
     if env.json {
         println!(
             "{}",
             json!({
-                "repository": env.repo_path.display().to_string(),
+                "repository": env.repo.display(),
                 "id": hex::encode(c.id),
                 "version": c.version,
                 "chunker": {"min": c.chunker.min, "avg": c.chunker.avg, "max": c.chunker.max},
@@ -731,29 +745,38 @@ fn cmd_init(
         env.say(&format!(
             "created repository {} at {}",
             hex::encode(&c.id[..4]),
-            env.repo_path.display()
+            env.repo.display()
         ));
     }
     Ok(0)
 }
 
-/// Whether the repository path is new (absent or an empty directory).
-fn repo_is_fresh(p: &Path) -> bool {
-    match std::fs::read_dir(p) {
-        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-        Ok(mut rd) => rd.next().is_none(),
-    }
-}
-
 fn open_or_create(env: &Env) -> Result<Repository> {
-    let p = &env.repo_path;
-    if repo_is_fresh(p) {
-        let repo = Repository::init_local(p, &InitOptions::default())?;
+    let fresh = match &env.repo {
+        location::RepoLocation::Local(_) => env.repo.is_fresh()?,
+        // Remote: one request to open, and a missing config means there is none yet.
+        #[cfg(feature = "s3")]
+        location::RepoLocation::S3(_) => match env.open() {
+            Ok(repo) => return Ok(repo),
+            Err(e)
+                if e.downcast_ref::<snapkeep::Error>()
+                    .is_some_and(snapkeep::Error::is_not_found) =>
+            {
+                true
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    if fresh {
+        let repo = env.repo.init(&InitOptions::default())?;
         env.say(&format!(
             "snapkeep: created a new repository at {} (default parameters)",
-            p.display()
+            env.repo.display()
         ));
-        return Ok(repo);
+        if matches!(env.repo, location::RepoLocation::Local(_)) {
+            return Ok(repo);
+        }
+        // A remote repository is used through its cache, which needs the new config's id.
     }
     env.open()
 }
@@ -809,10 +832,10 @@ fn cmd_snapshot(env: &Env, source: &Path, args: &SnapshotArgs<'_>) -> Result<i32
     }
     snapkeep::backup::check_excludes(args.excludes)?;
     let stages: snapkeep::stage::StageSelection = args.stages.parse()?;
-    if args.parent.is_some() && repo_is_fresh(&env.repo_path) {
+    if args.parent.is_some() && env.repo.is_fresh()? {
         return Err(anyhow!(UsageError(format!(
             "--parent names a snapshot, but there is no repository at {} yet",
-            env.repo_path.display()
+            env.repo.display()
         ))));
     }
     let repo = open_or_create(env)?;

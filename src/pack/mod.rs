@@ -19,7 +19,8 @@ use crate::backend::{Backend, pack_key};
 use crate::error::{Error, Result};
 use crate::format::index_file::BlobLocation;
 use crate::format::pack::{
-    BlobCompression, FOOTER_LEN, HEADER, PackEntry, check_header, decode_entries, decode_footer,
+    BlobCompression, BlobKind, FOOTER_LEN, HEADER, PackEntry, check_header, decode_entries,
+    decode_footer,
 };
 use crate::id::{ChunkId, PackId};
 
@@ -41,6 +42,26 @@ pub fn decode_blob(stored: &[u8], loc: &BlobLocation, id: &ChunkId) -> Result<Ve
             stored.to_vec()
         }
         BlobCompression::Zstd => {
+            // No blob of its kind can be larger: a damaged or hostile length (here or in the
+            // frame header) must not make a reader allocate gigabytes.
+            let cap = match loc.kind {
+                BlobKind::Data => MAX_DATA_BLOB,
+                BlobKind::Tree => MAX_TREE_BLOB,
+            };
+            if loc.raw_length > cap {
+                return Err(Error::corrupt(
+                    object(),
+                    format!(
+                        "it declares {} bytes, more than any {} blob may hold ({cap})",
+                        loc.raw_length,
+                        if loc.kind == BlobKind::Data {
+                            "data"
+                        } else {
+                            "tree"
+                        }
+                    ),
+                ));
+            }
             // Bound the allocation by what the frame itself declares, so a damaged length
             // field cannot ask for gigabytes.
             match zstd::zstd_safe::get_frame_content_size(stored) {
@@ -60,7 +81,7 @@ pub fn decode_blob(stored: &[u8], loc: &BlobLocation, id: &ChunkId) -> Result<Ve
                     ));
                 }
             }
-            let raw = zstd::bulk::decompress(stored, loc.raw_length as usize).map_err(|e| {
+            let raw = decompress_bounded(stored, loc.raw_length).map_err(|e| {
                 Error::corrupt(
                     format!("blob {} in pack {}", id.short(), loc.pack.short()),
                     format!("cannot decompress: {e}"),
@@ -89,6 +110,26 @@ pub fn decode_blob(stored: &[u8], loc: &BlobLocation, id: &ChunkId) -> Result<Ve
     Ok(raw)
 }
 
+/// The largest data blob: the chunker's largest cut (4 × the largest average, 4 MiB).
+pub const MAX_DATA_BLOB: u32 = 16 << 20;
+/// The largest tree blob a reader accepts (a directory of about two million entries).
+pub const MAX_TREE_BLOB: u32 = 256 << 20;
+
+/// Decompresses one zstd frame of at most `len` bytes. Small frames are decoded at once;
+/// larger ones stream into a buffer that grows only as real output arrives, so a frame header
+/// that lies about its size costs nothing.
+fn decompress_bounded(stored: &[u8], len: u32) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    if len <= 1 << 20 {
+        return zstd::bulk::decompress(stored, len as usize);
+    }
+    let mut out = Vec::with_capacity(1 << 20);
+    zstd::stream::read::Decoder::new(stored)?
+        .take(u64::from(len) + 1)
+        .read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// Checks stored blob bytes against `id` and returns the CRC32 of the raw content, without
 /// copying raw blobs (the verify path).
 pub fn check_blob_bytes(stored: &[u8], loc: &BlobLocation, id: &ChunkId) -> Result<u32> {
@@ -113,11 +154,18 @@ fn check_raw(raw: &[u8], loc: &BlobLocation, id: &ChunkId) -> Result<()> {
 
 /// Reads one blob from its pack and checks it against its id.
 pub fn read_blob(backend: &dyn Backend, id: &ChunkId, loc: &BlobLocation) -> Result<Vec<u8>> {
-    let stored = backend.get_range(
-        &pack_key(&loc.pack),
+    let (key, offset, len) = (
+        pack_key(&loc.pack),
         u64::from(loc.offset),
         u64::from(loc.length),
-    )?;
+    );
+    // Trees are read again by every incremental snapshot, `ls`, `diff` and `verify`: a caching
+    // decorator may keep them. Data chunks are read through.
+    let stored = if loc.kind == BlobKind::Tree {
+        backend.get_range_hot(&key, offset, len)?
+    } else {
+        backend.get_range(&key, offset, len)?
+    };
     if loc.compression == BlobCompression::Raw && stored.len() == loc.raw_length as usize {
         // Checked in place and returned without a copy.
         check_raw(&stored, loc, id)?;

@@ -172,3 +172,20 @@ pub fn cli_json(repo: &Path, args: &[&str]) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("one JSON document")
 }
+
+/// Prints a reliability test's summary line and appends it to
+/// `target/tmp/reliability-counts.txt`, which `.ci/run` prints after the tests (cargo hides the
+/// output of passing tests).
+pub fn report(line: &str) {
+    use std::io::Write;
+    eprintln!("{line}");
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability-counts.txt");
+    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(path) {
+        let test = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .map(|s| s.rsplit_once('-').map_or(s.clone(), |(n, _)| n.to_owned()))
+            .unwrap_or_default();
+        let _ = writeln!(f, "{test}: {line}");
+    }
+}

@@ -1,0 +1,682 @@
+//! A decorator that keeps the repository's metadata objects in a local directory, so that
+//! `list`, `ls`, `diff` and an incremental snapshot against a remote store make a handful of
+//! requests instead of one per index file, snapshot record and tree.
+//!
+//! Owns: [`CachingBackend`], the cache directory `<cache root>/<repo id hex>/` (see
+//! [`default_cache_root`]) and the format of its entries.
+//!
+//! What is cached, and the rule that makes each entry valid:
+//! - `config`: held in memory once read; it is written once (put-if-absent) and never replaced;
+//! - `index/<id>`: content-addressed; an entry is used only if its bytes hash (blake3) to `<id>`;
+//! - `snapshots/<uuid>`: records are replaced whole by `tag`, so the name is not enough. An entry
+//!   stores the record's size and version tag (the S3 ETag) and is used only when a listing of
+//!   `snapshots/` made by this process gave the same size and tag for that key; with no such
+//!   listing, or a store without tags, the record is fetched. A record forgotten since is dropped
+//!   from the cache by the next listing;
+//! - tree blobs (ranges read with [`Backend::get_range_hot`]): packs are immutable and named by
+//!   their trailer's hash, so (pack, offset, length) names fixed bytes. Each blob is also checked
+//!   against its id by the reader.
+//!
+//! Every entry carries a blake3 checksum of itself. An entry that is unreadable, damaged or does
+//! not match its rule is deleted and the object is fetched again: the cache never causes an
+//! error. Entries are written to a temp name and renamed, so concurrent processes sharing a cache
+//! see whole entries only. A cache directory that cannot be created turns the cache off.
+//!
+//! Must not: serve data chunks (restore and `verify --read-data` always read the store), or
+//! answer `exists`/`list` from the cache.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::{Backend, CONFIG_KEY, ObjectInfo, ObjectVersion};
+use crate::error::Result;
+use crate::format::repo_config::RepoConfig;
+use crate::id::IndexId;
+
+const MAGIC: &[u8; 8] = b"SKCACHE1";
+
+/// `$XDG_CACHE_HOME/snapkeep`, else `~/.cache/snapkeep`; `None` without either variable.
+#[must_use]
+pub fn default_cache_root() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(x).join("snapkeep"));
+    }
+    std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(|h| PathBuf::from(h).join(".cache/snapkeep"))
+}
+
+/// A version as an entry's tag: `E<etag>` and `M<seconds>` lines, each when known.
+fn encode_version(v: &ObjectVersion) -> String {
+    let mut lines = Vec::new();
+    if let Some(e) = &v.etag {
+        lines.push(format!("E{e}"));
+    }
+    if let Some(m) = v.settled_mtime {
+        lines.push(format!("M{m}"));
+    }
+    lines.join("\n")
+}
+
+fn decode_version(tag: &str) -> ObjectVersion {
+    let mut v = ObjectVersion::default();
+    for line in tag.lines() {
+        if let Some(e) = line.strip_prefix('E') {
+            v.etag = Some(e.to_owned());
+        } else if let Some(m) = line.strip_prefix('M') {
+            v.settled_mtime = m.parse().ok();
+        }
+    }
+    v
+}
+
+/// Where a key's entry lives, by kind.
+enum Slot {
+    Index(IndexId),
+    Snapshot(String),
+    Other,
+}
+
+fn slot(key: &str) -> Slot {
+    if let Some(name) = key.strip_prefix("index/")
+        && let Ok(id) = name.parse::<IndexId>()
+    {
+        return Slot::Index(id);
+    }
+    if let Some(name) = key.strip_prefix("snapshots/")
+        && safe_name(name)
+    {
+        return Slot::Snapshot(name.to_owned());
+    }
+    Slot::Other
+}
+
+fn safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
+/// Hits and misses of the cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Reads answered from the cache.
+    pub hits: u64,
+    /// Cacheable reads that went to the store.
+    pub misses: u64,
+    /// Entries found damaged or stale and deleted.
+    pub dropped: u64,
+}
+
+/// Wraps a (remote) backend with a local cache of its metadata objects.
+pub struct CachingBackend {
+    inner: Arc<dyn Backend>,
+    dir: Option<PathBuf>,
+    config: Mutex<Option<Vec<u8>>>,
+    /// `snapshots/<name>` → (size, version) from this process's latest listing.
+    listed: Mutex<HashMap<String, (u64, ObjectVersion)>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    dropped: AtomicU64,
+    seq: AtomicU64,
+}
+
+impl CachingBackend {
+    /// A cache of `inner` in `dir` (created 0700). If `dir` cannot be created, nothing is cached.
+    #[must_use]
+    pub fn new(inner: Arc<dyn Backend>, dir: PathBuf) -> Self {
+        let usable = ["index", "snapshots", "trees"].iter().all(|sub| {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir.join(sub))
+                .is_ok()
+        });
+        Self::with_dir(inner, usable.then_some(dir))
+    }
+
+    fn with_dir(inner: Arc<dyn Backend>, dir: Option<PathBuf>) -> Self {
+        CachingBackend {
+            inner,
+            dir,
+            config: Mutex::new(None),
+            listed: Mutex::new(HashMap::new()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            seq: AtomicU64::new(0),
+        }
+    }
+
+    /// A cache of the repository on `inner` in `<root>/<repo id hex>`: reads the config (one
+    /// request) to learn the id and keeps it. Without a readable config (no repository yet, or a
+    /// damaged one) nothing is cached and every call goes to `inner`, so the caller's own open
+    /// reports the problem as it would without a cache.
+    pub fn for_repository(inner: Arc<dyn Backend>, root: &Path) -> Result<Self> {
+        let bytes = match inner.get(CONFIG_KEY) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Ok(Self::with_dir(inner, None)),
+            Err(e) => return Err(e),
+        };
+        let Ok(config) = RepoConfig::from_bytes(&bytes) else {
+            return Ok(Self::with_dir(inner, None));
+        };
+        let cache = Self::new(inner, root.join(hex::encode(config.id)));
+        *cache.config.lock().unwrap_or_else(PoisonError::into_inner) = Some(bytes);
+        Ok(cache)
+    }
+
+    /// The cache directory, when caching is on.
+    #[must_use]
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// Hits and misses so far.
+    #[must_use]
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Reads an entry: `(tag, payload)`, or `None` (a damaged entry is deleted).
+    fn read_entry(&self, path: &Path) -> Option<(String, Vec<u8>)> {
+        let bytes = std::fs::read(path).ok()?;
+        let parsed = (|| {
+            let body_len = bytes.len().checked_sub(32)?;
+            let (body, sum) = bytes.split_at(body_len);
+            if body.get(..8)? != MAGIC || blake3::hash(body).as_bytes() != sum {
+                return None;
+            }
+            let tag_len = usize::from(u16::from_le_bytes(body.get(8..10)?.try_into().ok()?));
+            let tag = std::str::from_utf8(body.get(10..10 + tag_len)?).ok()?;
+            Some((tag.to_owned(), body.get(10 + tag_len..)?.to_vec()))
+        })();
+        if parsed.is_none() {
+            self.drop_entry(path);
+        }
+        parsed
+    }
+
+    fn drop_entry(&self, path: &Path) {
+        if std::fs::remove_file(path).is_ok() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes an entry atomically (temp name + rename); failures only mean no entry.
+    fn write_entry(&self, path: &Path, tag: &str, payload: &[u8]) {
+        let Ok(tag_len) = u16::try_from(tag.len()) else {
+            return;
+        };
+        let Some(dir) = path.parent() else { return };
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".tmp-{}-{n}", std::process::id()));
+        let mut body = Vec::with_capacity(10 + tag.len() + payload.len() + 32);
+        body.extend_from_slice(MAGIC);
+        body.extend_from_slice(&tag_len.to_le_bytes());
+        body.extend_from_slice(tag.as_bytes());
+        body.extend_from_slice(payload);
+        let sum = blake3::hash(&body);
+        body.extend_from_slice(sum.as_bytes());
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(&body))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+
+    fn hit<T>(&self, v: T) -> T {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        v
+    }
+
+    fn get_index(&self, dir: &Path, id: IndexId, key: &str) -> Result<Vec<u8>> {
+        let path = dir.join("index").join(id.to_string());
+        if let Some((_, bytes)) = self.read_entry(&path) {
+            if IndexId::of(&bytes) == id {
+                return Ok(self.hit(bytes));
+            }
+            self.drop_entry(&path);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let bytes = self.inner.get(key)?;
+        // A stored file that does not match its name is returned as it is (the index reports
+        // it) but never cached.
+        if IndexId::of(&bytes) == id {
+            self.write_entry(&path, "", &bytes);
+        }
+        Ok(bytes)
+    }
+
+    fn get_snapshot(&self, dir: &Path, name: &str, key: &str) -> Result<(Vec<u8>, ObjectVersion)> {
+        let path = dir.join("snapshots").join(name);
+        let listed = self
+            .listed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned();
+        if let Some((size, version)) = listed.filter(|(_, v)| v.is_known())
+            && let Some((tag, bytes)) = self.read_entry(&path)
+        {
+            let cached = decode_version(&tag);
+            if version.same_as(&cached) && bytes.len() as u64 == size {
+                return Ok(self.hit((bytes, cached)));
+            }
+            self.drop_entry(&path);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        // Bytes and version come from one read, so an entry never pairs a version with bytes
+        // of another.
+        let (bytes, version) = self.inner.get_versioned(key)?;
+        if version.is_known() {
+            self.write_entry(&path, &encode_version(&version), &bytes);
+        }
+        Ok((bytes, version))
+    }
+
+    /// Forgets cache entries of `sub` whose names the store no longer lists.
+    fn drop_unlisted(dir: &Path, sub: &str, listed: &[(ObjectInfo, ObjectVersion)]) {
+        let Ok(rd) = std::fs::read_dir(dir.join(sub)) else {
+            return;
+        };
+        let prefix = format!("{sub}/");
+        let names: std::collections::HashSet<&str> = listed
+            .iter()
+            .filter_map(|(o, _)| o.key.strip_prefix(&prefix))
+            .collect();
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !names.contains(name) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+impl Backend for CachingBackend {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.inner.put(key, data)?;
+        if let (Some(dir), Slot::Snapshot(name)) = (&self.dir, slot(key)) {
+            // Replaced (tag): the old entry is stale; the next read fetches and caches anew.
+            self.listed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&name);
+            let _ = std::fs::remove_file(dir.join("snapshots").join(name));
+        }
+        Ok(())
+    }
+
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        let stored = self.inner.put_if_absent(key, data)?;
+        if stored && let (Some(dir), Slot::Index(id)) = (&self.dir, slot(key)) {
+            // Written through: the next open of the index reads it from here.
+            if IndexId::of(data) == id {
+                self.write_entry(&dir.join("index").join(id.to_string()), "", data);
+            }
+        }
+        Ok(stored)
+    }
+
+    fn put_file(&self, key: &str, path: &Path) -> Result<()> {
+        self.inner.put_file(key, path)
+    }
+
+    fn flush(&self, keys: &[String]) -> Result<()> {
+        self.inner.flush(keys)
+    }
+
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        if key == CONFIG_KEY {
+            if let Some(c) = self
+                .config
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+            {
+                return Ok(self.hit(c));
+            }
+            let c = self.inner.get(key)?;
+            *self.config.lock().unwrap_or_else(PoisonError::into_inner) = Some(c.clone());
+            return Ok(c);
+        }
+        match (&self.dir, slot(key)) {
+            (Some(dir), Slot::Index(id)) => self.get_index(dir, id, key),
+            (Some(dir), Slot::Snapshot(name)) => self.get_snapshot(dir, &name, key).map(|(b, _)| b),
+            _ => self.inner.get(key),
+        }
+    }
+
+    fn get_versioned(&self, key: &str) -> Result<(Vec<u8>, ObjectVersion)> {
+        match (&self.dir, slot(key)) {
+            (Some(dir), Slot::Snapshot(name)) => self.get_snapshot(dir, &name, key),
+            _ => self.inner.get_versioned(key),
+        }
+    }
+
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.inner.get_range(key, offset, len)
+    }
+
+    fn get_range_hot(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let Some(dir) = &self.dir else {
+            return self.inner.get_range(key, offset, len);
+        };
+        let Some(pack) = key
+            .strip_prefix("data/")
+            .and_then(|k| k.rsplit('/').next())
+            .filter(|p| safe_name(p))
+        else {
+            return self.inner.get_range(key, offset, len);
+        };
+        let path = dir.join("trees").join(format!("{pack}-{offset}-{len}"));
+        if let Some((_, bytes)) = self.read_entry(&path) {
+            if bytes.len() as u64 == len {
+                return Ok(self.hit(bytes));
+            }
+            self.drop_entry(&path);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let bytes = self.inner.get_range(key, offset, len)?;
+        self.write_entry(&path, "", &bytes);
+        Ok(bytes)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        Ok(self
+            .list_versioned(prefix)?
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect())
+    }
+
+    fn list_versioned(&self, prefix: &str) -> Result<Vec<(ObjectInfo, ObjectVersion)>> {
+        let listed = self.inner.list_versioned(prefix)?;
+        if let Some(dir) = &self.dir {
+            let mut map = self.listed.lock().unwrap_or_else(PoisonError::into_inner);
+            for (o, version) in &listed {
+                if let Slot::Snapshot(name) = slot(&o.key) {
+                    map.insert(name, (o.size, version.clone()));
+                }
+            }
+            drop(map);
+            for sub in ["snapshots", "index"] {
+                if prefix == format!("{sub}/") {
+                    Self::drop_unlisted(dir, sub, &listed);
+                }
+            }
+        }
+        Ok(listed)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.inner.delete(key)?;
+        if let Some(dir) = &self.dir {
+            match slot(key) {
+                Slot::Index(id) => {
+                    let _ = std::fs::remove_file(dir.join("index").join(id.to_string()));
+                }
+                Slot::Snapshot(name) => {
+                    self.listed
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&name);
+                    let _ = std::fs::remove_file(dir.join("snapshots").join(name));
+                }
+                Slot::Other => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        self.inner.exists(key)
+    }
+
+    fn staging_dir(&self) -> PathBuf {
+        self.inner.staging_dir()
+    }
+
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.inner.local_path(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::MemoryBackend;
+
+    /// A memory store with version tags (a counter per write) and a count of reads.
+    #[derive(Default)]
+    struct Tagged {
+        inner: MemoryBackend,
+        versions: Mutex<HashMap<String, u64>>,
+        next: AtomicU64,
+        reads: AtomicU64,
+    }
+
+    impl Tagged {
+        fn tag(&self, key: &str) -> ObjectVersion {
+            ObjectVersion {
+                etag: self
+                    .versions
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(key)
+                    .map(|v| format!("v{v}")),
+                settled_mtime: None,
+            }
+        }
+        fn bump(&self, key: &str) {
+            let v = self.next.fetch_add(1, Ordering::SeqCst);
+            self.versions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(key.to_owned(), v);
+        }
+        fn reads(&self) -> u64 {
+            self.reads.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Backend for Tagged {
+        fn location(&self) -> String {
+            "tagged".into()
+        }
+        fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+            self.inner.put(key, data)?;
+            self.bump(key);
+            Ok(())
+        }
+        fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+            let stored = self.inner.put_if_absent(key, data)?;
+            if stored {
+                self.bump(key);
+            }
+            Ok(stored)
+        }
+        fn get(&self, key: &str) -> Result<Vec<u8>> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.get(key)
+        }
+        fn get_versioned(&self, key: &str) -> Result<(Vec<u8>, ObjectVersion)> {
+            Ok((self.get(key)?, self.tag(key)))
+        }
+        fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.get_range(key, offset, len)
+        }
+        fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+            self.inner.list(prefix)
+        }
+        fn list_versioned(&self, prefix: &str) -> Result<Vec<(ObjectInfo, ObjectVersion)>> {
+            Ok(self
+                .inner
+                .list(prefix)?
+                .into_iter()
+                .map(|o| {
+                    let t = self.tag(&o.key);
+                    (o, t)
+                })
+                .collect())
+        }
+        fn delete(&self, key: &str) -> Result<()> {
+            self.inner.delete(key)
+        }
+        fn exists(&self, key: &str) -> Result<bool> {
+            self.inner.exists(key)
+        }
+    }
+
+    fn setup() -> (tempfile::TempDir, Arc<Tagged>, CachingBackend) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Tagged::default());
+        let cache =
+            CachingBackend::new(Arc::clone(&store) as Arc<dyn Backend>, tmp.path().join("c"));
+        (tmp, store, cache)
+    }
+
+    #[test]
+    fn meets_the_backend_contract() {
+        let (_tmp, _store, cache) = setup();
+        crate::backend::contract::check(&cache);
+    }
+
+    #[test]
+    fn index_files_are_served_locally_and_checked_by_id() {
+        let (_tmp, store, cache) = setup();
+        let bytes = b"an index file".to_vec();
+        let id = IndexId::of(&bytes);
+        let key = format!("index/{id}");
+        store.put(&key, &bytes).expect("put");
+        assert_eq!(cache.get(&key).expect("miss"), bytes);
+        assert_eq!(cache.get(&key).expect("hit"), bytes);
+        assert_eq!(store.reads(), 1);
+        // Damage the entry: it is dropped and refetched, never an error.
+        let entry = cache.dir().expect("on").join("index").join(id.to_string());
+        let mut raw = std::fs::read(&entry).expect("entry");
+        let last = raw.len() - 40;
+        raw[last] ^= 1;
+        std::fs::write(&entry, &raw).expect("damage");
+        assert_eq!(cache.get(&key).expect("refetched"), bytes);
+        assert_eq!(store.reads(), 2);
+        assert_eq!(cache.stats().dropped, 1);
+        // An entry with a valid checksum but other content than its name is not used either.
+        cache.write_entry(&entry, "", b"something else");
+        assert_eq!(cache.get(&key).expect("refetched"), bytes);
+        assert_eq!(store.reads(), 3);
+        // A truncated entry, too.
+        std::fs::write(&entry, b"SKC").expect("truncate");
+        assert_eq!(cache.get(&key).expect("refetched"), bytes);
+        assert_eq!(store.reads(), 4);
+    }
+
+    #[test]
+    fn snapshot_records_follow_the_listing_and_see_retags() {
+        let (_tmp, store, cache) = setup();
+        let key = "snapshots/0190b8a1-0000-7000-8000-000000000001";
+        store.put(key, b"record v1").expect("put");
+        cache.list("snapshots/").expect("list");
+        assert_eq!(cache.get(key).expect("miss"), b"record v1");
+        cache.list("snapshots/").expect("list");
+        assert_eq!(cache.get(key).expect("hit"), b"record v1");
+        assert_eq!(store.reads(), 1);
+        // Replaced by another process with a record of the same size: the tag tells.
+        store.put(key, b"record v2").expect("retag elsewhere");
+        cache.list("snapshots/").expect("list");
+        assert_eq!(cache.get(key).expect("refetched"), b"record v2");
+        assert_eq!(store.reads(), 2);
+        // Replaced through the cache: its entry goes at once, even before a new listing.
+        cache.put(key, b"record v3").expect("retag here");
+        assert_eq!(cache.get(key).expect("fetched"), b"record v3");
+        // Forgotten elsewhere: the next listing drops the entry.
+        let entry = cache.dir().expect("on").join("snapshots").join(&key[10..]);
+        assert!(entry.exists());
+        store.delete(key).expect("forget elsewhere");
+        cache.list("snapshots/").expect("list");
+        assert!(!entry.exists());
+        assert!(cache.get(key).expect_err("gone").is_not_found());
+    }
+
+    #[test]
+    fn without_a_listing_records_are_always_fetched() {
+        let (_tmp, store, cache) = setup();
+        let key = "snapshots/0190b8a1-0000-7000-8000-000000000002";
+        store.put(key, b"rec").expect("put");
+        cache.get(key).expect("get");
+        cache.get(key).expect("get");
+        assert_eq!(store.reads(), 2);
+    }
+
+    #[test]
+    fn tree_ranges_are_kept_and_damage_is_refetched() {
+        let (_tmp, store, cache) = setup();
+        let pack = "ab".repeat(32);
+        let key = format!("data/ab/{pack}");
+        store.put(&key, b"header tree-bytes trailer").expect("put");
+        assert_eq!(
+            cache.get_range_hot(&key, 7, 10).expect("miss"),
+            b"tree-bytes"
+        );
+        assert_eq!(
+            cache.get_range_hot(&key, 7, 10).expect("hit"),
+            b"tree-bytes"
+        );
+        assert_eq!(store.reads(), 1);
+        // Plain ranges (data chunks) are never cached.
+        cache.get_range(&key, 0, 6).expect("range");
+        cache.get_range(&key, 0, 6).expect("range");
+        assert_eq!(store.reads(), 3);
+        let entry = cache
+            .dir()
+            .expect("on")
+            .join("trees")
+            .join(format!("{pack}-7-10"));
+        std::fs::write(&entry, b"garbage that is long enough to parse as something")
+            .expect("damage");
+        assert_eq!(
+            cache.get_range_hot(&key, 7, 10).expect("refetch"),
+            b"tree-bytes"
+        );
+        assert_eq!(store.reads(), 4);
+    }
+
+    #[test]
+    fn for_repository_without_config_caches_nothing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+        let c = CachingBackend::for_repository(Arc::clone(&store), tmp.path()).expect("cache");
+        assert!(c.dir().is_none());
+        assert!(c.get(CONFIG_KEY).expect_err("none").is_not_found());
+    }
+
+    #[test]
+    fn an_unusable_directory_turns_the_cache_off() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let file = tmp.path().join("file");
+        std::fs::write(&file, b"x").expect("file");
+        let c = CachingBackend::new(Arc::new(MemoryBackend::new()), file.join("sub"));
+        assert!(c.dir().is_none());
+        crate::backend::contract::check(&c);
+    }
+}
