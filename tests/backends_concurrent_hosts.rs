@@ -95,5 +95,18 @@ fn two_hosts_snapshot_concurrently_into_one_repository() {
             third.to_str().expect("utf-8"),
         ]);
         assert_eq!(v["new_bytes"], 0, "[{name}] {v}");
+
+        // A prune gives the duplicate back: afterwards the shared data is stored once.
+        let p = t.cli_json(&["prune", "--grace", "0", "--max-unused", "0%"]);
+        assert_eq!(p["waiting_packs"], 0, "[{name}] {p}");
+        let stats = t.cli_json(&["stats"]);
+        let packed_after = stats["repository_pack_bytes"].as_u64().expect("packed");
+        assert!(
+            packed_after < (SHARED + 2 * OWN + 256 * 1024) as u64,
+            "[{name}] after prune: {stats}"
+        );
+        assert_eq!(stats["reclaimable_bytes"], 0, "[{name}] {stats}");
+        let v = t.cli_json(&["verify", "--read-data"]);
+        assert_eq!(v["ok"], true, "[{name}] {v}");
     }
 }
