@@ -1,5 +1,6 @@
-//! The pack writer: many producer threads, one staged pack at a time per blob kind, and a
-//! background thread that seals and uploads full packs (bounded queue = back-pressure).
+//! The pack writer: many producer threads, one staged pack at a time per blob kind, and
+//! background threads that seal and upload full packs (one for a local store, four for a
+//! remote one; a bounded queue gives back-pressure).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -10,7 +11,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use crate::backend::{Backend, pack_key};
+use crate::backend::{Backend, CONFIG_KEY, pack_key};
 use crate::error::{Error, Result};
 use crate::format::index_file::BlobLocation;
 use crate::format::pack::{BlobCompression, BlobKind, HEADER, PackEntry, encode_trailer};
@@ -66,11 +67,14 @@ pub struct PackWriter {
     target: u64,
     current: [Mutex<Option<OpenPack>>; 2],
     tx: Mutex<Option<SyncSender<OpenPack>>>,
-    uploader: Mutex<Option<JoinHandle<()>>>,
+    uploaders: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// Size of a salt blob (see [`PackWriter::avoid`]).
 const SALT_LEN: u32 = 16;
+
+/// Packs uploading at once to a remote store.
+const REMOTE_UPLOADERS: usize = 4;
 
 static STAGE_SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -87,19 +91,32 @@ impl PackWriter {
             keys: Mutex::new(Vec::new()),
             avoid: Mutex::new(std::collections::HashSet::new()),
         });
-        // Two packs may wait while one uploads: bounded memory/disk, producers block beyond.
-        let (tx, rx) = sync_channel::<OpenPack>(1);
-        let sh = Arc::clone(&shared);
-        let uploader = std::thread::Builder::new()
-            .name("snapkeep-pack-upload".into())
-            .spawn(move || upload_loop(&sh, &rx))
-            .ok();
+        // A local store renames a staged pack into place: one uploader keeps up. A remote one
+        // is latency-bound: several packs upload at once. Staged packs waiting beyond that
+        // block the producers (bounded disk use).
+        let uploaders = if shared.backend.local_path(CONFIG_KEY).is_some() {
+            1
+        } else {
+            REMOTE_UPLOADERS
+        };
+        let (tx, rx) = sync_channel::<OpenPack>(uploaders);
+        let rx = Arc::new(Mutex::new(rx));
+        let handles = (0..uploaders)
+            .filter_map(|i| {
+                let sh = Arc::clone(&shared);
+                let rx = Arc::clone(&rx);
+                std::thread::Builder::new()
+                    .name(format!("snapkeep-pack-upload-{i}"))
+                    .spawn(move || upload_loop(&sh, &rx))
+                    .ok()
+            })
+            .collect();
         PackWriter {
             shared,
             target,
             current: [Mutex::new(None), Mutex::new(None)],
             tx: Mutex::new(Some(tx)),
-            uploader: Mutex::new(uploader),
+            uploaders: Mutex::new(handles),
         }
     }
 
@@ -217,12 +234,13 @@ impl PackWriter {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
-        if let Some(h) = self
-            .uploader
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
+        let handles = std::mem::take(
+            &mut *self
+                .uploaders
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for h in handles {
             let _ = h.join();
         }
         self.shared.check()?;
@@ -267,12 +285,13 @@ impl Drop for PackWriter {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
-        if let Some(h) = self
-            .uploader
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
+        let handles = std::mem::take(
+            &mut *self
+                .uploaders
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for h in handles {
             let _ = h.join();
         }
         for slot in &self.current {
@@ -283,8 +302,10 @@ impl Drop for PackWriter {
     }
 }
 
-fn upload_loop(shared: &Shared, rx: &Receiver<OpenPack>) {
-    while let Ok(pack) = rx.recv() {
+fn upload_loop(shared: &Shared, rx: &Mutex<Receiver<OpenPack>>) {
+    loop {
+        let next = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(pack) = next else { return };
         if shared.check().is_err() {
             let _ = std::fs::remove_file(&pack.path);
             continue;
