@@ -235,29 +235,40 @@ impl Repository {
         {
             return Some(*loc);
         }
-        let mut keys: Vec<String> = self
-            .backend
-            .list(crate::lock::MARKS_PREFIX)
-            .ok()?
-            .into_iter()
-            .map(|o| o.key)
-            .collect();
-        keys.sort();
-        if cache.as_ref().is_some_and(|m| m.keys == keys) {
-            return None;
+        // A mark that vanishes between the listing and its read was replaced (a pending mark
+        // by its mark proper) or swept: list again.
+        for _ in 0..8 {
+            let mut keys: Vec<String> = self
+                .backend
+                .list(crate::lock::MARKS_PREFIX)
+                .ok()?
+                .into_iter()
+                .map(|o| o.key)
+                .collect();
+            keys.sort();
+            if cache.as_ref().is_some_and(|m| m.keys == keys) {
+                return None;
+            }
+            let Some(blobs) = self.read_marked_blobs(&keys) else {
+                continue;
+            };
+            let blobs = Arc::new(blobs);
+            let found = blobs.get(id).copied();
+            *cache = Some(MarkedBlobs { keys, blobs });
+            return found;
         }
-        let blobs = Arc::new(self.read_marked_blobs(&keys));
-        let found = blobs.get(id).copied();
-        *cache = Some(MarkedBlobs { keys, blobs });
-        found
+        None
     }
 
-    fn read_marked_blobs(&self, keys: &[String]) -> HashMap<ChunkId, BlobLocation> {
+    /// The blobs of the packs of marks `keys`; `None` when one of them vanished meanwhile.
+    fn read_marked_blobs(&self, keys: &[String]) -> Option<HashMap<ChunkId, BlobLocation>> {
         let mut out = HashMap::new();
         // Pending marks too: a prune writes one before its index rewrite.
         for key in keys {
-            let Ok(bytes) = self.backend.get(key) else {
-                continue;
+            let bytes = match self.backend.get(key) {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => return None,
+                Err(_) => continue,
             };
             let Ok(mark) = crate::format::gc::MarkRecord::from_bytes(&bytes, key) else {
                 continue;
@@ -273,7 +284,7 @@ impl Repository {
                 }
             }
         }
-        out
+        Some(out)
     }
 
     /// Reads one blob, checked against its id.
