@@ -182,6 +182,7 @@ impl StageSet {
                 .collect(),
             StageSelection::Explicit(n) => n.clone(),
         };
+        #[cfg_attr(not(feature = "alopex"), allow(unused_mut))]
         let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
         for n in &names {
             match n.as_str() {
