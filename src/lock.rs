@@ -153,7 +153,6 @@ fn held_here(started_ns: i64) -> bool {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        release(self.record.started_ns);
         drop(
             self.stop
                 .lock()
@@ -168,9 +167,13 @@ impl Drop for LockGuard {
         {
             let _ = h.join();
         }
-        if !self.lost.load(Ordering::Acquire) {
+        // Never delete a lock another process took over (after judging this one stale).
+        if !self.lost.load(Ordering::Acquire)
+            && still_ours(&*self.backend, &self.key, &self.record).unwrap_or(false)
+        {
             let _ = self.backend.delete(&self.key);
         }
+        release(self.record.started_ns);
     }
 }
 
@@ -273,12 +276,15 @@ pub fn acquire_reader(
 ) -> Result<Option<LockGuard>> {
     let guard = match acquire_job(repo.backend(), purpose) {
         Ok(g) => Some(g),
-        Err(e) => {
+        // Only a repository this process cannot write to (permissions, read-only media);
+        // any other failure stops the job.
+        Err(e @ Error::InvalidInput(_)) => {
             progress.warn(&format!(
                 "no lock taken ({e}); a prune running meanwhile could remove data this {purpose} reads"
             ));
             None
         }
+        Err(e) => return Err(e),
     };
     repo.reload_index()?;
     Ok(guard)

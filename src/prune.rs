@@ -182,20 +182,22 @@ struct State {
     trailers: HashMap<PackId, std::result::Result<Vec<(ChunkId, BlobLocation)>, String>>,
     reachable: HashSet<ChunkId>,
     record_ids: HashSet<SnapshotId>,
+    /// Pending marks of earlier runs, found at the start.
+    stale_pending: Vec<String>,
     snapshots: u64,
 }
 
 fn read_state(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) -> Result<State> {
     let backend = repo.backend().as_ref();
     // A pending mark left by a prune that stopped before its mark proper: its packs are
-    // unindexed, so this run marks them again.
-    if !opts.dry_run {
-        for o in backend.list(MARKS_PREFIX)? {
-            if o.key.ends_with(PENDING_SUFFIX) {
-                backend.delete(&o.key)?;
-            }
-        }
-    }
+    // unindexed, so this run marks (or rescues) them again; the leftover is deleted once this
+    // run's index file is written (readers may still need it until then).
+    let stale_pending: Vec<String> = backend
+        .list(MARKS_PREFIX)?
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| k.ends_with(PENDING_SUFFIX))
+        .collect();
     let mut marks = Vec::new();
     for key in lock::list_marks(backend)? {
         let bytes = match backend.get(&key) {
@@ -339,6 +341,7 @@ fn read_state(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) 
         trailers,
         reachable,
         record_ids,
+        stale_pending,
         snapshots: records.len() as u64,
     })
 }
@@ -621,10 +624,11 @@ fn pass(
         backend.put(&pending_key, &pending.to_bytes())?;
     }
     if index_changes {
+        // Entries of packs that are gone go too (a rescued copy may replace them).
         let mut fresh: HashMap<ChunkId, BlobLocation> = st
             .entries
             .iter()
-            .filter(|(_, l)| !leaving.contains(&l.pack))
+            .filter(|(_, l)| !leaving.contains(&l.pack) && st.listed.contains_key(&l.pack))
             .map(|(i, l)| (*i, *l))
             .collect();
         for (id, loc) in moved.into_iter().chain(rescue) {
@@ -638,6 +642,10 @@ fn pass(
                 backend.delete(&index_key(&f.id()))?;
             }
         }
+    }
+
+    for key in &st.stale_pending {
+        backend.delete(key)?;
     }
 
     // --- act: sweep ---
@@ -714,9 +722,23 @@ fn rescue_for_late_records(
         .iter()
         .flat_map(|(_, es)| es.iter().copied())
         .collect();
-    let reach = reachable_from(backend, &roots, |id| {
-        fresh.get(id).or_else(|| in_marked.get(id).copied())
-    })?;
+    // Trees of late snapshots may also sit in packs of older marks (reused from a view that
+    // still had them); a tree found nowhere is left to the snapshot's own re-index and to
+    // the next prune rather than failing this one after its work is done.
+    let reach = match reachable_from(backend, &roots, |id| {
+        fresh
+            .get(id)
+            .or_else(|| in_marked.get(id).copied())
+            .or_else(|| repo.locate_marked(id))
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            report.notes.push(format!(
+                "snapshots committed during this prune were not checked for rescue ({e}); the next prune checks them"
+            ));
+            return Ok(());
+        }
+    };
     let mut entries = Vec::new();
     let mut rescued = HashSet::new();
     for (p, es) in &trailers {

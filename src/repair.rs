@@ -71,7 +71,7 @@ pub fn rebuild_index(repo: &Repository, dry_run: bool) -> Result<(IndexRebuild, 
         return Ok((plan_index_rebuild(repo)?, None));
     }
     let mut notes = Vec::new();
-    let _lock = crate::lock::acquire_prune(repo.backend(), crate::lock::STALE_AFTER, &mut notes)
+    let lock = crate::lock::acquire_prune(repo.backend(), crate::lock::STALE_AFTER, &mut notes)
         .map_err(|e| match e {
             crate::error::Error::Locked(m) => crate::error::Error::Locked(format!(
                 "{m} (repair index waits for prune: it must not index packs a prune deletes)"
@@ -79,6 +79,7 @@ pub fn rebuild_index(repo: &Repository, dry_run: bool) -> Result<(IndexRebuild, 
             other => other,
         })?;
     let plan = plan_index_rebuild(repo)?;
+    lock.check()?;
     let new = repair_index(repo, &plan)?;
     Ok((plan, new))
 }
@@ -167,18 +168,38 @@ pub fn repair_snapshots(
         trees: HashMap<ChunkId, (ChunkId, Vec<String>, Vec<String>)>,
         /// New trees to store.
         new_trees: Vec<(ChunkId, Vec<u8>)>,
+        /// The first error that is not a loss.
+        error: Option<crate::error::Error>,
     }
 
     impl Walk<'_> {
+        /// Whether a chunk is there; an error that is not a loss (a timeout, a permission)
+        /// is kept in `error` and stops the repair, so it never drops a file.
         fn chunk_ok(&mut self, id: &ChunkId) -> bool {
             if let Some(ok) = self.chunks.get(id) {
                 return *ok;
             }
-            let ok = match self.repo.index().get(id) {
-                Some(loc) if self.packs.contains(&loc.pack) => {
-                    !self.read_data || self.repo.read_blob(id).is_ok()
+            let ok = match self.repo.locate(id) {
+                Ok(loc) if self.packs.contains(&loc.pack) => {
+                    if self.read_data {
+                        match self.repo.read_blob(id) {
+                            Ok(_) => true,
+                            Err(e) if is_loss(&e) => false,
+                            Err(e) => {
+                                self.error.get_or_insert(e);
+                                true
+                            }
+                        }
+                    } else {
+                        true
+                    }
                 }
-                _ => false,
+                Ok(_) => false,
+                Err(e) if is_loss(&e) => false,
+                Err(e) => {
+                    self.error.get_or_insert(e);
+                    true
+                }
             };
             self.chunks.insert(*id, ok);
             ok
@@ -189,7 +210,14 @@ pub fn repair_snapshots(
             if let Some(done) = self.trees.get(id) {
                 return Some(done.clone());
             }
-            let tree = self.repo.load_tree(id).ok()?;
+            let tree = match self.repo.load_tree(id) {
+                Ok(t) => t,
+                Err(e) if is_loss(&e) => return None,
+                Err(e) => {
+                    self.error.get_or_insert(e);
+                    return Some((*id, Vec::new(), Vec::new()));
+                }
+            };
             let mut dropped = Vec::new();
             let mut emptied = Vec::new();
             let mut nodes = Vec::with_capacity(tree.nodes.len());
@@ -237,7 +265,15 @@ pub fn repair_snapshots(
     }
 
     let backend = repo.backend();
-    let _lock = if opts.dry_run {
+    // Records first, then the lock and the index, then the packs: everything a listed record
+    // needs is in the later listings (docs/DESIGN.md, "Garbage collection", invariant 9).
+    let (records, bad) = repo.snapshots()?;
+    if let Some((id, e)) = bad.iter().find(|(_, e)| !is_loss(e)) {
+        return Err(crate::error::Error::InvalidInput(format!(
+            "snapshot record {id} cannot be read now ({e}); retry the repair when the store answers"
+        )));
+    }
+    let lock = if opts.dry_run {
         None
     } else {
         let l = crate::lock::acquire_job(backend, "repair")?;
@@ -269,8 +305,8 @@ pub fn repair_snapshots(
         chunks: HashMap::new(),
         trees: HashMap::new(),
         new_trees: Vec::new(),
+        error: None,
     };
-    let (records, bad) = repo.snapshots()?;
     let mut report = SnapshotsRepairReport {
         unreadable_records: bad.iter().map(|(id, e)| (*id, e.to_string())).collect(),
         index_rebuilt,
@@ -301,13 +337,20 @@ pub fn repair_snapshots(
             forgotten: false,
         });
     }
-    if opts.dry_run {
-        return Ok(report);
+    if let Some(e) = walk.error {
+        return Err(e);
     }
+    let Some(lock) = lock else {
+        return Ok(report);
+    };
     // Trees → index → records (the commit protocol), then the originals go.
     let index = repo.index();
     let writer =
         crate::pack::PackWriter::new(Arc::clone(backend), u64::from(repo.config().pack_size));
+    writer.avoid(crate::lock::marked_packs(
+        backend.as_ref(),
+        &lock.record().seen_marks,
+    )?);
     let mut stored = HashSet::new();
     for (id, bytes) in &walk.new_trees {
         if index.contains(id) || !stored.insert(*id) {
@@ -318,6 +361,7 @@ pub fn repair_snapshots(
         writer.add(*id, BlobKind::Tree, BlobCompression::Raw, bytes, len)?;
     }
     let sealed = writer.finish()?;
+    lock.check()?;
     crate::index::write_index(
         backend.as_ref(),
         sealed.iter().map(|s| (s.id, s.loc)).collect(),
@@ -346,4 +390,14 @@ pub fn repair_snapshots(
         repo.forget(&ids)?;
     }
     Ok(report)
+}
+
+/// Whether an error means the object is gone or damaged (as opposed to unreachable now).
+fn is_loss(e: &crate::error::Error) -> bool {
+    use crate::error::Error as E;
+    e.is_not_found()
+        || matches!(
+            e,
+            E::Corrupt { .. } | E::HashMismatch { .. } | E::UnsupportedFormat { .. }
+        )
 }

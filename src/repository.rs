@@ -193,34 +193,15 @@ impl Repository {
             return Ok(loc);
         }
         // A prune may have put the blob back into the index (and dropped it from its mark)
-        // after this view was loaded: look again when the index files changed.
-        if self.index_changed()? {
-            self.reload_index()?;
-            if let Some(loc) = self.index().get(id) {
-                return Ok(loc);
-            }
+        // since: read the index and the marks again, once, before calling it missing.
+        self.reload_index()?;
+        if let Some(loc) = self.index().get(id) {
+            return Ok(loc);
+        }
+        if let Some(loc) = self.locate_marked(id) {
+            return Ok(loc);
         }
         Err(Error::NotFound(format!("blob {id} in the index")))
-    }
-
-    /// Whether the index files differ from the ones this view opened.
-    fn index_changed(&self) -> Result<bool> {
-        let mut now: Vec<String> = self
-            .backend
-            .list("index/")?
-            .into_iter()
-            .map(|o| o.key)
-            .collect();
-        now.sort();
-        let index = self.index();
-        let mut had: Vec<String> = index
-            .files()
-            .iter()
-            .map(|f| crate::backend::index_key(&f.id()))
-            .chain(index.damaged().iter().map(|(k, _)| k.clone()))
-            .collect();
-        had.sort();
-        Ok(now != had)
     }
 
     /// Location of a blob in a marked pack that still exists. Each miss lists the marks
@@ -290,7 +271,19 @@ impl Repository {
     /// Reads one blob, checked against its id.
     pub fn read_blob(&self, id: &ChunkId) -> Result<Vec<u8>> {
         let loc = self.locate(id)?;
-        crate::pack::read_blob(self.backend.as_ref(), id, &loc)
+        match crate::pack::read_blob(self.backend.as_ref(), id, &loc) {
+            // The pack went (a prune swept a mark this view knew, or repacked the blob
+            // elsewhere): read the index and the marks again, once.
+            Err(e) if e.is_not_found() => {
+                self.reload_index()?;
+                let again = self.locate(id)?;
+                if again == loc {
+                    return Err(e);
+                }
+                crate::pack::read_blob(self.backend.as_ref(), id, &again)
+            }
+            other => other,
+        }
     }
 
     /// Reads and decodes a tree.

@@ -357,17 +357,11 @@ impl Walker<'_> {
                         }
                         let object = format!("chunk {}", c.id);
                         let indexed = self.repo.index().get(&c.id);
-                        if indexed.is_none()
-                            && let Ok(loc) = self.repo.locate(&c.id)
-                        {
+                        if indexed.is_none() && self.repo.locate(&c.id).is_ok() {
                             // In a pack a running prune took out of the index (it puts it
                             // back), or indexed since this view was loaded: check the blob.
                             if self.verified.is_some() {
-                                match crate::pack::read_blob(
-                                    self.repo.backend().as_ref(),
-                                    &c.id,
-                                    &loc,
-                                ) {
+                                match self.repo.read_blob(&c.id) {
                                     Ok(raw) => crc.append(crc32fast::hash(&raw), raw.len() as u64),
                                     Err(e) => {
                                         report.add(Some(&rec.id), Some(&p), object, e.to_string());

@@ -84,7 +84,8 @@ fn list_and_a_no_change_snapshot_make_few_requests() {
         // Measured: GET config, LIST index, LIST snapshots, the fresh records, LIST marks +
         // PUT lock (the job lock), LIST index (reload under the lock), GET lock (the check
         // before the commit), PUT record, LIST marks (re-index check), LIST index (merge
-        // check), DELETE lock — trees and index files come from the cache.
+        // check), GET lock + DELETE lock (released only while it is still ours) — trees and
+        // index files come from the cache.
         let (out, snap_requests) = t.cli_counted(&["snapshot", src_s]);
         assert!(out.status.success(), "[{name}]");
         match target {
@@ -98,7 +99,9 @@ fn list_and_a_no_change_snapshot_make_few_requests() {
                     "[{name}] list sent {list_requests} requests"
                 );
                 assert!(
-                    snap_requests <= 11 + fresh_records,
+                    // Measured: 14 once the records are a minute old, 16 right after two
+                    // snapshots (two more GETs while records are young).
+                    snap_requests <= 12 + 2 * fresh_records,
                     "[{name}] a no-change snapshot sent {snap_requests} requests"
                 );
                 eprintln!(

@@ -316,6 +316,9 @@ pub fn snapshot(
     }
     let mut stored = ctx.writer.stored_bytes();
     let entries: Vec<_> = sealed.iter().map(|s| (s.id, s.loc)).collect();
+    // Every index write happens under a lock that still holds: with a lost lock, a prune may
+    // have deleted the packs this file would name.
+    lock.check()?;
     if let Some((_, len)) = write_index(repo.backend().as_ref(), entries)? {
         stored += len;
     }
@@ -367,6 +370,7 @@ pub fn snapshot(
             return Ok(());
         }
         let missing = reindex::reused_missing(repo, &ctx.index, &sealed, &tree, true)?;
+        lock.check()?;
         write_index(repo.backend().as_ref(), missing).map(|_| ())
     });
 
@@ -380,8 +384,9 @@ pub fn snapshot(
         ));
     }
     // Merging is housekeeping after the commit; failing it loses nothing.
-    if let Err(e) = repo
-        .reload_index()
+    if let Err(e) = lock
+        .check()
+        .and_then(|()| repo.reload_index())
         .and_then(|()| merge(repo.backend().as_ref(), &repo.index(), MERGE_THRESHOLD))
     {
         warnings.push(format!("index merge skipped: {e}"));

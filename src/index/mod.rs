@@ -158,16 +158,16 @@ impl Index {
     /// delete what it replaces, so when a listed file has vanished before it could be opened
     /// (a merge or a prune replaced it), listing again finds the replacement.
     pub fn open(backend: &dyn Backend) -> Result<Self> {
-        let mut last = None;
         for _ in 0..16 {
-            match Self::open_listed(backend)? {
-                (index, false) => return Ok(index),
-                (index, true) => last = Some(index),
+            if let (index, false) = Self::open_listed(backend)? {
+                return Ok(index);
             }
         }
-        // Replaced sixteen times in a row: use the last view (a missing entry only makes a
-        // chunk be stored again; readers report what they cannot find).
-        Ok(last.unwrap_or_else(Index::empty))
+        // Replaced sixteen times in a row: no whole view could be read.
+        Err(Error::Locked(format!(
+            "the index files of {} kept being replaced while they were read; retry",
+            backend.location()
+        )))
     }
 
     /// One listing and open; the flag says whether a listed file vanished meanwhile.
