@@ -79,6 +79,20 @@ impl LockGuard {
         Ok(())
     }
 
+    /// The guard of a lock object just written, with its heartbeat running.
+    fn held(backend: &Arc<dyn Backend>, key: String, record: LockRecord) -> Self {
+        let guard = LockGuard {
+            backend: Arc::clone(backend),
+            key,
+            lost: Arc::new(AtomicBool::new(false)),
+            stop: Mutex::new(None),
+            thread: Mutex::new(None),
+            record,
+        };
+        guard.start_heartbeat();
+        guard
+    }
+
     fn start_heartbeat(&self) {
         let (tx, rx) = channel::<()>();
         let backend = Arc::clone(&self.backend);
@@ -254,16 +268,7 @@ pub fn acquire_job(backend: &Arc<dyn Backend>, purpose: &str) -> Result<LockGuar
             "lock {key} already exists; retry the {purpose}"
         )));
     }
-    let guard = LockGuard {
-        backend: Arc::clone(backend),
-        key,
-        lost: Arc::new(AtomicBool::new(false)),
-        stop: Mutex::new(None),
-        thread: Mutex::new(None),
-        record,
-    };
-    guard.start_heartbeat();
-    Ok(guard)
+    Ok(LockGuard::held(backend, key, record))
 }
 
 /// Takes a shared lock for a job that only reads (restore, verify) and reloads the index
@@ -320,16 +325,11 @@ fn take_prune_lock(
     let record = record.clone();
     for _ in 0..2 {
         if backend.put_if_absent(PRUNE_LOCK_KEY, &record.to_bytes())? {
-            let guard = LockGuard {
-                backend: Arc::clone(backend),
-                key: PRUNE_LOCK_KEY.to_owned(),
-                lost: Arc::new(AtomicBool::new(false)),
-                stop: Mutex::new(None),
-                thread: Mutex::new(None),
+            return Ok(Some(LockGuard::held(
+                backend,
+                PRUNE_LOCK_KEY.to_owned(),
                 record,
-            };
-            guard.start_heartbeat();
-            return Ok(Some(guard));
+            )));
         }
         let held = match backend.get(PRUNE_LOCK_KEY) {
             Ok(b) => LockRecord::from_bytes(&b, PRUNE_LOCK_KEY),
