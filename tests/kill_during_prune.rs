@@ -18,7 +18,7 @@ use snapkeep::{NoProgress, Repository, RestoreOptions, SnapshotId};
 
 /// SIGKILLs to deliver (rounds go on until then, at most `MAX_ROUNDS`).
 const KILLS: usize = 50;
-const MAX_ROUNDS: usize = 75;
+const MAX_ROUNDS: usize = 150;
 const FILES: u64 = 5;
 const FILE_LEN: usize = 1 << 20;
 
@@ -153,7 +153,7 @@ fn sigkill_during_prune_leaves_a_clean_repository() {
         "the workload does not make prune repack and delete: {v}"
     );
     #[allow(clippy::cast_possible_truncation)]
-    let span_ms = (span.as_millis() as u64).max(50);
+    let mut span_ms = (span.as_millis() as u64).max(50);
 
     let mut kill_seed = common::XorShift::new(0x9e37_79b9);
     let mut killed = 0;
@@ -182,10 +182,17 @@ fn sigkill_during_prune_leaves_a_clean_repository() {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn");
-        std::thread::sleep(Duration::from_millis(kill_seed.next_u64() % span_ms));
+        let delay = kill_seed.next_u64() % span_ms;
+        std::thread::sleep(Duration::from_millis(delay));
         if child.try_wait().expect("poll").is_none() {
             child.kill().expect("SIGKILL");
             killed += 1;
+            // A staircase: a kill widens the window by a tenth, a miss narrows it by a
+            // quarter, so it settles where about three kills in four land, spread over the
+            // whole run of the job, on a fast machine or a slow one.
+            span_ms += span_ms / 10 + 1;
+        } else {
+            span_ms = (span_ms * 3 / 4).max(5);
         }
         let exit = child.wait().expect("wait");
         let left_lock = repo_dir.join("locks/prune").exists();

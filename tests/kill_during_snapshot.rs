@@ -1,12 +1,16 @@
-//! The CLI snapshot killed with SIGKILL at seeded random moments (50 times): the repository
-//! always reopens and verifies clean, lists only whole snapshots, and the first snapshot
-//! restores byte-identical.
+//! The CLI snapshot killed with SIGKILL at seeded random moments until 50 kills have landed
+//! while it ran: the repository always reopens and verifies clean, lists only whole snapshots,
+//! and the first and the newest snapshots restore.
 
 mod common;
 
 use std::fs;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// SIGKILLs to deliver while a snapshot runs (rounds go on until then, at most `MAX_ROUNDS`).
+const KILLS: usize = 50;
+const MAX_ROUNDS: usize = 150;
 
 use snapkeep::{NoProgress, Repository, RestoreOptions, VerifyOptions};
 
@@ -33,26 +37,39 @@ fn sigkill_at_random_moments_leaves_a_clean_repository() {
         .status()
         .expect("init");
     assert!(status.success());
+    // The first snapshot is timed: the kills are spread over about its duration.
+    let t = Instant::now();
     let first = Command::new(bin)
         .args(["--quiet", "--repo"])
         .arg(&repo_dir)
-        .arg("snapshot")
+        .args(["snapshot", "--force-read"])
         .arg(&src)
         .output()
         .expect("first snapshot");
     assert!(first.status.success());
+    #[allow(clippy::cast_possible_truncation)]
+    let mut span_ms = (t.elapsed().as_millis() as u64).max(40);
     let first_id = String::from_utf8_lossy(&first.stdout).trim().to_owned();
     let base = fs::read(src.join("base.bin")).expect("read");
 
     let mut kill_seed = 0x9e37_79b9_u64;
     let mut killed = 0;
-    for round in 0..50 {
+    let mut mid_write = 0;
+    let mut round = 0;
+    while killed < KILLS && round < MAX_ROUNDS {
         // New content each round, so every snapshot has packs to write.
         fs::write(
             src.join("sub").join(format!("r{round}.bin")),
             noise(400_000),
         )
         .expect("write");
+        let packs_before = common::pack_files(&repo_dir).len();
+        let records_before = Repository::open_local(&repo_dir)
+            .expect("open")
+            .snapshots()
+            .expect("list")
+            .0
+            .len();
         let mut child = Command::new(bin)
             .args(["--quiet", "--repo"])
             .arg(&repo_dir)
@@ -65,10 +82,17 @@ fn sigkill_at_random_moments_leaves_a_clean_repository() {
         kill_seed ^= kill_seed << 13;
         kill_seed ^= kill_seed >> 7;
         kill_seed ^= kill_seed << 17;
-        std::thread::sleep(Duration::from_millis(kill_seed % 120));
+        let delay = kill_seed % span_ms;
+        std::thread::sleep(Duration::from_millis(delay));
         if child.try_wait().expect("poll").is_none() {
             child.kill().expect("SIGKILL");
             killed += 1;
+            // A staircase: a kill widens the window by a tenth, a miss narrows it by a
+            // quarter, so it settles where about three kills in four land, spread over the
+            // whole run of the job, on a fast machine or a slow one.
+            span_ms += span_ms / 10 + 1;
+        } else {
+            span_ms = (span_ms * 3 / 4).max(5);
         }
         let _ = child.wait();
 
@@ -79,6 +103,11 @@ fn sigkill_at_random_moments_leaves_a_clean_repository() {
             "round {round}: damaged records {damaged:?}"
         );
         assert!(records.iter().any(|r| r.id.to_string() == first_id));
+        // Killed after its packs were written and before its record: the packs stay as
+        // garbage for prune, and no snapshot is listed for them.
+        mid_write += usize::from(
+            common::pack_files(&repo_dir).len() > packs_before && records.len() == records_before,
+        );
         let report = snapkeep::verify(
             &repo,
             &VerifyOptions {
@@ -105,12 +134,18 @@ fn sigkill_at_random_moments_leaves_a_clean_repository() {
             )
             .expect("the newest whole snapshot restores");
         }
+        round += 1;
     }
     common::report(&format!(
-        "SIGKILL delivered mid-snapshot in {killed} of 50 rounds"
+        "SIGKILL delivered mid-snapshot in {killed} of {round} rounds, {mid_write} of them \
+         after the snapshot had written packs but before its record"
     ));
     assert!(
-        killed >= 10,
-        "only {killed} kills landed mid-snapshot; the test did not test much"
+        killed >= KILLS,
+        "only {killed} kills landed mid-snapshot in {round} rounds"
+    );
+    assert!(
+        mid_write >= 1,
+        "no kill landed between a snapshot's packs and its record: the test did not test much"
     );
 }
