@@ -38,7 +38,7 @@ use crate::format::repo_config::Compression;
 use crate::hasher::{FileCrc, PAR_THRESHOLD, crc_chunk, hash_chunk};
 use crate::id::{ChunkId, SnapshotId, TreeId};
 use crate::index::{Index, MERGE_THRESHOLD, merge, write_index};
-use crate::pack::PackWriter;
+use crate::pack::{NewBlob, PackWriter};
 use crate::progress::{Phase, Progress};
 use crate::repository::{Repository, hostname, now_ns};
 use crate::source::{WINDOW, data_extents, holes_of, read_window};
@@ -469,14 +469,78 @@ impl Ctx<'_> {
         self.progress.advance(node.size, 1);
     }
 
-    fn chunk(&self, data: &[u8]) -> Result<(ChunkRef, u32)> {
+    /// Hashes one chunk of a file and, when this snapshot is the first to claim it, compresses
+    /// it; [`Ctx::store_chunks`] then appends the new ones in file order.
+    fn prepare_chunk(&self, data: &[u8]) -> Result<Prepared> {
         let id = hash_chunk(data);
         let crc = crc_chunk(data);
-        self.store(id, BlobKind::Data, data)?;
         let len = u32::try_from(data.len())
             .map_err(|_| Error::InvalidInput("chunk larger than 4 GiB".into()))?;
-        Ok((ChunkRef { id, len }, crc))
+        let new = if !self.claim(&id) {
+            NewChunk::Known
+        } else if let Some(z) = compress(self.compression, data) {
+            NewChunk::Zstd(z)
+        } else {
+            NewChunk::Raw
+        };
+        Ok(Prepared {
+            cref: ChunkRef { id, len },
+            crc,
+            new,
+        })
     }
+
+    /// Appends the claimed chunks of one read window to the pack, back to back in file
+    /// order, so a restore reads them with one ranged read per run.
+    fn store_chunks(
+        &self,
+        win: &[u8],
+        cuts: &[(usize, usize)],
+        prepared: &[Prepared],
+    ) -> Result<()> {
+        let mut blobs = Vec::new();
+        let mut bytes = 0u64;
+        for (&(s, n), p) in cuts.iter().zip(prepared) {
+            let (compression, stored) = match &p.new {
+                NewChunk::Known => continue,
+                NewChunk::Zstd(z) => (BlobCompression::Zstd, z.as_slice()),
+                NewChunk::Raw => (BlobCompression::Raw, &win[s..s + n]),
+            };
+            blobs.push(NewBlob {
+                id: p.cref.id,
+                compression,
+                stored,
+                raw_length: p.cref.len,
+            });
+            bytes += u64::from(p.cref.len);
+        }
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        self.writer.add_all(BlobKind::Data, &blobs)?;
+        self.counters.new_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.counters
+            .new_chunks
+            .fetch_add(blobs.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A hashed chunk of a read window.
+struct Prepared {
+    cref: ChunkRef,
+    crc: u32,
+    new: NewChunk,
+}
+
+/// Whether a chunk is new to this snapshot, and how it is stored then.
+enum NewChunk {
+    /// Already stored, or claimed by another file of this snapshot.
+    Known,
+    /// Claimed by this file: stored raw (incompressible, or compression off).
+    Raw,
+    /// Claimed by this file: stored as these zstd bytes.
+    Zstd(Vec<u8>),
 }
 
 /// Size of the sample that decides whether a large chunk is worth compressing.
@@ -873,19 +937,19 @@ fn read_extents(
             let at_end = at + wlen as u64 == end;
             let cuts = ctx.chunker.cuts(win, at_end);
             let p = cuts.last().map_or(0, |&(s, n)| s + n);
-            let results: Vec<Result<(ChunkRef, u32)>> = if p >= PAR_THRESHOLD && cuts.len() > 1 {
+            let prepared: Vec<Prepared> = if p >= PAR_THRESHOLD && cuts.len() > 1 {
                 cuts.par_iter()
-                    .map(|&(s, n)| ctx.chunk(&win[s..s + n]))
-                    .collect()
+                    .map(|&(s, n)| ctx.prepare_chunk(&win[s..s + n]))
+                    .collect::<Result<_>>()?
             } else {
                 cuts.iter()
-                    .map(|&(s, n)| ctx.chunk(&win[s..s + n]))
-                    .collect()
+                    .map(|&(s, n)| ctx.prepare_chunk(&win[s..s + n]))
+                    .collect::<Result<_>>()?
             };
-            for r in results {
-                let (cref, c) = r?;
-                crc.append(c, u64::from(cref.len));
-                chunks.push(cref);
+            ctx.store_chunks(win, &cuts, &prepared)?;
+            for pc in &prepared {
+                crc.append(pc.crc, u64::from(pc.cref.len));
+                chunks.push(pc.cref);
             }
             if let Some(t) = tee {
                 std::os::unix::fs::FileExt::write_all_at(t, &win[..p], at)

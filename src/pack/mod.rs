@@ -13,7 +13,7 @@
 
 mod writer;
 
-pub use writer::{PackWriter, SealedBlob};
+pub use writer::{NewBlob, PackWriter, SealedBlob};
 
 use crate::backend::{Backend, pack_key};
 use crate::error::{Error, Result};

@@ -61,6 +61,15 @@ impl Shared {
     }
 }
 
+/// One blob for [`PackWriter::add_all`]: its id, how it is stored, the stored bytes and the
+/// length of the raw bytes.
+pub struct NewBlob<'a> {
+    pub id: ChunkId,
+    pub compression: BlobCompression,
+    pub stored: &'a [u8],
+    pub raw_length: u32,
+}
+
 /// Appends blobs into packs of about `target` bytes and uploads them in the background.
 pub struct PackWriter {
     shared: Arc<Shared>,
@@ -165,42 +174,61 @@ impl PackWriter {
         stored: &[u8],
         raw_length: u32,
     ) -> Result<()> {
+        self.add_all(
+            kind,
+            &[NewBlob {
+                id,
+                compression,
+                stored,
+                raw_length,
+            }],
+        )
+    }
+
+    /// Appends blobs of one kind back to back, in order, with no other writer's blob between
+    /// them (until a pack fills up), so a reader can fetch them with one ranged read. Blocks
+    /// when the upload queue is full.
+    pub fn add_all(&self, kind: BlobKind, blobs: &[NewBlob<'_>]) -> Result<()> {
         self.shared.check()?;
-        let length = u32::try_from(stored.len())
-            .map_err(|_| Error::InvalidInput(format!("blob {} is too large", id.short())))?;
-        let full = {
+        let mut full = Vec::new();
+        {
             let mut slot = self.current[kind as usize]
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if slot.is_none() {
-                *slot = Some(self.open_pack()?);
+            for b in blobs {
+                let length = u32::try_from(b.stored.len()).map_err(|_| {
+                    Error::InvalidInput(format!("blob {} is too large", b.id.short()))
+                })?;
+                if slot.is_none() {
+                    *slot = Some(self.open_pack()?);
+                }
+                let Some(pack) = slot.as_mut() else {
+                    return Err(Error::Poisoned("staged pack missing".into()));
+                };
+                let offset = u32::try_from(pack.len)
+                    .map_err(|_| Error::InvalidInput("pack grew past 4 GiB".into()))?;
+                if let Err(e) = pack.file.write_all(b.stored) {
+                    let err = Error::io("write staged pack", &pack.path, e);
+                    self.shared.poison(&err);
+                    return Err(err);
+                }
+                pack.len += u64::from(length);
+                pack.entries.push(PackEntry {
+                    id: b.id,
+                    kind,
+                    compression: b.compression,
+                    offset,
+                    length,
+                    raw_length: b.raw_length,
+                });
+                if pack.len >= self.target
+                    && let Some(p) = slot.take()
+                {
+                    full.push(p);
+                }
             }
-            let Some(pack) = slot.as_mut() else {
-                return Err(Error::Poisoned("staged pack missing".into()));
-            };
-            let offset = u32::try_from(pack.len)
-                .map_err(|_| Error::InvalidInput("pack grew past 4 GiB".into()))?;
-            if let Err(e) = pack.file.write_all(stored) {
-                let err = Error::io("write staged pack", &pack.path, e);
-                self.shared.poison(&err);
-                return Err(err);
-            }
-            pack.len += u64::from(length);
-            pack.entries.push(PackEntry {
-                id,
-                kind,
-                compression,
-                offset,
-                length,
-                raw_length,
-            });
-            if pack.len >= self.target {
-                slot.take()
-            } else {
-                None
-            }
-        };
-        if let Some(pack) = full {
+        }
+        for pack in full {
             self.send(pack)?;
         }
         Ok(())

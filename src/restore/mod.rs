@@ -21,10 +21,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
+use crate::backend::pack_key;
 use crate::error::{Error, Result};
+use crate::format::index_file::BlobLocation;
 use crate::format::manifest::{ChunkRef, Extent, Node, NodeKind};
 use crate::hasher::FileCrc;
-use crate::id::{SnapshotId, TreeId};
+use crate::id::{PackId, SnapshotId, TreeId};
 use crate::progress::{Phase, Progress};
 use crate::repository::Repository;
 use crate::stage::{Layout, StageSelection, StageSet};
@@ -383,6 +385,58 @@ fn chunk_positions(chunks: &[ChunkRef], holes: &[Extent]) -> Vec<u64> {
     out
 }
 
+/// Largest ranged read of a restore: chunks stored back to back in one pack are fetched
+/// together up to this many stored bytes (one run in flight per worker bounds memory).
+const RUN_BYTES: u64 = 4 << 20;
+
+/// Consecutive chunks of a file (by index) and, when they lie back to back in one pack, the
+/// range that holds them all.
+struct Run {
+    chunks: std::ops::Range<usize>,
+    /// Pack, offset and length of the one read; `None`: read chunk by chunk.
+    read: Option<(PackId, u64, u64)>,
+    /// The chunks' locations, in order (empty without `read`).
+    locs: Vec<BlobLocation>,
+}
+
+/// Splits a file's chunks into runs: each run is either one chunk the index does not locate
+/// (read on its own, so the usual lookup and error apply) or chunks that follow each other in
+/// one pack, at most [`RUN_BYTES`] stored bytes together (a single larger chunk is a run alone).
+fn plan_runs(repo: &Repository, chunks: &[ChunkRef]) -> Vec<Run> {
+    let mut runs: Vec<Run> = Vec::new();
+    for (k, c) in chunks.iter().enumerate() {
+        let Ok(loc) = repo.locate(&c.id) else {
+            runs.push(Run {
+                chunks: k..k + 1,
+                read: None,
+                locs: Vec::new(),
+            });
+            continue;
+        };
+        let (off, len) = (u64::from(loc.offset), u64::from(loc.length));
+        if let Some(Run {
+            chunks: range,
+            read: Some((pack, start, run_len)),
+            locs,
+        }) = runs.last_mut()
+            && *pack == loc.pack
+            && *start + *run_len == off
+            && *run_len + len <= RUN_BYTES
+        {
+            range.end = k + 1;
+            *run_len += len;
+            locs.push(loc);
+            continue;
+        }
+        runs.push(Run {
+            chunks: k..k + 1,
+            read: Some((loc.pack, off, len)),
+            locs: vec![loc],
+        });
+    }
+    runs
+}
+
 /// Writes a file node's content into `file` (created empty at `path`): sparse where the node
 /// has holes, every chunk checked against its id, the whole file against its size and CRC32.
 /// Returns the data bytes written.
@@ -411,20 +465,20 @@ fn write_content(
         let _ = rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, size);
     }
     let positions = chunk_positions(chunks, holes);
-    let write_one = |(c, &pos): (&ChunkRef, &u64)| -> Result<u32> {
-        let data = repo.read_blob(&c.id).map_err(|e| match e {
-            // Damage is reported against the file it breaks; other failures (a missing
-            // pack, an I/O error) keep their own cause and advice.
-            Error::HashMismatch { .. } | Error::Corrupt { .. } => Error::corrupt(
-                format!("file '{display}'"),
-                format!("chunk {} does not match its id", c.id.short()),
-            ),
-            e if e.is_not_found() => Error::corrupt(
-                format!("file '{display}'"),
-                format!("chunk {} cannot be read: {e}", c.id.short()),
-            ),
-            other => other,
-        })?;
+    // Damage is reported against the file it breaks; other failures (a missing pack, an I/O
+    // error) keep their own cause and advice.
+    let blame = |c: &ChunkRef, e: Error| match e {
+        Error::HashMismatch { .. } | Error::Corrupt { .. } => Error::corrupt(
+            format!("file '{display}'"),
+            format!("chunk {} does not match its id", c.id.short()),
+        ),
+        e if e.is_not_found() => Error::corrupt(
+            format!("file '{display}'"),
+            format!("chunk {} cannot be read: {e}", c.id.short()),
+        ),
+        other => other,
+    };
+    let put = |c: &ChunkRef, pos: u64, data: &[u8]| -> Result<u32> {
         if data.len() != c.len as usize {
             return Err(Error::corrupt(
                 format!("file '{display}'"),
@@ -436,23 +490,64 @@ fn write_content(
                 ),
             ));
         }
-        file.write_all_at(&data, pos)
+        file.write_all_at(data, pos)
             .map_err(|e| Error::io("write", path, e))?;
         progress.advance(data.len() as u64, 0);
-        Ok(crc32fast::hash(&data))
+        Ok(crc32fast::hash(data))
     };
-    let crcs: Vec<u32> = if chunks.len() > 2 {
-        chunks
-            .par_iter()
-            .zip(positions.par_iter())
-            .map(write_one)
-            .collect::<Result<_>>()?
+    let write_one = |k: usize| -> Result<u32> {
+        let c = &chunks[k];
+        let data = repo.read_blob(&c.id).map_err(|e| blame(c, e))?;
+        put(c, positions[k], &data)
+    };
+    // Chunks stored back to back in one pack are fetched with one ranged read (a remote
+    // store pays per request); each is still decoded and checked against its id on its own.
+    let write_run = |run: &Run| -> Result<Vec<u32>> {
+        let Some((pack, start, len)) = run.read else {
+            return run.chunks.clone().map(write_one).collect();
+        };
+        let bytes = match repo.backend().get_range(&pack_key(&pack), start, len) {
+            Ok(b) if b.len() as u64 == len => b,
+            // A pack gone, short or unreadable: blob by blob, which looks again (index
+            // reload, marked packs) and names the chunk that cannot be read.
+            _ => return run.chunks.clone().map(write_one).collect(),
+        };
+        let one = |(k, loc): (usize, &BlobLocation)| -> Result<u32> {
+            let c = &chunks[k];
+            // In bounds: the run's locations tile `start..start + len` exactly.
+            let from = usize::try_from(u64::from(loc.offset) - start).unwrap_or(usize::MAX);
+            let stored = bytes
+                .get(from..from.saturating_add(loc.length as usize))
+                .unwrap_or_default();
+            let data = crate::pack::decode_blob(stored, loc, &c.id).map_err(|e| blame(c, e))?;
+            put(c, positions[k], &data)
+        };
+        if run.locs.len() > 2 {
+            run.chunks
+                .clone()
+                .into_par_iter()
+                .zip(run.locs.par_iter())
+                .map(one)
+                .collect()
+        } else {
+            run.chunks.clone().zip(run.locs.iter()).map(one).collect()
+        }
+    };
+    let runs = plan_runs(repo, chunks);
+    let crcs: Vec<u32> = if runs.len() > 1 {
+        runs.par_iter()
+            .map(write_run)
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect()
     } else {
-        chunks
-            .iter()
-            .zip(positions.iter())
-            .map(write_one)
-            .collect::<Result<_>>()?
+        runs.iter()
+            .map(write_run)
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect()
     };
     // File CRC over the logical content: chunk CRCs and zero runs in file order.
     let mut crc = FileCrc::new();
