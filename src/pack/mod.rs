@@ -130,6 +130,20 @@ fn decompress_bounded(stored: &[u8], len: u32) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Decodes stored blob bytes and checks them against `id`, borrowing raw blobs instead of
+/// copying them (the restore path, which writes them straight out).
+pub fn decode_blob_cow<'a>(
+    stored: &'a [u8],
+    loc: &BlobLocation,
+    id: &ChunkId,
+) -> Result<std::borrow::Cow<'a, [u8]>> {
+    if loc.compression == BlobCompression::Raw && stored.len() == loc.raw_length as usize {
+        check_raw(stored, loc, id)?;
+        return Ok(std::borrow::Cow::Borrowed(stored));
+    }
+    decode_blob(stored, loc, id).map(std::borrow::Cow::Owned)
+}
+
 /// Checks stored blob bytes against `id` and returns the CRC32 of the raw content, without
 /// copying raw blobs (the verify path).
 pub fn check_blob_bytes(stored: &[u8], loc: &BlobLocation, id: &ChunkId) -> Result<u32> {

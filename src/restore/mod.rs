@@ -519,7 +519,7 @@ fn write_content(
             let stored = bytes
                 .get(from..from.saturating_add(loc.length as usize))
                 .unwrap_or_default();
-            let data = crate::pack::decode_blob(stored, loc, &c.id).map_err(|e| blame(c, e))?;
+            let data = crate::pack::decode_blob_cow(stored, loc, &c.id).map_err(|e| blame(c, e))?;
             put(c, positions[k], &data)
         };
         if run.locs.len() > 2 {
