@@ -402,7 +402,9 @@ pub fn staleness(rec: &LockRecord, now: i64, stale_after: Duration) -> Option<St
     None
 }
 
-fn process_alive(pid: u32) -> bool {
+/// Whether a process with this pid runs on this host (true when it cannot be told).
+#[must_use]
+pub fn process_alive(pid: u32) -> bool {
     let Some(p) = i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)

@@ -140,6 +140,10 @@ pub struct PruneReport {
     pub unused_bytes_after: u64,
     pub packs_after: u64,
     pub pack_bytes_after: u64,
+    /// Staged files (half-written packs and objects) that stopped processes left in the
+    /// staging directory, removed (or, in a dry run, to be removed).
+    pub staging_files_removed: u64,
+    pub staging_bytes_removed: u64,
     /// Removed stale locks and other remarks.
     pub notes: Vec<String>,
 }
@@ -165,6 +169,88 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
     }
     repo.reload_index()?;
     Ok(report)
+}
+
+/// Removes what stopped processes left in the backend's staging directory (a snapshot killed
+/// while filling a pack leaves up to a pack there). A staged file is left over when all of
+/// these hold: its name carries a pid (`<pid>-<thread>-<n>.tmp`, `pack-<pid>-<n>.tmp`) that
+/// is not this process, runs on no live process of this host and holds no live job lock on
+/// any host; and it was not modified for the stale-lock bound (a holder that pauses longer
+/// loses its lock as well). Failures to remove are notes, never errors.
+fn clean_staging(
+    repo: &Repository,
+    opts: &PruneOptions,
+    live_jobs: &[FoundLock],
+    report: &mut PruneReport,
+) {
+    let dir = repo.backend().staging_dir();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let me = std::process::id();
+    let locked: HashSet<u32> = live_jobs
+        .iter()
+        .filter_map(|l| l.record.as_ref().map(|r| r.pid))
+        .collect();
+    let now = std::time::SystemTime::now();
+    let mut failed = 0u64;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(staged_file_pid) else {
+            continue;
+        };
+        if pid == me || locked.contains(&pid) || lock::process_alive(pid) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let idle = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or_default();
+        if !meta.is_file() || idle < opts.stale_after {
+            continue;
+        }
+        if !opts.dry_run && std::fs::remove_file(entry.path()).is_err() {
+            failed += 1;
+            continue;
+        }
+        report.staging_files_removed += 1;
+        report.staging_bytes_removed += meta.len();
+    }
+    if report.staging_files_removed > 0 {
+        report.notes.push(format!(
+            "{} {} staged file(s) ({} bytes) that stopped processes left in {}",
+            if opts.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            },
+            report.staging_files_removed,
+            report.staging_bytes_removed,
+            dir.display()
+        ));
+    }
+    if failed > 0 {
+        report.notes.push(format!(
+            "could not remove {failed} left-over staged file(s) in {}; check its permissions",
+            dir.display()
+        ));
+    }
+}
+
+/// The pid in a staged file's name: `<pid>-<thread>-<n>.tmp` or `pack-<pid>-<n>.tmp`.
+fn staged_file_pid(name: &str) -> Option<u32> {
+    let stem = name.strip_suffix(".tmp")?;
+    let stem = stem.strip_prefix("pack-").unwrap_or(stem);
+    let mut parts = stem.split('-');
+    let pid = parts.next()?.parse().ok()?;
+    let rest: Vec<&str> = parts.collect();
+    (!rest.is_empty()
+        && rest
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+    .then_some(pid)
 }
 
 /// The state one pass works on.
@@ -391,6 +477,7 @@ fn pass(
     let st = read_state(repo, opts, report)?;
     let now = now_ns();
     if first {
+        clean_staging(repo, opts, &st.live_jobs, report);
         report.snapshots = st.snapshots;
         report.reachable_blobs = st.reachable.len() as u64;
         report.packs_before = st.listed.len() as u64;
@@ -768,5 +855,28 @@ fn rescue_for_late_records(
         backend.delete(mark_key)
     } else {
         backend.put(mark_key, &mark.to_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::staged_file_pid;
+
+    #[test]
+    fn staged_file_names_give_their_pid() {
+        assert_eq!(staged_file_pid("pack-4242-17.tmp"), Some(4242));
+        assert_eq!(staged_file_pid("4242-99812-3.tmp"), Some(4242));
+        for other in [
+            "notes.txt",
+            "4242.tmp",
+            "pack-4242.tmp",
+            "pack-x-1.tmp",
+            "4242--3.tmp",
+            "4242-1a-3.tmp",
+            "pack-4242-17.tmp.part",
+            "",
+        ] {
+            assert_eq!(staged_file_pid(other), None, "{other}");
+        }
     }
 }

@@ -235,3 +235,86 @@ fn prune_dry_run_and_bad_options() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("delete") && text.contains("packs"), "{text}");
 }
+
+/// A pid that ran on this host and is gone now.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().expect("spawn");
+    let pid = child.id();
+    child.wait().expect("wait");
+    pid
+}
+
+/// Writes a staged file into the repository's `tmp/`, last modified `idle` ago.
+fn staged(repo: &Path, name: &str, idle: std::time::Duration) -> std::path::PathBuf {
+    let path = repo.join("tmp").join(name);
+    fs::create_dir_all(repo.join("tmp")).expect("mkdir");
+    fs::write(&path, vec![7u8; 1000]).expect("write");
+    let f = fs::File::options().write(true).open(&path).expect("open");
+    f.set_modified(std::time::SystemTime::now() - idle)
+        .expect("set mtime");
+    path
+}
+
+#[test]
+fn prune_removes_what_stopped_processes_left_in_tmp() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).expect("mkdir");
+    fs::write(src.join("f"), b"data").expect("write");
+    let repo = tmp.path().join("repo");
+    snapshot(&repo, &src);
+    let hour = std::time::Duration::from_secs(3600);
+    let (dead, locked_dead) = (dead_pid(), dead_pid());
+    let me = std::process::id();
+    // Left over: an hour idle, its process gone, no lock names it.
+    let gone_pack = staged(&repo, &format!("pack-{dead}-3.tmp"), hour);
+    let gone_obj = staged(&repo, &format!("{dead}-77-12.tmp"), hour);
+    // Kept: idle for less than the stale bound (10 min).
+    let young = staged(
+        &repo,
+        &format!("pack-{dead}-4.tmp"),
+        std::time::Duration::from_secs(60),
+    );
+    // Kept: its process (this test) is alive.
+    let alive = staged(&repo, &format!("pack-{me}-5.tmp"), hour);
+    // Kept: a live job lock on another host carries its pid.
+    let remote = staged(&repo, &format!("pack-{locked_dead}-6.tmp"), hour);
+    let now = snapkeep::repository::now_ns();
+    let lock = LockRecord {
+        kind: LockKind::Job,
+        purpose: "snapshot".into(),
+        host: "another-host".into(),
+        boot_id: String::new(),
+        pid: locked_dead,
+        started_ns: now,
+        heartbeat_ns: now,
+        seen_marks: Vec::new(),
+    };
+    fs::write(repo.join("locks/0123456789abcdef"), lock.to_bytes()).expect("write lock");
+    // Not ours: a name without a pid.
+    let other = staged(&repo, "notes.txt", hour);
+
+    // A dry run reports them and removes nothing.
+    let v = json(&repo, &["prune", "--dry-run"]);
+    assert_eq!(v["staging_files_removed"], 2, "{v}");
+    assert_eq!(v["staging_bytes_removed"], 2000, "{v}");
+    assert!(gone_pack.exists() && gone_obj.exists());
+
+    let v = json(&repo, &["prune"]);
+    assert_eq!(v["staging_files_removed"], 2, "{v}");
+    let notes = v["notes"].to_string();
+    assert!(
+        notes.contains("removed 2 staged file(s) (2000 bytes)"),
+        "{notes}"
+    );
+    assert!(!gone_pack.exists() && !gone_obj.exists());
+    for kept in [&young, &alive, &remote, &other] {
+        assert!(kept.exists(), "{} was removed", kept.display());
+    }
+    // Once the lock is gone, the other host's leftover goes too.
+    fs::remove_file(repo.join("locks/0123456789abcdef")).expect("unlock");
+    let v = json(&repo, &["prune"]);
+    assert_eq!(v["staging_files_removed"], 1, "{v}");
+    assert!(!remote.exists());
+    assert!(run(&repo, &["verify"]).status.success());
+}

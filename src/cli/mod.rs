@@ -1148,6 +1148,8 @@ fn prune_json(r: &snapkeep::prune::PruneReport) -> serde_json::Value {
         "unused_bytes_after": r.unused_bytes_after,
         "packs_after": r.packs_after,
         "pack_bytes_after": r.pack_bytes_after,
+        "staging_files_removed": r.staging_files_removed,
+        "staging_bytes_removed": r.staging_bytes_removed,
         "notes": r.notes,
     })
 }
