@@ -15,7 +15,9 @@
 //!   from the cache by the next listing;
 //! - tree blobs (ranges read with [`Backend::get_range_hot`]): packs are immutable and named by
 //!   their trailer's hash, so (pack, offset, length) names fixed bytes. Each blob is also checked
-//!   against its id by the reader.
+//!   against its id by the reader. A pack deleted through this cache, or missing from a listing
+//!   of `data/` (prune and verify make one), takes its tree entries with it, so the cache holds
+//!   no more than the trees the repository still has.
 //!
 //! Every entry carries a blake3 checksum of itself. An entry that is unreadable, damaged or does
 //! not match its rule is deleted and the object is fetched again: the cache never causes an
@@ -289,6 +291,22 @@ impl CachingBackend {
     }
 
     /// Forgets cache entries of `sub` whose names the store no longer lists.
+    /// Removes the tree entries (`trees/<pack>-<offset>-<len>`) whose pack `gone` selects.
+    fn drop_trees(dir: &Path, gone: impl Fn(&str) -> bool) {
+        let Ok(rd) = std::fs::read_dir(dir.join("trees")) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(pack) = name.to_str().and_then(|n| n.split('-').next()) else {
+                continue;
+            };
+            if gone(pack) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
     fn drop_unlisted(dir: &Path, sub: &str, listed: &[(ObjectInfo, ObjectVersion)]) {
         let Ok(rd) = std::fs::read_dir(dir.join(sub)) else {
             return;
@@ -424,6 +442,15 @@ impl Backend for CachingBackend {
                     Self::drop_unlisted(dir, sub, &listed);
                 }
             }
+            if prefix == "data/" {
+                // Tree entries of packs that are gone (a prune deleted them) go too, so the
+                // cache stays as large as the trees the repository still holds.
+                let packs: std::collections::HashSet<&str> = listed
+                    .iter()
+                    .filter_map(|(o, _)| o.key.rsplit('/').next())
+                    .collect();
+                Self::drop_trees(dir, |pack| !packs.contains(pack));
+            }
         }
         Ok(listed)
     }
@@ -442,7 +469,12 @@ impl Backend for CachingBackend {
                         .remove(&name);
                     let _ = std::fs::remove_file(dir.join("snapshots").join(name));
                 }
-                Slot::Other => {}
+                Slot::Other => {
+                    if let Some(pack) = key.strip_prefix("data/").and_then(|k| k.rsplit('/').next())
+                    {
+                        Self::drop_trees(dir, |p| p == pack);
+                    }
+                }
             }
         }
         Ok(())
@@ -659,6 +691,30 @@ mod tests {
             b"tree-bytes"
         );
         assert_eq!(store.reads(), 4);
+    }
+
+    #[test]
+    fn tree_entries_go_with_their_pack() {
+        let (_tmp, store, cache) = setup();
+        let (a, b) = ("ab".repeat(32), "cd".repeat(32));
+        let (ka, kb) = (format!("data/ab/{a}"), format!("data/cd/{b}"));
+        store.put(&ka, b"header tree-a trailer").expect("put");
+        store.put(&kb, b"header tree-b trailer").expect("put");
+        let trees = cache.dir().expect("on").join("trees");
+        let entries = || std::fs::read_dir(&trees).expect("trees").count();
+        cache.get_range_hot(&ka, 7, 6).expect("a");
+        cache.get_range_hot(&kb, 7, 6).expect("b");
+        cache.get_range_hot(&kb, 0, 6).expect("b again");
+        assert_eq!(entries(), 3);
+        // Deleted elsewhere: the next listing of the packs drops its entries.
+        store.delete(&kb).expect("prune elsewhere");
+        cache.list("data/").expect("list");
+        assert_eq!(entries(), 1);
+        // Other listings leave them alone; a delete through the cache drops them at once.
+        cache.list("data/ab/").expect("list");
+        assert_eq!(entries(), 1);
+        cache.delete(&ka).expect("prune here");
+        assert_eq!(entries(), 0);
     }
 
     #[test]
