@@ -171,23 +171,30 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
     Ok(report)
 }
 
-/// Removes what stopped processes left in the backend's staging directory (a snapshot killed
-/// while filling a pack leaves up to a pack there). A staged file is left over when all of
-/// these hold: its name carries a pid (`<pid>-<thread>-<n>.tmp`, `pack-<pid>-<n>.tmp`) that
-/// is not this process, runs on no live process of this host and holds no live job lock on
-/// any host; and it was not modified for the stale-lock bound (a holder that pauses longer
-/// loses its lock as well). Failures to remove are notes, never errors.
+/// Removes what stopped processes left in the repository's shared staging directory (`tmp/`
+/// of a local repository: a snapshot killed while filling a pack leaves up to a pack there).
+/// A staged file's name carries its writer's pid and process token
+/// (`<pid>-<token>-<thread>-<n>.tmp`, `pack-<pid>-<token>-<n>.tmp`). It is left over when all
+/// of these hold: the token is not this process's; the pid holds no live job lock on any host
+/// (every process that keeps a staged file open for long, a snapshot filling a pack, holds
+/// one; a prune's own repack is this process); the pid runs no live process on this host,
+/// unless it is this process's own pid (then the writer was an earlier process with the same
+/// pid, as every container's first process is pid 1); and the file was not modified for the
+/// stale-lock bound (a holder that pauses longer loses its lock too). Failures to remove are
+/// notes, never errors.
 fn clean_staging(
     repo: &Repository,
     opts: &PruneOptions,
     live_jobs: &[FoundLock],
     report: &mut PruneReport,
 ) {
-    let dir = repo.backend().staging_dir();
+    let Some(dir) = repo.backend().shared_staging_dir() else {
+        return;
+    };
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return;
     };
-    let me = std::process::id();
+    let (me, my_token) = (std::process::id(), crate::backend::process_token());
     let locked: HashSet<u32> = live_jobs
         .iter()
         .filter_map(|l| l.record.as_ref().map(|r| r.pid))
@@ -196,10 +203,10 @@ fn clean_staging(
     let mut failed = 0u64;
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(staged_file_pid) else {
+        let Some((pid, token)) = name.to_str().and_then(staged_file_owner) else {
             continue;
         };
-        if pid == me || locked.contains(&pid) || lock::process_alive(pid) {
+        if token == my_token || locked.contains(&pid) || (pid != me && lock::process_alive(pid)) {
             continue;
         }
         let Ok(meta) = entry.metadata() else { continue };
@@ -239,18 +246,21 @@ fn clean_staging(
     }
 }
 
-/// The pid in a staged file's name: `<pid>-<thread>-<n>.tmp` or `pack-<pid>-<n>.tmp`.
-fn staged_file_pid(name: &str) -> Option<u32> {
+/// The writer of a staged file, from its name: `<pid>-<token>-<thread>-<n>.tmp` or
+/// `pack-<pid>-<token>-<n>.tmp` (token: 8 hex digits; the rest decimal).
+fn staged_file_owner(name: &str) -> Option<(u32, &str)> {
     let stem = name.strip_suffix(".tmp")?;
     let stem = stem.strip_prefix("pack-").unwrap_or(stem);
     let mut parts = stem.split('-');
     let pid = parts.next()?.parse().ok()?;
+    let token = parts.next()?;
     let rest: Vec<&str> = parts.collect();
-    (!rest.is_empty()
-        && rest
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
-    .then_some(pid)
+    let decimal = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    (token.len() == 8
+        && token.bytes().all(|b| b.is_ascii_hexdigit())
+        && !rest.is_empty()
+        && rest.iter().all(decimal))
+    .then_some((pid, token))
 }
 
 /// The state one pass works on.
@@ -860,23 +870,31 @@ fn rescue_for_late_records(
 
 #[cfg(test)]
 mod tests {
-    use super::staged_file_pid;
+    use super::staged_file_owner;
 
     #[test]
-    fn staged_file_names_give_their_pid() {
-        assert_eq!(staged_file_pid("pack-4242-17.tmp"), Some(4242));
-        assert_eq!(staged_file_pid("4242-99812-3.tmp"), Some(4242));
+    fn staged_file_names_give_their_writer() {
+        assert_eq!(
+            staged_file_owner("pack-4242-0a1b2c3d-17.tmp"),
+            Some((4242, "0a1b2c3d"))
+        );
+        assert_eq!(
+            staged_file_owner("4242-0a1b2c3d-99812-3.tmp"),
+            Some((4242, "0a1b2c3d"))
+        );
         for other in [
             "notes.txt",
             "4242.tmp",
-            "pack-4242.tmp",
-            "pack-x-1.tmp",
-            "4242--3.tmp",
-            "4242-1a-3.tmp",
-            "pack-4242-17.tmp.part",
+            "pack-4242-17.tmp",
+            "pack-4242-0a1b2c3d.tmp",
+            "pack-x-0a1b2c3d-1.tmp",
+            "4242-0a1b2c3g-1-3.tmp",
+            "4242-0a1b2c3d--3.tmp",
+            "4242-0a1b2c3d-1a-3.tmp",
+            "pack-4242-0a1b2c3d-17.tmp.part",
             "",
         ] {
-            assert_eq!(staged_file_pid(other), None, "{other}");
+            assert_eq!(staged_file_owner(other), None, "{other}");
         }
     }
 }

@@ -267,18 +267,18 @@ fn prune_removes_what_stopped_processes_left_in_tmp() {
     let (dead, locked_dead) = (dead_pid(), dead_pid());
     let me = std::process::id();
     // Left over: an hour idle, its process gone, no lock names it.
-    let gone_pack = staged(&repo, &format!("pack-{dead}-3.tmp"), hour);
-    let gone_obj = staged(&repo, &format!("{dead}-77-12.tmp"), hour);
+    let gone_pack = staged(&repo, &format!("pack-{dead}-0badf00d-3.tmp"), hour);
+    let gone_obj = staged(&repo, &format!("{dead}-0badf00d-77-12.tmp"), hour);
     // Kept: idle for less than the stale bound (10 min).
     let young = staged(
         &repo,
-        &format!("pack-{dead}-4.tmp"),
+        &format!("pack-{dead}-0badf00d-4.tmp"),
         std::time::Duration::from_secs(60),
     );
     // Kept: its process (this test) is alive.
-    let alive = staged(&repo, &format!("pack-{me}-5.tmp"), hour);
+    let alive = staged(&repo, &format!("pack-{me}-0badf00d-5.tmp"), hour);
     // Kept: a live job lock on another host carries its pid.
-    let remote = staged(&repo, &format!("pack-{locked_dead}-6.tmp"), hour);
+    let remote = staged(&repo, &format!("pack-{locked_dead}-0badf00d-6.tmp"), hour);
     let now = snapkeep::repository::now_ns();
     let lock = LockRecord {
         kind: LockKind::Job,
@@ -317,4 +317,27 @@ fn prune_removes_what_stopped_processes_left_in_tmp() {
     assert_eq!(v["staging_files_removed"], 1, "{v}");
     assert!(!remote.exists());
     assert!(run(&repo, &["verify"]).status.success());
+}
+
+#[test]
+fn prune_tells_a_reused_pid_from_its_own_files() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).expect("mkdir");
+    fs::write(src.join("f"), b"data").expect("write");
+    let repo_dir = tmp.path().join("repo");
+    snapshot(&repo_dir, &src);
+    let hour = std::time::Duration::from_secs(3600);
+    let me = std::process::id();
+    let token = snapkeep::backend::process_token();
+    // An earlier process with this pid (a container's pid 1 after a restart) left a pack.
+    let earlier = staged(&repo_dir, &format!("pack-{me}-0badf00d-1.tmp"), hour);
+    // This process's own staged file is never touched, however old.
+    let own = staged(&repo_dir, &format!("pack-{me}-{token}-2.tmp"), hour);
+    let repo = snapkeep::Repository::open_local(&repo_dir).expect("open");
+    let r =
+        snapkeep::prune::prune(&repo, &snapkeep::prune::PruneOptions::default()).expect("prune");
+    assert_eq!(r.staging_files_removed, 1, "{:?}", r.notes);
+    assert!(!earlier.exists());
+    assert!(own.exists());
 }

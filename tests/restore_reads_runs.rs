@@ -146,10 +146,10 @@ fn restore_reads_back_to_back_chunks_together() {
     .expect("restore");
     same_files(&s.src, &out);
     let reads = s.counting.pack_reads.load(Ordering::SeqCst);
-    // A snapshot stores a file's new chunks back to back: big.bin's 6 MiB take 2 reads of
-    // at most 4 MiB, small.bin 1; a per-chunk restore would make one read per chunk.
+    // A snapshot stores a file's new chunks back to back: big.bin's 6 MiB take 3 or 4 reads
+    // of at most 2 MiB, small.bin 1; a per-chunk restore would make one read per chunk.
     assert!(
-        reads <= 3,
+        reads <= 5,
         "{reads} ranged pack reads for {} chunks",
         s.chunks
     );
@@ -175,10 +175,11 @@ fn a_run_that_cannot_be_read_whole_is_read_chunk_by_chunk() {
     same_files(&s.src, &out);
     let reads = s.counting.pack_reads.load(Ordering::SeqCst);
     let failed = s.counting.failed.load(Ordering::SeqCst);
-    // big.bin's two runs failed; each of its chunks was then read on its own.
+    // big.bin's runs failed; each of their chunks was then read on its own (a run alone in
+    // its read, and small.bin's, are short enough to succeed).
     assert!(failed >= 2, "{failed} failed run reads");
     assert!(
-        reads - failed >= s.chunks - 2,
+        reads - failed >= s.chunks * 9 / 10,
         "{reads} reads, {failed} failed: expected about one read per chunk ({})",
         s.chunks
     );

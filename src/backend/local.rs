@@ -45,9 +45,12 @@ impl LocalBackend {
 
     fn tmp_path(&self) -> PathBuf {
         let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
-        self.root
-            .join("tmp")
-            .join(format!("{}-{}-{n}.tmp", std::process::id(), thread_id()))
+        self.root.join("tmp").join(format!(
+            "{}-{}-{}-{n}.tmp",
+            std::process::id(),
+            super::process_token(),
+            thread_id()
+        ))
     }
 
     fn ensure_dir(dir: &Path) -> Result<()> {
@@ -280,6 +283,10 @@ impl Backend for LocalBackend {
 
     fn staging_dir(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+
+    fn shared_staging_dir(&self) -> Option<PathBuf> {
+        Some(self.root.join("tmp"))
     }
 
     fn local_path(&self, key: &str) -> Option<PathBuf> {

@@ -148,11 +148,30 @@ pub trait Backend: Send + Sync {
         std::env::temp_dir()
     }
 
+    /// The staging directory when the repository owns it and shares it between processes
+    /// (`tmp/` of a local repository), so that a prune may remove what stopped processes left
+    /// there. `None` (the default) for a private or system-wide directory.
+    fn shared_staging_dir(&self) -> Option<PathBuf> {
+        None
+    }
+
     /// The local file that holds `key`, when objects are plain files (lets the index be
     /// memory-mapped in place). `None` for remote stores.
     fn local_path(&self, _key: &str) -> Option<PathBuf> {
         None
     }
+}
+
+/// A random token of this process (8 hex digits), part of every staged file's name next to
+/// the pid: a pid is reused (every container's first process is pid 1), the token tells a
+/// leftover of an earlier process from this one's files.
+#[must_use]
+pub fn process_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let hex = uuid::Uuid::now_v7().simple().to_string();
+        hex[hex.len() - 8..].to_owned()
+    })
 }
 
 /// Key of a pack.

@@ -210,6 +210,10 @@ impl Backend for RetryingBackend {
         self.inner.staging_dir()
     }
 
+    fn shared_staging_dir(&self) -> Option<PathBuf> {
+        self.inner.shared_staging_dir()
+    }
+
     fn local_path(&self, key: &str) -> Option<PathBuf> {
         self.inner.local_path(key)
     }

@@ -136,7 +136,11 @@ impl PackWriter {
             .create(&dir)
             .map_err(|e| Error::io("create staging directory", &dir, e))?;
         let n = STAGE_SEQ.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!("pack-{}-{n}.tmp", std::process::id()));
+        let path = dir.join(format!(
+            "pack-{}-{}-{n}.tmp",
+            std::process::id(),
+            crate::backend::process_token()
+        ));
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -191,45 +195,70 @@ impl PackWriter {
     pub fn add_all(&self, kind: BlobKind, blobs: &[NewBlob<'_>]) -> Result<()> {
         self.shared.check()?;
         let mut full = Vec::new();
-        {
+        let appended = {
             let mut slot = self.current[kind as usize]
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            for b in blobs {
-                let length = u32::try_from(b.stored.len()).map_err(|_| {
-                    Error::InvalidInput(format!("blob {} is too large", b.id.short()))
-                })?;
-                if slot.is_none() {
-                    *slot = Some(self.open_pack()?);
-                }
-                let Some(pack) = slot.as_mut() else {
-                    return Err(Error::Poisoned("staged pack missing".into()));
-                };
-                let offset = u32::try_from(pack.len)
-                    .map_err(|_| Error::InvalidInput("pack grew past 4 GiB".into()))?;
-                if let Err(e) = pack.file.write_all(b.stored) {
-                    let err = Error::io("write staged pack", &pack.path, e);
-                    self.shared.poison(&err);
-                    return Err(err);
-                }
-                pack.len += u64::from(length);
-                pack.entries.push(PackEntry {
-                    id: b.id,
-                    kind,
-                    compression: b.compression,
-                    offset,
-                    length,
-                    raw_length: b.raw_length,
-                });
-                if pack.len >= self.target
-                    && let Some(p) = slot.take()
-                {
-                    full.push(p);
+            self.append(kind, blobs, &mut slot, &mut full)
+        };
+        let mut sent = appended;
+        let mut full = full.into_iter();
+        if sent.is_ok() {
+            for pack in full.by_ref() {
+                if let Err(e) = self.send(pack) {
+                    sent = Err(e);
+                    break;
                 }
             }
         }
-        for pack in full {
-            self.send(pack)?;
+        if let Err(e) = &sent {
+            // The job stops: nothing later may be written, and the sealed packs that were not
+            // handed over leave no staged file behind.
+            self.shared.poison(e);
+            for pack in full {
+                let _ = std::fs::remove_file(&pack.path);
+            }
+        }
+        sent
+    }
+
+    /// Writes `blobs` into the open pack of their kind (opening one when needed); packs that
+    /// fill up are moved to `full`.
+    fn append(
+        &self,
+        kind: BlobKind,
+        blobs: &[NewBlob<'_>],
+        slot: &mut Option<OpenPack>,
+        full: &mut Vec<OpenPack>,
+    ) -> Result<()> {
+        for b in blobs {
+            let length = u32::try_from(b.stored.len())
+                .map_err(|_| Error::InvalidInput(format!("blob {} is too large", b.id.short())))?;
+            if slot.is_none() {
+                *slot = Some(self.open_pack()?);
+            }
+            let Some(pack) = slot.as_mut() else {
+                return Err(Error::Poisoned("staged pack missing".into()));
+            };
+            let offset = u32::try_from(pack.len)
+                .map_err(|_| Error::InvalidInput("pack grew past 4 GiB".into()))?;
+            pack.file
+                .write_all(b.stored)
+                .map_err(|e| Error::io("write staged pack", &pack.path, e))?;
+            pack.len += u64::from(length);
+            pack.entries.push(PackEntry {
+                id: b.id,
+                kind,
+                compression: b.compression,
+                offset,
+                length,
+                raw_length: b.raw_length,
+            });
+            if pack.len >= self.target
+                && let Some(p) = slot.take()
+            {
+                full.push(p);
+            }
         }
         Ok(())
     }

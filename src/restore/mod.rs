@@ -386,8 +386,9 @@ fn chunk_positions(chunks: &[ChunkRef], holes: &[Extent]) -> Vec<u64> {
 }
 
 /// Largest ranged read of a restore: chunks stored back to back in one pack are fetched
-/// together up to this many stored bytes (one run in flight per worker bounds memory).
-const RUN_BYTES: u64 = 4 << 20;
+/// together up to this many stored bytes (one run in flight per worker bounds memory; on S3
+/// a run stays one GET, below the size at which a range is split into parts).
+const RUN_BYTES: u64 = 2 << 20;
 
 /// Consecutive chunks of a file (by index) and, when they lie back to back in one pack, the
 /// range that holds them all.
@@ -403,9 +404,12 @@ struct Run {
 /// (read on its own, so the usual lookup and error apply) or chunks that follow each other in
 /// one pack, at most [`RUN_BYTES`] stored bytes together (a single larger chunk is a run alone).
 fn plan_runs(repo: &Repository, chunks: &[ChunkRef]) -> Vec<Run> {
+    // The index as loaded; a chunk it lacks is left to `Repository::read_blob`, which looks
+    // into marked packs and reloads the index (once per such chunk, when it is read).
+    let index = repo.index();
     let mut runs: Vec<Run> = Vec::new();
     for (k, c) in chunks.iter().enumerate() {
-        let Ok(loc) = repo.locate(&c.id) else {
+        let Some(loc) = index.get(&c.id) else {
             runs.push(Run {
                 chunks: k..k + 1,
                 read: None,
@@ -508,9 +512,12 @@ fn write_content(
         };
         let bytes = match repo.backend().get_range(&pack_key(&pack), start, len) {
             Ok(b) if b.len() as u64 == len => b,
-            // A pack gone, short or unreadable: blob by blob, which looks again (index
-            // reload, marked packs) and names the chunk that cannot be read.
-            _ => return run.chunks.clone().map(write_one).collect(),
+            // A pack gone (a prune repacked it meanwhile), short or unreadable: chunk by
+            // chunk, in parallel, each looked up again (index reload, marked packs) and named
+            // when it cannot be read.
+            _ => {
+                return run.chunks.clone().into_par_iter().map(write_one).collect();
+            }
         };
         let one = |(k, loc): (usize, &BlobLocation)| -> Result<u32> {
             let c = &chunks[k];
@@ -522,16 +529,9 @@ fn write_content(
             let data = crate::pack::decode_blob_cow(stored, loc, &c.id).map_err(|e| blame(c, e))?;
             put(c, positions[k], &data)
         };
-        if run.locs.len() > 2 {
-            run.chunks
-                .clone()
-                .into_par_iter()
-                .zip(run.locs.par_iter())
-                .map(one)
-                .collect()
-        } else {
-            run.chunks.clone().zip(run.locs.iter()).map(one).collect()
-        }
+        // One after another: a worker holds one run's buffer at a time (runs of a file and
+        // files go in parallel), which bounds memory to a run per worker.
+        run.chunks.clone().zip(run.locs.iter()).map(one).collect()
     };
     let runs = plan_runs(repo, chunks);
     let crcs: Vec<u32> = if runs.len() > 1 {
