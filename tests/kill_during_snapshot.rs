@@ -56,7 +56,8 @@ fn sigkill_at_random_moments_leaves_a_clean_repository() {
     let mut killed = 0;
     let mut mid_write = 0;
     let mut round = 0;
-    while killed < KILLS && round < MAX_ROUNDS {
+    // Until 50 kills have landed, and at least one between a snapshot's packs and its record.
+    while (killed < KILLS || mid_write == 0) && round < MAX_ROUNDS {
         // New content each round, so every snapshot has packs to write.
         fs::write(
             src.join("sub").join(format!("r{round}.bin")),
