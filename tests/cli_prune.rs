@@ -25,6 +25,17 @@ fn snapshot(repo: &Path, src: &Path) -> String {
         .to_owned()
 }
 
+/// A repository (in a temp dir) holding one snapshot of a one-file tree.
+fn one_snapshot_repo() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).expect("mkdir");
+    fs::write(src.join("f"), b"data").expect("write");
+    let repo = tmp.path().join("repo");
+    snapshot(&repo, &src);
+    (tmp, repo)
+}
+
 #[test]
 fn forget_prune_gives_back_what_the_forgotten_snapshots_alone_held() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -111,12 +122,7 @@ fn forget_prune_gives_back_what_the_forgotten_snapshots_alone_held() {
 
 #[test]
 fn prune_respects_a_running_prune_and_removes_a_dead_ones_lock() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let src = tmp.path().join("src");
-    fs::create_dir(&src).expect("mkdir");
-    fs::write(src.join("f"), b"data").expect("write");
-    let repo = tmp.path().join("repo");
-    snapshot(&repo, &src);
+    let (_tmp, repo) = one_snapshot_repo();
     let host = snapkeep::repository::hostname();
     let now = snapkeep::repository::now_ns();
     // This test process is alive on this host: its prune lock is respected.
@@ -144,9 +150,7 @@ fn prune_respects_a_running_prune_and_removes_a_dead_ones_lock() {
     assert!(repo.join("locks/prune").exists());
 
     // ... but a lock whose process is gone is removed by the next prune, which says so.
-    let mut child = std::process::Command::new("true").spawn().expect("spawn");
-    let dead = child.id();
-    child.wait().expect("wait");
+    let dead = dead_pid();
     let stale = LockRecord { pid: dead, ..live };
     fs::write(repo.join("locks/prune"), stale.to_bytes()).expect("write lock");
     let v = json(&repo, &["prune", "--grace", "0"]);
@@ -257,12 +261,7 @@ fn staged(repo: &Path, name: &str, idle: std::time::Duration) -> std::path::Path
 
 #[test]
 fn prune_removes_what_stopped_processes_left_in_tmp() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let src = tmp.path().join("src");
-    fs::create_dir(&src).expect("mkdir");
-    fs::write(src.join("f"), b"data").expect("write");
-    let repo = tmp.path().join("repo");
-    snapshot(&repo, &src);
+    let (_tmp, repo) = one_snapshot_repo();
     let hour = std::time::Duration::from_secs(3600);
     let (dead, locked_dead) = (dead_pid(), dead_pid());
     let me = std::process::id();
@@ -321,12 +320,7 @@ fn prune_removes_what_stopped_processes_left_in_tmp() {
 
 #[test]
 fn prune_tells_a_reused_pid_from_its_own_files() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let src = tmp.path().join("src");
-    fs::create_dir(&src).expect("mkdir");
-    fs::write(src.join("f"), b"data").expect("write");
-    let repo_dir = tmp.path().join("repo");
-    snapshot(&repo_dir, &src);
+    let (_tmp, repo_dir) = one_snapshot_repo();
     let hour = std::time::Duration::from_secs(3600);
     let me = std::process::id();
     let token = snapkeep::backend::process_token();

@@ -130,10 +130,9 @@ fn same_files(src: &Path, out: &Path) {
     }
 }
 
-#[test]
-fn restore_reads_back_to_back_chunks_together() {
-    let s = setup();
-    assert!(s.chunks > 200, "{} chunks: the test needs many", s.chunks);
+/// Restores the snapshot into a new directory, checks the files, and returns the ranged
+/// pack reads it made.
+fn restore_counted(s: &Setup) -> u64 {
     s.counting.pack_reads.store(0, Ordering::SeqCst);
     let out = s.tmp.join("out");
     snapkeep::restore(
@@ -145,7 +144,14 @@ fn restore_reads_back_to_back_chunks_together() {
     )
     .expect("restore");
     same_files(&s.src, &out);
-    let reads = s.counting.pack_reads.load(Ordering::SeqCst);
+    s.counting.pack_reads.load(Ordering::SeqCst)
+}
+
+#[test]
+fn restore_reads_back_to_back_chunks_together() {
+    let s = setup();
+    assert!(s.chunks > 200, "{} chunks: the test needs many", s.chunks);
+    let reads = restore_counted(&s);
     // A snapshot stores a file's new chunks back to back: big.bin's 6 MiB take 3 or 4 reads
     // of at most 2 MiB, small.bin 1; a per-chunk restore would make one read per chunk.
     assert!(
@@ -162,18 +168,7 @@ fn a_run_that_cannot_be_read_whole_is_read_chunk_by_chunk() {
     s.counting
         .fail_longer_than
         .store(u64::from(AVG) * 4, Ordering::SeqCst);
-    s.counting.pack_reads.store(0, Ordering::SeqCst);
-    let out = s.tmp.join("out");
-    snapkeep::restore(
-        &s.repo,
-        &s.id,
-        &out,
-        &RestoreOptions::default(),
-        &NoProgress,
-    )
-    .expect("restore falls back to reading each chunk");
-    same_files(&s.src, &out);
-    let reads = s.counting.pack_reads.load(Ordering::SeqCst);
+    let reads = restore_counted(&s);
     let failed = s.counting.failed.load(Ordering::SeqCst);
     // big.bin's runs failed; each of their chunks was then read on its own (a run alone in
     // its read, and small.bin's, are short enough to succeed).
