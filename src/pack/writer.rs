@@ -285,21 +285,7 @@ impl PackWriter {
                 self.send(pack)?;
             }
         }
-        drop(
-            self.tx
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take(),
-        );
-        let handles = std::mem::take(
-            &mut *self
-                .uploaders
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
-        for h in handles {
-            let _ = h.join();
-        }
+        self.stop_uploaders();
         self.shared.check()?;
         let keys = std::mem::take(
             &mut *self
@@ -321,21 +307,8 @@ impl PackWriter {
         ))
     }
 
-    /// Bytes of packs uploaded so far.
-    #[must_use]
-    pub fn stored_bytes(&self) -> u64 {
-        self.shared.stored_bytes.load(Ordering::Relaxed)
-    }
-
-    /// Number of packs uploaded so far.
-    #[must_use]
-    pub fn packs_written(&self) -> u64 {
-        self.shared.packs.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for PackWriter {
-    fn drop(&mut self) {
+    /// Closes the upload queue and waits for the uploaders to finish what it held.
+    fn stop_uploaders(&self) {
         drop(
             self.tx
                 .lock()
@@ -351,6 +324,24 @@ impl Drop for PackWriter {
         for h in handles {
             let _ = h.join();
         }
+    }
+
+    /// Bytes of packs uploaded so far.
+    #[must_use]
+    pub fn stored_bytes(&self) -> u64 {
+        self.shared.stored_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Number of packs uploaded so far.
+    #[must_use]
+    pub fn packs_written(&self) -> u64 {
+        self.shared.packs.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for PackWriter {
+    fn drop(&mut self) {
+        self.stop_uploaders();
         for slot in &self.current {
             if let Some(p) = slot.lock().unwrap_or_else(PoisonError::into_inner).take() {
                 let _ = std::fs::remove_file(&p.path);
