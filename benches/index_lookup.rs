@@ -22,7 +22,7 @@ use snapkeep::backend::LocalBackend;
 use snapkeep::format::index_file::{self, BlobLocation};
 use snapkeep::format::pack::{BlobCompression, BlobKind};
 use snapkeep::index::{Index, write_index};
-use snapkeep::{ChunkId, IndexId, PackId};
+use snapkeep::{BlobId, IndexId, PackId};
 
 const SIZES: [usize; 2] = [100_000, 1_000_000];
 const BATCH: usize = 4096;
@@ -51,13 +51,13 @@ impl Rng {
     }
 }
 
-fn entries(n: usize, rng: &mut Rng) -> Vec<(ChunkId, BlobLocation)> {
-    let mut pack = PackId(rng.bytes32());
+fn entries(n: usize, rng: &mut Rng) -> Vec<(BlobId, BlobLocation)> {
+    let mut pack = PackId::from_bytes(rng.bytes32());
     let mut offset = 16u32;
     (0..n)
         .map(|i| {
             if i % PER_PACK == 0 {
-                pack = PackId(rng.bytes32());
+                pack = PackId::from_bytes(rng.bytes32());
                 offset = 16;
             }
             let raw_length = 64 * 1024 + u32::try_from(rng.below(3 * 64 * 1024)).expect("u32");
@@ -75,7 +75,7 @@ fn entries(n: usize, rng: &mut Rng) -> Vec<(ChunkId, BlobLocation)> {
                 raw_length,
             };
             offset += length;
-            (ChunkId(rng.bytes32()), loc)
+            (BlobId::from_bytes(rng.bytes32()), loc)
         })
         .collect()
 }
@@ -127,8 +127,10 @@ fn bench_index(c: &mut Criterion) {
         let index = Index::open(&backend).expect("open index");
         assert_eq!(index.total_entries(), n);
         assert!(index.damaged().is_empty());
-        let present: Vec<ChunkId> = (0..BATCH).map(|_| all[rng.below(n)].0).collect();
-        let absent: Vec<ChunkId> = (0..BATCH).map(|_| ChunkId(rng.bytes32())).collect();
+        let present: Vec<BlobId> = (0..BATCH).map(|_| all[rng.below(n)].0).collect();
+        let absent: Vec<BlobId> = (0..BATCH)
+            .map(|_| BlobId::from_bytes(rng.bytes32()))
+            .collect();
         assert!(present.iter().all(|id| index.contains(id)));
         assert!(absent.iter().all(|id| !index.contains(id)));
 

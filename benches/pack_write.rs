@@ -26,6 +26,7 @@ use snapkeep::ChunkId;
 use snapkeep::backend::{Backend, LocalBackend, MemoryBackend};
 use snapkeep::format::pack::{BlobCompression, BlobKind};
 use snapkeep::format::repo_config::RepoConfig;
+use snapkeep::id::AsBlob;
 use snapkeep::pack::PackWriter;
 
 const MIB: usize = 1 << 20;
@@ -131,7 +132,13 @@ fn write_all(backend: Arc<dyn Backend>, blobs: &[Blob]) -> usize {
     let writer = PackWriter::new(backend, u64::from(RepoConfig::DEFAULT_PACK_SIZE));
     for b in blobs {
         writer
-            .add(b.id, BlobKind::Data, b.compression, &b.stored, b.raw_length)
+            .add(
+                b.id.blob(),
+                BlobKind::Data,
+                b.compression,
+                &b.stored,
+                b.raw_length,
+            )
             .expect("add blob");
     }
     writer.finish().expect("finish").len()

@@ -16,13 +16,19 @@ macro_rules! blake3_id {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub struct $name(pub [u8; 32]);
+        pub struct $name([u8; 32]);
 
         impl $name {
             /// The id of `data` (its blake3 hash).
             #[must_use]
             pub fn of(data: &[u8]) -> Self {
                 Self(*blake3::hash(data).as_bytes())
+            }
+
+            /// The id whose raw bytes are `bytes` (as decoded from a stored object).
+            #[must_use]
+            pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+                Self(bytes)
             }
 
             /// The raw 32 bytes.
@@ -79,9 +85,21 @@ macro_rules! blake3_id {
 }
 
 blake3_id!(
-    /// Id of a blob (a file chunk or a tree): blake3 of its uncompressed bytes.
+    /// Id of a blob in a pack, whatever it holds (a file chunk or a tree): blake3 of its
+    /// uncompressed bytes. The index and the packs speak of blobs; the trees speak of
+    /// [`ChunkId`]s and [`TreeId`]s, which name a blob of one kind.
+    BlobId,
+    "blob"
+);
+blake3_id!(
+    /// Id of a chunk of file content: blake3 of its uncompressed bytes.
     ChunkId,
     "chunk"
+);
+blake3_id!(
+    /// Id of a tree (one directory): blake3 of its encoded bytes.
+    TreeId,
+    "tree"
 );
 blake3_id!(
     /// Id of a pack file: blake3 of its trailer (entries + footer), which holds the ids of
@@ -95,8 +113,43 @@ blake3_id!(
     "index"
 );
 
-/// A tree is a blob too; the alias documents intent where a tree is meant.
-pub type TreeId = ChunkId;
+/// Any id that names a blob in a pack: the index and the pack readers take one of these, so
+/// a [`ChunkId`] and a [`TreeId`] are looked up alike while staying apart everywhere else.
+pub trait AsBlob {
+    /// The blob this id names.
+    fn blob(&self) -> BlobId;
+}
+
+impl AsBlob for BlobId {
+    fn blob(&self) -> BlobId {
+        *self
+    }
+}
+
+macro_rules! blob_kind {
+    ($name:ident) => {
+        impl AsBlob for $name {
+            fn blob(&self) -> BlobId {
+                BlobId(self.0)
+            }
+        }
+
+        impl From<$name> for BlobId {
+            fn from(id: $name) -> BlobId {
+                id.blob()
+            }
+        }
+
+        impl PartialEq<BlobId> for $name {
+            fn eq(&self, other: &BlobId) -> bool {
+                self.0 == other.0
+            }
+        }
+    };
+}
+
+blob_kind!(ChunkId);
+blob_kind!(TreeId);
 
 /// Snapshot ids are UUID v7 (time-ordered), shown in canonical hyphenated form.
 pub type SnapshotId = uuid::Uuid;
@@ -112,5 +165,15 @@ mod tests {
         assert_eq!(id, back);
         assert!("zz".parse::<ChunkId>().is_err());
         assert_eq!(id.short().len(), 8);
+    }
+
+    #[test]
+    fn kinds_name_the_same_blob() {
+        let chunk = ChunkId::of(b"same bytes");
+        let tree = TreeId::of(b"same bytes");
+        assert_eq!(chunk.blob(), tree.blob());
+        assert_eq!(chunk, chunk.blob());
+        assert_eq!(BlobId::from(tree).as_bytes(), chunk.as_bytes());
+        assert!("zz".parse::<TreeId>().is_err());
     }
 }

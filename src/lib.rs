@@ -50,12 +50,13 @@ pub mod source;
 pub mod stage;
 pub mod units;
 pub mod verify;
+pub mod walk;
 
 pub use backup::{BackupOptions, BackupOutcome, snapshot};
 pub use error::{Error, Result};
 pub use format::manifest::{SnapshotRecord, Summary};
 pub use format::repo_config::Compression;
-pub use id::{ChunkId, IndexId, PackId, SnapshotId};
+pub use id::{BlobId, ChunkId, IndexId, PackId, SnapshotId, TreeId};
 pub use job::{JobHandle, JobKind, JobOutcome, JobState, SnapshotCoordinator};
 pub use progress::{NoProgress, Phase, Progress};
 pub use repository::{InitOptions, Repository};

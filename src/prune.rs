@@ -26,13 +26,13 @@ use crate::backend::{index_key, pack_key};
 use crate::error::{Error, Result};
 use crate::format::gc::{LockKind, MarkRecord, MarkedPack};
 use crate::format::index_file::BlobLocation;
-use crate::format::manifest::{NodeKind, Tree};
 use crate::format::pack::{ENTRY_LEN, FOOTER_LEN, HEADER};
-use crate::id::{ChunkId, PackId, SnapshotId};
+use crate::id::{AsBlob, BlobId, PackId, SnapshotId, TreeId};
 use crate::index::Index;
 use crate::lock::{self, FoundLock, LockGuard, MARKS_PREFIX, PENDING_SUFFIX, STALE_AFTER};
 use crate::pack::{PackWriter, check_blob_bytes, location, read_pack_entries};
 use crate::repository::{Repository, now_ns};
+use crate::walk::{Located, Reachable, Walker};
 
 /// Bytes of one salt blob and its trailer entry (never counted as unused).
 const SALT_ALLOWANCE: usize = 16 + ENTRY_LEN;
@@ -269,14 +269,14 @@ struct State {
     live_jobs: Vec<FoundLock>,
     index: Index,
     /// One location per blob id, preferring packs that exist.
-    entries: HashMap<ChunkId, BlobLocation>,
+    entries: HashMap<BlobId, BlobLocation>,
     indexed_packs: HashSet<PackId>,
     /// Index entries naming each pack (its trailer size follows from it).
     entry_counts: HashMap<PackId, u64>,
     listed: HashMap<PackId, u64>,
     /// Trailers of packs no index file names (marked or not), or why they cannot be read.
-    trailers: HashMap<PackId, std::result::Result<Vec<(ChunkId, BlobLocation)>, String>>,
-    reachable: HashSet<ChunkId>,
+    trailers: HashMap<PackId, std::result::Result<Vec<(BlobId, BlobLocation)>, String>>,
+    reachable: Reachable,
     record_ids: HashSet<SnapshotId>,
     /// Pending marks of earlier runs, found at the start.
     stale_pending: Vec<String>,
@@ -362,7 +362,7 @@ fn read_state(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) 
                 .push(format!("{} is not a pack name; left in place", o.key)),
         }
     }
-    let mut entries: HashMap<ChunkId, BlobLocation> = HashMap::new();
+    let mut entries: HashMap<BlobId, BlobLocation> = HashMap::new();
     let mut indexed_packs = HashSet::new();
     let mut dangling = 0u64;
     let mut entry_counts: HashMap<PackId, u64> = HashMap::new();
@@ -394,7 +394,7 @@ fn read_state(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) 
         .filter(|(id, _)| !indexed_packs.contains(id))
         .map(|(id, size)| (*id, *size))
         .collect();
-    let trailers: HashMap<PackId, std::result::Result<Vec<(ChunkId, BlobLocation)>, String>> = {
+    let trailers: HashMap<PackId, std::result::Result<Vec<(BlobId, BlobLocation)>, String>> = {
         use rayon::prelude::*;
         unindexed
             .par_iter()
@@ -411,13 +411,13 @@ fn read_state(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) 
             .collect::<HashMap<_, _>>()
     };
 
-    let mut extra: HashMap<ChunkId, BlobLocation> = HashMap::new();
+    let mut extra: HashMap<BlobId, BlobLocation> = HashMap::new();
     for es in trailers.values().flatten() {
         for (id, loc) in es {
             extra.entry(*id).or_insert(*loc);
         }
     }
-    let roots: Vec<(ChunkId, SnapshotId)> = records.iter().map(|r| (r.tree, r.id)).collect();
+    let roots: Vec<(TreeId, SnapshotId)> = records.iter().map(|r| (r.tree, r.id)).collect();
     let reachable = reachable_from(backend, &roots, |id| {
         entries
             .get(id)
@@ -442,36 +442,31 @@ fn read_state(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) 
     })
 }
 
-/// Every tree and chunk id reachable from `roots` (root tree, snapshot), trees located by
+/// Every tree and chunk reachable from `roots` (root tree, snapshot), trees located by
 /// `locate`.
 fn reachable_from(
     backend: &dyn crate::backend::Backend,
-    roots: &[(ChunkId, SnapshotId)],
-    locate: impl Fn(&ChunkId) -> Option<BlobLocation>,
-) -> Result<HashSet<ChunkId>> {
-    let mut reachable = HashSet::new();
-    let mut trees = HashSet::new();
-    let mut stack: Vec<(ChunkId, SnapshotId)> = roots.to_vec();
-    while let Some((tree_id, snap)) = stack.pop() {
-        reachable.insert(tree_id);
-        if !trees.insert(tree_id) {
-            continue;
-        }
-        let loc = locate(&tree_id).ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "tree {} of snapshot {snap} is in no pack; prune cannot tell what that snapshot needs: run 'snapkeep verify' first",
-                tree_id.short()
-            ))
-        })?;
-        let bytes = crate::pack::read_blob(backend, &tree_id, &loc)?;
-        let tree = Tree::from_bytes(&bytes, &tree_id)?;
-        for n in tree.nodes {
-            match n.kind {
-                NodeKind::Dir { tree } => stack.push((tree, snap)),
-                NodeKind::File { chunks, .. } => reachable.extend(chunks.iter().map(|c| c.id)),
-                NodeKind::Symlink { .. } => {}
-            }
-        }
+    roots: &[(TreeId, SnapshotId)],
+    locate: impl Fn(&BlobId) -> Option<BlobLocation>,
+) -> Result<Reachable> {
+    let snapshot = std::cell::Cell::new(None::<SnapshotId>);
+    let source = Located {
+        backend,
+        locate: |t: &TreeId| {
+            locate(&t.blob()).ok_or_else(|| {
+                let snap = snapshot.get().map(|s| s.to_string()).unwrap_or_default();
+                Error::InvalidInput(format!(
+                    "tree {} of snapshot {snap} is in no pack; prune cannot tell what that snapshot needs: run 'snapkeep verify' first",
+                    t.short()
+                ))
+            })
+        },
+    };
+    let mut walker = Walker::once(&source);
+    let mut reachable = Reachable::default();
+    for (root, snap) in roots {
+        snapshot.set(Some(*snap));
+        walker.walk(root, "", &mut reachable)?;
     }
     Ok(reachable)
 }
@@ -495,17 +490,16 @@ fn pass(
         report.index_files_before = st.index.files().len() as u64;
     }
     // Reachable blobs that the index lacks (they live only in marked or unindexed packs).
-    let missing: HashSet<ChunkId> = st
+    let missing: HashSet<BlobId> = st
         .reachable
-        .iter()
+        .blobs()
         .filter(|id| {
             !st.entries
                 .get(id)
                 .is_some_and(|l| st.listed.contains_key(&l.pack))
         })
-        .copied()
         .collect();
-    let in_trailers: HashSet<ChunkId> = st
+    let in_trailers: HashSet<BlobId> = st
         .trailers
         .values()
         .flatten()
@@ -524,7 +518,7 @@ fn pass(
 
     // --- sweep earlier marks ---
     let grace_ns = i64::try_from(opts.grace.as_nanos()).unwrap_or(i64::MAX);
-    let mut rescue: Vec<(ChunkId, BlobLocation)> = Vec::new();
+    let mut rescue: Vec<(BlobId, BlobLocation)> = Vec::new();
     let mut rescued_packs: HashSet<PackId> = HashSet::new();
     let mut delete: Vec<(PackId, u64)> = Vec::new();
     let mut mark_updates: Vec<(String, Option<MarkRecord>)> = Vec::new();
@@ -576,7 +570,7 @@ fn pass(
 
     // --- mark ---
     let mut live: HashMap<PackId, u64> = HashMap::new();
-    let mut by_pack: HashMap<PackId, Vec<(ChunkId, BlobLocation)>> = HashMap::new();
+    let mut by_pack: HashMap<PackId, Vec<(BlobId, BlobLocation)>> = HashMap::new();
     for (id, loc) in &st.entries {
         if st.reachable.contains(id) {
             *live.entry(loc.pack).or_default() += u64::from(loc.length);
@@ -661,7 +655,7 @@ fn pass(
     let check = || guard.map_or(Ok(()), LockGuard::check);
 
     // --- act: new packs ---
-    let mut moved: Vec<(ChunkId, BlobLocation)> = Vec::new();
+    let mut moved: Vec<(BlobId, BlobLocation)> = Vec::new();
     if !repack.is_empty() {
         let writer = PackWriter::new(Arc::clone(&backend), u64::from(repo.config().pack_size));
         writer.avoid(
@@ -722,7 +716,7 @@ fn pass(
     }
     if index_changes {
         // Entries of packs that are gone go too (a rescued copy may replace them).
-        let mut fresh: HashMap<ChunkId, BlobLocation> = st
+        let mut fresh: HashMap<BlobId, BlobLocation> = st
             .entries
             .iter()
             .filter(|(_, l)| !leaving.contains(&l.pack) && st.listed.contains_key(&l.pack))
@@ -810,12 +804,12 @@ fn rescue_for_late_records(
         }
     }
     let fresh = Index::open(backend)?;
-    let mut trailers: Vec<(MarkedPack, Vec<(ChunkId, BlobLocation)>)> = Vec::new();
+    let mut trailers: Vec<(MarkedPack, Vec<(BlobId, BlobLocation)>)> = Vec::new();
     for p in &mark.packs {
         let es = read_pack_entries(backend, &p.id, p.size)?;
         trailers.push((*p, es.iter().map(|e| (e.id, location(p.id, e))).collect()));
     }
-    let in_marked: HashMap<ChunkId, BlobLocation> = trailers
+    let in_marked: HashMap<BlobId, BlobLocation> = trailers
         .iter()
         .flat_map(|(_, es)| es.iter().copied())
         .collect();

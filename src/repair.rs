@@ -8,14 +8,14 @@
 use crate::backend::index_key;
 use crate::error::Result;
 use crate::format::index_file::BlobLocation;
-use crate::id::{ChunkId, IndexId, PackId, SnapshotId};
+use crate::id::{AsBlob, BlobId, ChunkId, IndexId, PackId, SnapshotId, TreeId};
 use crate::pack::{location, read_pack_entries};
 use crate::repository::Repository;
 
 /// What a rebuild found.
 #[derive(Clone, Debug, Default)]
 pub struct IndexRebuild {
-    pub entries: Vec<(ChunkId, BlobLocation)>,
+    pub entries: Vec<(BlobId, BlobLocation)>,
     pub packs_read: u64,
     /// Packs whose trailer could not be read, with the reason (their blobs are not indexed).
     pub damaged_packs: Vec<(String, String)>,
@@ -165,9 +165,9 @@ pub fn repair_snapshots(
         read_data: bool,
         chunks: HashMap<ChunkId, bool>,
         /// Tree id → (repaired tree id, dropped files, emptied dirs; paths relative to it).
-        trees: HashMap<ChunkId, (ChunkId, Vec<String>, Vec<String>)>,
+        trees: HashMap<TreeId, (TreeId, Vec<String>, Vec<String>)>,
         /// New trees to store.
-        new_trees: Vec<(ChunkId, Vec<u8>)>,
+        new_trees: Vec<(TreeId, Vec<u8>)>,
         /// The first error that is not a loss.
         error: Option<crate::error::Error>,
     }
@@ -206,7 +206,7 @@ pub fn repair_snapshots(
         }
 
         /// The repaired id of `tree`, or `None` when it cannot be read.
-        fn tree(&mut self, id: &ChunkId) -> Option<(ChunkId, Vec<String>, Vec<String>)> {
+        fn tree(&mut self, id: &TreeId) -> Option<(TreeId, Vec<String>, Vec<String>)> {
             if let Some(done) = self.trees.get(id) {
                 return Some(done.clone());
             }
@@ -239,7 +239,7 @@ pub fn repair_snapshots(
                         None => {
                             let mut empty = Tree::default();
                             let bytes = empty.to_bytes();
-                            let eid = ChunkId::of(&bytes);
+                            let eid = TreeId::of(&bytes);
                             self.new_trees.push((eid, bytes));
                             *sub = eid;
                             emptied.push(name);
@@ -254,7 +254,7 @@ pub fn repair_snapshots(
             } else {
                 let mut t = Tree { nodes };
                 let bytes = t.to_bytes();
-                let nid = ChunkId::of(&bytes);
+                let nid = TreeId::of(&bytes);
                 self.new_trees.push((nid, bytes));
                 nid
             };
@@ -358,7 +358,7 @@ pub fn repair_snapshots(
         }
         let len = u32::try_from(bytes.len())
             .map_err(|_| crate::error::Error::InvalidInput("tree larger than 4 GiB".into()))?;
-        writer.add(*id, BlobKind::Tree, BlobCompression::Raw, bytes, len)?;
+        writer.add(id.blob(), BlobKind::Tree, BlobCompression::Raw, bytes, len)?;
     }
     let sealed = writer.finish()?;
     lock.check()?;

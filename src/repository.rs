@@ -19,7 +19,7 @@ use crate::format::REPO_FORMAT_VERSION;
 use crate::format::index_file::BlobLocation;
 use crate::format::manifest::{SnapshotRecord, Tree};
 use crate::format::repo_config::{Compression, RepoConfig};
-use crate::id::{ChunkId, SnapshotId, TreeId};
+use crate::id::{AsBlob, BlobId, SnapshotId, TreeId};
 use crate::index::Index;
 
 /// Options for [`Repository::init`].
@@ -52,7 +52,7 @@ pub struct Repository {
 /// The blobs of marked packs, and the mark keys they were read from.
 struct MarkedBlobs {
     keys: Vec<String>,
-    blobs: Arc<HashMap<ChunkId, BlobLocation>>,
+    blobs: Arc<HashMap<BlobId, BlobLocation>>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -185,7 +185,8 @@ impl Repository {
     /// of prune marks: a prune that did not yet see a new snapshot's record takes such packs
     /// out of the index and puts them back moments later (docs/DESIGN.md, "Garbage
     /// collection"); a reader in between still finds the blob.
-    pub fn locate(&self, id: &ChunkId) -> Result<BlobLocation> {
+    pub fn locate(&self, id: &impl AsBlob) -> Result<BlobLocation> {
+        let id = &id.blob();
         if let Some(loc) = self.index().get(id) {
             return Ok(loc);
         }
@@ -206,7 +207,8 @@ impl Repository {
 
     /// Location of a blob in a marked pack that still exists. Each miss lists the marks
     /// (pending ones included) and reads their packs' trailers again when the list changed.
-    pub fn locate_marked(&self, id: &ChunkId) -> Option<BlobLocation> {
+    pub fn locate_marked(&self, id: &impl AsBlob) -> Option<BlobLocation> {
+        let id = &id.blob();
         let mut cache = self
             .marked
             .lock()
@@ -242,7 +244,7 @@ impl Repository {
     }
 
     /// The blobs of the packs of marks `keys`; `None` when one of them vanished meanwhile.
-    fn read_marked_blobs(&self, keys: &[String]) -> Option<HashMap<ChunkId, BlobLocation>> {
+    fn read_marked_blobs(&self, keys: &[String]) -> Option<HashMap<BlobId, BlobLocation>> {
         let mut out = HashMap::new();
         // Pending marks too: a prune writes one before its index rewrite.
         for key in keys {
@@ -269,7 +271,8 @@ impl Repository {
     }
 
     /// Reads one blob, checked against its id.
-    pub fn read_blob(&self, id: &ChunkId) -> Result<Vec<u8>> {
+    pub fn read_blob(&self, id: &impl AsBlob) -> Result<Vec<u8>> {
+        let id = &id.blob();
         let loc = self.locate(id)?;
         match crate::pack::read_blob(self.backend.as_ref(), id, &loc) {
             // The pack went (a prune swept a mark this view knew, or repacked the blob

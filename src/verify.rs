@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::format::manifest::{FLAG_STAGE_FAILED, Node, NodeKind, SnapshotRecord, Tree};
 use crate::format::pack::HEADER;
 use crate::hasher::FileCrc;
-use crate::id::{ChunkId, PackId, SnapshotId, TreeId};
+use crate::id::{AsBlob, BlobId, PackId, SnapshotId, TreeId};
 use crate::pack::{check_blob_bytes, location, read_pack_entries};
 use crate::progress::{Phase, Progress};
 use crate::repository::Repository;
@@ -84,7 +84,12 @@ impl Subset {
     fn selects(self, id: &PackId, salt: &[u8; 16]) -> bool {
         match self {
             Subset::Part { n, m } => {
-                let v = u32::from_le_bytes([id.0[0], id.0[1], id.0[2], id.0[3]]);
+                let v = u32::from_le_bytes([
+                    id.as_bytes()[0],
+                    id.as_bytes()[1],
+                    id.as_bytes()[2],
+                    id.as_bytes()[3],
+                ]);
                 v % m == n - 1
             }
             Subset::Percent(p) => {
@@ -162,7 +167,7 @@ impl VerifyReport {
 }
 
 /// A verified blob's CRC32 and length.
-type BlobFacts = HashMap<ChunkId, (u32, u32)>;
+type BlobFacts = HashMap<BlobId, (u32, u32)>;
 
 /// Verifies the repository (or one snapshot) and reports what it finds.
 pub fn verify(
@@ -282,7 +287,7 @@ pub fn verify(
 /// What the pack pass established.
 struct Verified {
     facts: BlobFacts,
-    bad: HashMap<ChunkId, String>,
+    bad: HashMap<BlobId, String>,
     /// Packs that were read.
     packs: HashSet<PackId>,
     /// Whether every referenced pack was read (no subset).
@@ -305,7 +310,7 @@ impl Walker<'_> {
         if let Some(t) = self.trees.get(id) {
             return t.clone();
         }
-        let t = match self.verified.and_then(|v| v.bad.get(id)) {
+        let t = match self.verified.and_then(|v| v.bad.get(&id.blob())) {
             Some(problem) => Err(problem.clone()),
             None => self
                 .repo
@@ -401,13 +406,13 @@ impl Walker<'_> {
                                 .index()
                                 .get(&c.id)
                                 .is_some_and(|l| v.packs.contains(&l.pack));
-                            if let Some(problem) = v.bad.get(&c.id) {
+                            if let Some(problem) = v.bad.get(&c.id.blob()) {
                                 report.add(Some(&rec.id), Some(&p), object, problem.clone());
                                 crc_known = false;
                             } else if !read && !v.all {
                                 // Its pack is outside this run's subset: no verdict.
                                 crc_known = false;
-                            } else if let Some(&(cc, len)) = v.facts.get(&c.id) {
+                            } else if let Some(&(cc, len)) = v.facts.get(&c.id.blob()) {
                                 if len != c.len {
                                     report.add(
                                         Some(&rec.id),
@@ -542,7 +547,7 @@ fn read_packs(
     packs: &HashMap<PackId, u64>,
     progress: &dyn Progress,
     report: &mut VerifyReport,
-) -> (BlobFacts, HashMap<ChunkId, String>) {
+) -> (BlobFacts, HashMap<BlobId, String>) {
     let total: u64 = packs.values().sum();
     progress.phase(Phase::Verify, total, packs.len() as u64);
     let index = repo.index();
@@ -567,7 +572,7 @@ fn read_packs(
         })
         .collect();
     let mut facts = BlobFacts::new();
-    let mut bad: HashMap<ChunkId, String> = HashMap::new();
+    let mut bad: HashMap<BlobId, String> = HashMap::new();
     for r in results {
         report.packs_read += 1;
         if let Some(problem) = r.problem {
@@ -618,8 +623,8 @@ fn read_packs(
 struct PackResult {
     id: PackId,
     problem: Option<String>,
-    blobs: Vec<(ChunkId, std::result::Result<(u32, u32), String>)>,
-    mismatched: Vec<(ChunkId, crate::format::index_file::BlobLocation)>,
+    blobs: Vec<(BlobId, std::result::Result<(u32, u32), String>)>,
+    mismatched: Vec<(BlobId, crate::format::index_file::BlobLocation)>,
 }
 
 /// Largest single read while verifying a pack (bounds memory: one run per worker).
@@ -711,7 +716,7 @@ fn read_pack(repo: &Repository, id: &PackId, size: u64) -> PackResult {
 
 fn check_blob(
     backend: &dyn crate::backend::Backend,
-    id: &ChunkId,
+    id: &BlobId,
     loc: &crate::format::index_file::BlobLocation,
 ) -> std::result::Result<(u32, u32), String> {
     crate::pack::read_blob(backend, id, loc)

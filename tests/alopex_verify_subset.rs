@@ -27,7 +27,13 @@ fn verify(repo: &Repository, subset: Option<Subset>) -> VerifyReport {
 
 /// Which part of `m` a pack belongs to (1-based), as documented on `Subset::Part`.
 fn part_of(id: &PackId, m: u32) -> u32 {
-    u32::from_le_bytes([id.0[0], id.0[1], id.0[2], id.0[3]]) % m + 1
+    u32::from_le_bytes([
+        id.as_bytes()[0],
+        id.as_bytes()[1],
+        id.as_bytes()[2],
+        id.as_bytes()[3],
+    ]) % m
+        + 1
 }
 
 /// A repository with several snapshots of a changing Alopex DB: one pack or more each.

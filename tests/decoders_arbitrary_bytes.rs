@@ -17,7 +17,7 @@ use snapkeep::format::pack::{
     encode_trailer,
 };
 use snapkeep::format::repo_config::RepoConfig;
-use snapkeep::{ChunkId, PackId};
+use snapkeep::{BlobId, PackId, TreeId};
 
 fn index_reader(bytes: &[u8]) {
     if let Ok(layout) = IndexLayout::parse(bytes, "fuzz") {
@@ -28,7 +28,7 @@ fn index_reader(bytes: &[u8]) {
                 let _ = layout.find(bytes, &id);
             }
         }
-        let _ = layout.find(bytes, &ChunkId([0x5a; 32]));
+        let _ = layout.find(bytes, &BlobId::from_bytes([0x5a; 32]));
     }
 }
 
@@ -57,15 +57,15 @@ fn framed_readers(payload: &[u8]) {
     let _ = MarkRecord::from_bytes(&frame(b"SKMARK00", 1, payload), "marks/x");
     let mut tree = b"SKTREE\x01\x00".to_vec();
     tree.extend_from_slice(payload);
-    let _ = Tree::from_bytes(&tree, &ChunkId::of(&tree));
-    let _ = Tree::from_bytes(payload, &ChunkId::of(payload));
+    let _ = Tree::from_bytes(&tree, &TreeId::of(&tree));
+    let _ = Tree::from_bytes(payload, &TreeId::of(payload));
 }
 
 fn valid_index(n: u8) -> Vec<u8> {
     let entries = (0..n)
         .map(|i| {
             (
-                ChunkId::of(&[i]),
+                BlobId::of(&[i]),
                 BlobLocation {
                     pack: PackId::of(&[i % 3]),
                     kind: BlobKind::Data,
@@ -86,7 +86,7 @@ fn valid_pack(n: u8) -> Vec<u8> {
     for i in 0..n {
         let data = vec![i; usize::from(i) + 1];
         entries.push(PackEntry {
-            id: ChunkId::of(&data),
+            id: BlobId::of(&data),
             kind: BlobKind::Data,
             compression: BlobCompression::Raw,
             offset: u32::try_from(out.len()).expect("small"),
@@ -172,7 +172,7 @@ fn a_lying_zstd_header_is_refused() {
     let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0xa0];
     frame.extend_from_slice(&0x2000_0000u32.to_le_bytes());
     frame.extend_from_slice(&[0x01, 0x00]);
-    let id = ChunkId([1; 32]);
+    let id = BlobId::from_bytes([1; 32]);
     for (kind, raw_length) in [
         (BlobKind::Data, 0x2000_0000),
         (BlobKind::Tree, 0x2000_0000),
@@ -182,7 +182,7 @@ fn a_lying_zstd_header_is_refused() {
         let mut f = frame.clone();
         f[5..9].copy_from_slice(&u32::to_le_bytes(raw_length));
         let loc = BlobLocation {
-            pack: PackId([2; 32]),
+            pack: PackId::from_bytes([2; 32]),
             kind,
             compression: BlobCompression::Zstd,
             offset: 8,

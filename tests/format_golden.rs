@@ -5,7 +5,6 @@
 //! in docs/DESIGN.md). A change that alters any layout without bumping its version (and
 //! without a decoder for the old one) makes existing repositories unreadable: these tests fail.
 
-use snapkeep::ChunkId;
 use snapkeep::chunker::ChunkerKind;
 use snapkeep::format::index_file::{self, BlobLocation, IndexLayout};
 use snapkeep::format::manifest::{FLAG_CHANGED_DURING_READ, NodeKind, SnapshotRecord, Tree};
@@ -14,6 +13,7 @@ use snapkeep::format::pack::{
 };
 use snapkeep::format::repo_config::{Compression, RepoConfig};
 use snapkeep::id::PackId;
+use snapkeep::{BlobId, ChunkId, TreeId};
 
 const CONFIG: &str = "534b434f4e464947010000000111111111111111111111111111111111008020808001808004010680808010049f515600ec68b8323011a03460d9d4f2c98ee6323f303e7c11a026f18a48f1";
 
@@ -55,7 +55,7 @@ fn config_v1_decodes_and_reencodes() {
 #[test]
 fn tree_v1_decodes_and_keeps_its_id() {
     let b = bytes(TREE);
-    let id = ChunkId::of(&b);
+    let id = TreeId::of(&b);
     assert_eq!(id.to_hex(), TREE_ID);
     let mut tree = Tree::from_bytes(&b, &id).expect("a v1 tree decodes");
     let names: Vec<&[u8]> = tree.nodes.iter().map(|n| n.name.as_slice()).collect();
@@ -93,7 +93,7 @@ fn tree_v1_decodes_and_keeps_its_id() {
     assert_eq!(
         d.kind,
         NodeKind::Dir {
-            tree: ChunkId::of(b"subtree")
+            tree: TreeId::of(b"subtree")
         }
     );
     assert_eq!(d.mode, 0o2755);
@@ -160,7 +160,7 @@ fn snapshot_record_v1_decodes_and_reencodes() {
 fn golden_entries() -> Vec<PackEntry> {
     vec![
         PackEntry {
-            id: ChunkId::of(b"a"),
+            id: BlobId::of(b"a"),
             kind: BlobKind::Data,
             compression: BlobCompression::Zstd,
             offset: 8,
@@ -168,7 +168,7 @@ fn golden_entries() -> Vec<PackEntry> {
             raw_length: 30,
         },
         PackEntry {
-            id: ChunkId::of(b"b"),
+            id: BlobId::of(b"b"),
             kind: BlobKind::Tree,
             compression: BlobCompression::Raw,
             offset: 18,
@@ -202,15 +202,15 @@ fn index_file_v1_layout() {
     };
     let entries = vec![
         (
-            ChunkId::of(b"a"),
+            BlobId::of(b"a"),
             loc(b"p1", BlobKind::Data, BlobCompression::Zstd, 8, 10, 30),
         ),
         (
-            ChunkId::of(b"b"),
+            BlobId::of(b"b"),
             loc(b"p2", BlobKind::Tree, BlobCompression::Raw, 18, 5, 5),
         ),
         (
-            ChunkId::of(b"c"),
+            BlobId::of(b"c"),
             loc(b"p1", BlobKind::Data, BlobCompression::Raw, 23, 100, 100),
         ),
     ];

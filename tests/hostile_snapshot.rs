@@ -8,7 +8,7 @@ use std::sync::Arc;
 use snapkeep::format::manifest::{Node, NodeKind, SnapshotRecord, Summary, Tree};
 use snapkeep::format::pack::{BlobCompression, BlobKind};
 use snapkeep::pack::PackWriter;
-use snapkeep::{ChunkId, Error, InitOptions, NoProgress, Repository, RestoreOptions};
+use snapkeep::{BlobId, Error, InitOptions, NoProgress, Repository, RestoreOptions, TreeId};
 
 fn node(name: &[u8], kind: NodeKind) -> Node {
     Node {
@@ -43,7 +43,7 @@ fn commit(repo: &Repository, trees: &[Vec<u8>]) -> snapkeep::SnapshotId {
         let len = u32::try_from(bytes.len()).expect("small");
         writer
             .add(
-                ChunkId::of(bytes),
+                BlobId::of(bytes),
                 BlobKind::Tree,
                 BlobCompression::Raw,
                 bytes,
@@ -65,7 +65,7 @@ fn commit(repo: &Repository, trees: &[Vec<u8>]) -> snapkeep::SnapshotId {
         paths: vec!["/x".into()],
         tags: vec![],
         parent: None,
-        tree: ChunkId::of(trees.last().expect("root")),
+        tree: TreeId::of(trees.last().expect("root")),
         summary: Summary::default(),
         program: "crafted".into(),
         stages: vec![],
@@ -112,7 +112,7 @@ fn crafted_names_are_refused_and_nothing_escapes() {
                 node(
                     b"x",
                     NodeKind::Dir {
-                        tree: ChunkId::of(&inner),
+                        tree: TreeId::of(&inner),
                     },
                 ),
             ]);

@@ -10,7 +10,7 @@ use std::path::Path;
 use snapkeep::format::index_file::BlobLocation;
 use snapkeep::repair::{plan_index_rebuild, repair_index};
 use snapkeep::{
-    BackupOptions, ChunkId, NoProgress, Repository, RestoreOptions, SnapshotId, VerifyOptions,
+    BackupOptions, BlobId, NoProgress, Repository, RestoreOptions, SnapshotId, VerifyOptions,
 };
 
 /// Several snapshots of an evolving tree: several index files and packs of both kinds.
@@ -33,7 +33,7 @@ fn repo_with_history(root: &Path) -> (Repository, Vec<(SnapshotId, Vec<u8>)>) {
     (repo, snaps)
 }
 
-fn entries(repo_dir: &Path) -> HashMap<ChunkId, BlobLocation> {
+fn entries(repo_dir: &Path) -> HashMap<BlobId, BlobLocation> {
     Repository::open_local(repo_dir)
         .expect("reopen")
         .index()

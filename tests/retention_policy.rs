@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use snapkeep::retention::{GroupBy, RetentionPlan, RetentionPolicy, parse_duration};
-use snapkeep::{ChunkId, Error, SnapshotId, SnapshotRecord, Summary};
+use snapkeep::{Error, SnapshotId, SnapshotRecord, Summary, TreeId};
 
 const SEC: i64 = 1_000_000_000;
 const HOUR: i64 = 3_600 * SEC;
@@ -27,7 +27,7 @@ fn snap(n: u128, time_ns: i64, host: &str, paths: &[&str], tags: &[&str]) -> Sna
         paths: paths.iter().map(|p| (*p).into()).collect(),
         tags: tags.iter().map(|t| (*t).into()).collect(),
         parent: None,
-        tree: ChunkId::of(b"t"),
+        tree: TreeId::of(b"t"),
         summary: Summary::default(),
         program: "test".into(),
         stages: vec![],

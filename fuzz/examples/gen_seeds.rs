@@ -23,7 +23,7 @@ use snapkeep::format::{FRAME_OVERHEAD, REPO_FORMAT_VERSION};
 use snapkeep::lock;
 use snapkeep::pack::{location, read_blob, read_pack_entries};
 use snapkeep::repository::{InitOptions, Repository};
-use snapkeep::{BackupOptions, ChunkId, Compression, NoProgress, PackId};
+use snapkeep::{BackupOptions, BlobId, ChunkId, Compression, NoProgress, PackId, TreeId};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -183,7 +183,7 @@ fn built(seeds: &mut Seeds) -> Res<()> {
             node(
                 b"dir",
                 NodeKind::Dir {
-                    tree: ChunkId::of(b"subtree"),
+                    tree: TreeId::of(b"subtree"),
                 },
                 0,
             ),
@@ -219,7 +219,7 @@ fn built(seeds: &mut Seeds) -> Res<()> {
                 length: 100,
                 raw_length: 100 + n % 2 * 50,
             };
-            (ChunkId::of(&n.to_le_bytes()), loc)
+            (BlobId::of(&n.to_le_bytes()), loc)
         })
         .collect();
     seeds.put("index_file", "300", &index_file::encode(entries))?;
@@ -232,7 +232,7 @@ fn built(seeds: &mut Seeds) -> Res<()> {
     let mut pentries = Vec::new();
     for blob in [&b"alpha"[..], b"", b"gamma gamma"] {
         pentries.push(snapkeep::format::pack::PackEntry {
-            id: ChunkId::of(blob),
+            id: BlobId::of(blob),
             kind: BlobKind::Data,
             compression: BlobCompression::Raw,
             offset: u32::try_from(pack.len())?,

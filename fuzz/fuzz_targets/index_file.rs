@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use snapkeep::format::index_file::{HEADER_LEN, IndexLayout, encode};
-use snapkeep::id::ChunkId;
+use snapkeep::id::BlobId;
 
 const OBJECT: &str = "index fuzz";
 /// Bound on the per-input work, so a large input cannot slow the run down.
@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let mut entries = Vec::with_capacity(n.min(MAX_ENTRIES));
     let mut all_decode = true;
     let mut sorted = true;
-    let mut prev: Option<ChunkId> = None;
+    let mut prev: Option<BlobId> = None;
     for i in 0..n.min(MAX_ENTRIES) {
         let id = layout.id_at(data, i);
         match layout.entry_at(data, i) {
@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
     let fanout_ok = sorted && n <= MAX_ENTRIES && {
         let mut counts = [0u32; 256];
         for i in 0..n {
-            counts[usize::from(layout.id_at(data, i).0[0])] += 1;
+            counts[usize::from(layout.id_at(data, i).as_bytes()[0])] += 1;
         }
         let mut acc = 0u32;
         counts.iter().enumerate().all(|(b, c)| {
@@ -67,17 +67,18 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(layout.id_at(data, j), id);
         }
         // Neighbours of a present id are absent from a well-formed table.
-        let mut next = id;
-        next.0[31] = next.0[31].wrapping_add(1);
+        let mut bytes = *id.as_bytes();
+        bytes[31] = bytes[31].wrapping_add(1);
+        let next = BlobId::from_bytes(bytes);
         if let Some(j) = layout.find(data, &next) {
             assert_eq!(layout.id_at(data, j), next);
         }
     }
     for probe in [
-        ChunkId([0; 32]),
-        ChunkId([0xff; 32]),
-        ChunkId([0x80; 32]),
-        ChunkId::of(data),
+        BlobId::from_bytes([0; 32]),
+        BlobId::from_bytes([0xff; 32]),
+        BlobId::from_bytes([0x80; 32]),
+        BlobId::of(data),
     ] {
         if let Some(j) = layout.find(data, &probe) {
             assert!(j < n);

@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use snapkeep::format::pack::{
     FOOTER_LEN, Footer, HEADER, check_header, decode_entries, decode_footer, encode_trailer,
 };
-use snapkeep::id::ChunkId;
+use snapkeep::id::BlobId;
 use snapkeep::pack::{check_blob_bytes, decode_blob, location, pack_id_of_trailer};
 
 const OBJECT: &str = "pack fuzz";
@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
 
     let as_stored = decode_entries(region, &footer, OBJECT);
     let fixed = Footer {
-        entries_hash: ChunkId::of(region).0,
+        entries_hash: *BlobId::of(region).as_bytes(),
         ..footer
     };
     let Ok(entries) = decode_entries(region, &fixed, OBJECT) else {
@@ -63,7 +63,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(decoded.is_ok(), checked.is_ok(), "{e:?}");
         if let Ok(raw) = decoded {
             assert_eq!(raw.len() as u64, u64::from(e.raw_length));
-            assert_eq!(ChunkId::of(&raw), e.id);
+            assert_eq!(BlobId::of(&raw), e.id);
         }
     }
 

@@ -1,5 +1,5 @@
 //! Tree objects: the input is the stored bytes of a tree blob (`"SKTREE" | version | postcard`),
-//! decoded with its own id as `Tree::from_bytes(bytes, &ChunkId::of(bytes))`; an input without
+//! decoded with its own id as `Tree::from_bytes(bytes, &TreeId::of(bytes))`; an input without
 //! the tree magic is also decoded behind a valid magic and version, so postcard decoding is
 //! exercised either way. On success: name safety of every node and its extents, as restore
 //! checks them. Round trip: `to_bytes` -> `from_bytes` gives the same tree.
@@ -7,12 +7,12 @@
 
 use libfuzzer_sys::fuzz_target;
 use snapkeep::format::manifest::{Node, NodeKind, TREE_VERSION, Tree};
-use snapkeep::id::ChunkId;
+use snapkeep::id::TreeId;
 
 const MAGIC: &[u8; 6] = b"SKTREE";
 
 fn check(bytes: &[u8]) {
-    let Ok(tree) = Tree::from_bytes(bytes, &ChunkId::of(bytes)) else {
+    let Ok(tree) = Tree::from_bytes(bytes, &TreeId::of(bytes)) else {
         return;
     };
     for w in tree.nodes.windows(2) {
@@ -34,7 +34,7 @@ fn check(bytes: &[u8]) {
     }
     let mut copy = tree.clone();
     let encoded = copy.to_bytes();
-    let back = Tree::from_bytes(&encoded, &ChunkId::of(&encoded)).expect("re-encoded tree");
+    let back = Tree::from_bytes(&encoded, &TreeId::of(&encoded)).expect("re-encoded tree");
     assert_eq!(back, tree);
 }
 

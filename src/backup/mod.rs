@@ -36,7 +36,7 @@ use crate::format::manifest::{
 use crate::format::pack::{BlobCompression, BlobKind};
 use crate::format::repo_config::Compression;
 use crate::hasher::{FileCrc, PAR_THRESHOLD, crc_chunk, hash_chunk};
-use crate::id::{ChunkId, SnapshotId, TreeId};
+use crate::id::{AsBlob, BlobId, SnapshotId, TreeId};
 use crate::index::{Index, MERGE_THRESHOLD, merge, write_index};
 use crate::pack::{NewBlob, PackWriter};
 use crate::progress::{Phase, Progress};
@@ -125,7 +125,7 @@ struct Ctx<'a> {
     window: usize,
     compression: Compression,
     writer: PackWriter,
-    inflight: Vec<Mutex<HashSet<ChunkId>>>,
+    inflight: Vec<Mutex<HashSet<BlobId>>>,
     counters: Counters,
     progress: &'a dyn Progress,
     warnings: Mutex<Vec<String>>,
@@ -423,18 +423,18 @@ impl Ctx<'_> {
     }
 
     /// True when this caller must store `id` (not in the index, not claimed by another).
-    fn claim(&self, id: &ChunkId) -> bool {
+    fn claim(&self, id: &BlobId) -> bool {
         if self.index.contains(id) {
             return false;
         }
-        let shard = &self.inflight[(id.0[0] & 15) as usize];
+        let shard = &self.inflight[(id.as_bytes()[0] & 15) as usize];
         shard
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(*id)
     }
 
-    fn store(&self, id: ChunkId, kind: BlobKind, raw: &[u8]) -> Result<()> {
+    fn store(&self, id: BlobId, kind: BlobKind, raw: &[u8]) -> Result<()> {
         if !self.claim(&id) {
             return Ok(());
         }
@@ -476,7 +476,7 @@ impl Ctx<'_> {
         let crc = crc_chunk(data);
         let len = u32::try_from(data.len())
             .map_err(|_| Error::InvalidInput("chunk larger than 4 GiB".into()))?;
-        let new = if !self.claim(&id) {
+        let new = if !self.claim(&id.blob()) {
             NewChunk::Known
         } else if let Some(z) = compress(self.compression, data) {
             NewChunk::Zstd(z)
@@ -507,7 +507,7 @@ impl Ctx<'_> {
                 NewChunk::Raw => (BlobCompression::Raw, &win[s..s + n]),
             };
             blobs.push(NewBlob {
-                id: p.cref.id,
+                id: p.cref.id.blob(),
                 compression,
                 stored,
                 raw_length: p.cref.len,
@@ -672,8 +672,8 @@ fn process_dir(
     ctx.counters.dirs.fetch_add(1, Ordering::Relaxed);
     let mut tree = Tree { nodes };
     let bytes = tree.to_bytes();
-    let id = ChunkId::of(&bytes);
-    ctx.store(id, BlobKind::Tree, &bytes)?;
+    let id = TreeId::of(&bytes);
+    ctx.store(id.blob(), BlobKind::Tree, &bytes)?;
     Ok(id)
 }
 

@@ -9,15 +9,15 @@
 //! collection", invariant 3). After the commit the same holds for the snapshot's own packs:
 //! a prune that read the records before this one existed may have marked them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::format::index_file::BlobLocation;
-use crate::format::manifest::{NodeKind, Tree};
-use crate::id::{ChunkId, TreeId};
+use crate::id::{AsBlob, BlobId, TreeId};
 use crate::index::Index;
 use crate::pack::SealedBlob;
 use crate::repository::Repository;
+use crate::walk::{Located, Reachable};
 
 /// Marks that exist now and are not in `seen`.
 pub(crate) fn new_marks(repo: &Repository, seen: &[String]) -> Result<Vec<String>> {
@@ -37,57 +37,37 @@ pub(crate) fn reused_missing(
     sealed: &[SealedBlob],
     root: &TreeId,
     own_too: bool,
-) -> Result<Vec<(ChunkId, BlobLocation)>> {
+) -> Result<Vec<(BlobId, BlobLocation)>> {
     let fresh = Index::open(repo.backend().as_ref())?;
-    let new: HashMap<ChunkId, BlobLocation> = sealed.iter().map(|s| (s.id, s.loc)).collect();
+    let new: HashMap<BlobId, BlobLocation> = sealed.iter().map(|s| (s.id, s.loc)).collect();
+    let source = Located {
+        backend: repo.backend().as_ref(),
+        locate: |t: &TreeId| {
+            new.get(&t.blob())
+                .copied()
+                .or_else(|| view.get(t))
+                .ok_or_else(|| Error::NotFound(format!("tree {} of this snapshot", t.short())))
+        },
+    };
+    let reachable = Reachable::of(&source, [*root])?;
     let mut out = Vec::new();
-    let mut seen = HashSet::new();
-    let mut seen_chunks = HashSet::new();
-    let missing = |id: &ChunkId| -> Result<Option<BlobLocation>> {
-        if fresh.contains(id) {
-            return Ok(None);
+    for id in reachable.blobs() {
+        if fresh.contains(&id) {
+            continue;
         }
-        if let Some(loc) = new.get(id) {
-            return Ok(own_too.then_some(*loc));
+        if let Some(loc) = new.get(&id) {
+            if own_too {
+                out.push((id, *loc));
+            }
+            continue;
         }
-        view.get(id).map(Some).ok_or_else(|| {
+        let loc = view.get(&id).ok_or_else(|| {
             Error::NotFound(format!(
                 "blob {} of this snapshot in any index; take the snapshot again",
                 id.short()
             ))
-        })
-    };
-    let mut stack = vec![*root];
-    while let Some(t) = stack.pop() {
-        if !seen.insert(t) {
-            continue;
-        }
-        if seen_chunks.insert(t)
-            && let Some(loc) = missing(&t)?
-        {
-            out.push((t, loc));
-        }
-        let loc = new
-            .get(&t)
-            .copied()
-            .or_else(|| view.get(&t))
-            .ok_or_else(|| Error::NotFound(format!("tree {} of this snapshot", t.short())))?;
-        let bytes = crate::pack::read_blob(repo.backend().as_ref(), &t, &loc)?;
-        for n in Tree::from_bytes(&bytes, &t)?.nodes {
-            match n.kind {
-                NodeKind::Dir { tree } => stack.push(tree),
-                NodeKind::File { chunks, .. } => {
-                    for c in &chunks {
-                        if seen_chunks.insert(c.id)
-                            && let Some(loc) = missing(&c.id)?
-                        {
-                            out.push((c.id, loc));
-                        }
-                    }
-                }
-                NodeKind::Symlink { .. } => {}
-            }
-        }
+        })?;
+        out.push((id, loc));
     }
     Ok(out)
 }

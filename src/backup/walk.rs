@@ -33,8 +33,7 @@ impl Meta {
     }
 }
 
-/// Deepest directory nesting a snapshot accepts (restore and verify use the same bound).
-pub const MAX_DEPTH: usize = 4096;
+pub use crate::walk::MAX_DEPTH;
 
 /// One scanned directory.
 pub(crate) struct ScannedDir {

@@ -152,7 +152,7 @@ fn index_open(work: &Path, n: u64, say: &dyn Fn(&str)) -> Result<Value> {
         rng.fill_random(&mut id);
         let pack = packs[usize::try_from(i / 128).unwrap_or(0) % packs.len()];
         entries.push((
-            snapkeep::ChunkId(id),
+            snapkeep::BlobId::from_bytes(id),
             BlobLocation {
                 pack,
                 kind: BlobKind::Data,

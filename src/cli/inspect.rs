@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use snapkeep::format::manifest::{Node, NodeKind, Tree};
 use snapkeep::repository::rfc3339;
-use snapkeep::{ChunkId, Repository, SnapshotId};
+use snapkeep::walk::Reachable;
+use snapkeep::{Repository, SnapshotId};
 
 fn kind_name(n: &Node) -> &'static str {
     match n.kind {
@@ -195,37 +196,15 @@ pub fn stats(repo: &Repository, only: Option<&SnapshotId>) -> Result<Value> {
         .iter()
         .filter(|r| only.is_none_or(|id| *id == r.id))
         .collect();
-    let mut reachable: HashSet<ChunkId> = HashSet::new();
-    let mut data: HashSet<ChunkId> = HashSet::new();
-    let mut seen_trees: HashSet<ChunkId> = HashSet::new();
-    let mut logical = 0u64;
-    for rec in &selected {
-        logical += rec.summary.bytes;
-        let mut stack = vec![rec.tree];
-        while let Some(t) = stack.pop() {
-            reachable.insert(t);
-            if !seen_trees.insert(t) {
-                continue;
-            }
-            for n in repo.load_tree(&t)?.nodes {
-                match n.kind {
-                    NodeKind::Dir { tree } => stack.push(tree),
-                    NodeKind::File { chunks, .. } => {
-                        reachable.extend(chunks.iter().map(|c| c.id));
-                        data.extend(chunks.iter().map(|c| c.id));
-                    }
-                    NodeKind::Symlink { .. } => {}
-                }
-            }
-        }
-    }
+    let logical = selected.iter().map(|r| r.summary.bytes).sum::<u64>();
+    let reachable = Reachable::of(repo, selected.iter().map(|r| r.tree))?;
     let index = repo.index();
     let all = index.all_entries();
     let (mut raw, mut stored, mut unused_stored) = (0u64, 0u64, 0u64);
     let mut per_pack: HashMap<snapkeep::PackId, u64> = HashMap::new();
     for (id, loc) in &all {
         if reachable.contains(id) {
-            if data.contains(id) {
+            if reachable.is_chunk(id) {
                 raw += u64::from(loc.raw_length);
             }
             stored += u64::from(loc.length);
@@ -277,8 +256,8 @@ pub fn stats(repo: &Repository, only: Option<&SnapshotId>) -> Result<Value> {
         "stored_bytes": stored,
         "dedup_ratio": ratio(logical, raw),
         "compression_ratio": ratio(raw, stored),
-        "chunks": data.len(),
-        "trees": reachable.len() - data.len(),
+        "chunks": reachable.chunks.len(),
+        "trees": reachable.len() - reachable.chunks.len(),
         "packs": if only.is_some() { per_pack.len() } else { packs.len() },
         "repository_pack_bytes": pack_bytes,
         "index_entries": all.len(),

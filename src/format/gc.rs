@@ -103,7 +103,7 @@ mod tests {
         let m = MarkRecord {
             marked_ns: 5,
             packs: vec![MarkedPack {
-                id: PackId([7; 32]),
+                id: PackId::from_bytes([7; 32]),
                 size: 99,
             }],
         };

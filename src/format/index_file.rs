@@ -16,7 +16,7 @@
 use super::pack::{BlobCompression, BlobKind};
 use super::{read_32, read_u32, read_u64};
 use crate::error::{Error, Result};
-use crate::id::{ChunkId, PackId};
+use crate::id::{BlobId, PackId};
 
 const MAGIC: &[u8; 8] = b"SKINDEX\0";
 /// Index layout version.
@@ -41,7 +41,7 @@ pub struct BlobLocation {
 
 /// Encodes an index file from `(id, location)` pairs; duplicates keep the first.
 #[must_use]
-pub fn encode(mut entries: Vec<(ChunkId, BlobLocation)>) -> Vec<u8> {
+pub fn encode(mut entries: Vec<(BlobId, BlobLocation)>) -> Vec<u8> {
     entries.sort_by_key(|a| a.0);
     entries.dedup_by(|a, b| a.0 == b.0);
     let mut packs: Vec<PackId> = entries.iter().map(|e| e.1.pack).collect();
@@ -59,7 +59,7 @@ pub fn encode(mut entries: Vec<(ChunkId, BlobLocation)>) -> Vec<u8> {
     out.extend_from_slice(&[0u8; 32]);
     let mut fanout = [0u32; 256];
     for (id, _) in &entries {
-        fanout[id.0[0] as usize] += 1;
+        fanout[id.as_bytes()[0] as usize] += 1;
     }
     let mut acc = 0u32;
     for f in &mut fanout {
@@ -172,21 +172,21 @@ impl IndexLayout {
 
     /// Id of entry `i` (`i < len()`).
     #[must_use]
-    pub fn id_at(&self, b: &[u8], i: usize) -> ChunkId {
-        ChunkId(read_32(b, self.entries_at() + i * ENTRY_LEN))
+    pub fn id_at(&self, b: &[u8], i: usize) -> BlobId {
+        BlobId::from_bytes(read_32(b, self.entries_at() + i * ENTRY_LEN))
     }
 
     /// Decodes entry `i`; `None` if it names a pack or kind that does not exist.
     #[must_use]
-    pub fn entry_at(&self, b: &[u8], i: usize) -> Option<(ChunkId, BlobLocation)> {
+    pub fn entry_at(&self, b: &[u8], i: usize) -> Option<(BlobId, BlobLocation)> {
         let at = self.entries_at() + i * ENTRY_LEN;
         let pack_no = read_u32(b, at + 32) as usize;
         if pack_no >= self.pack_count {
             return None;
         }
-        let pack = PackId(read_32(b, HEADER_LEN + FANOUT_LEN + pack_no * 32));
+        let pack = PackId::from_bytes(read_32(b, HEADER_LEN + FANOUT_LEN + pack_no * 32));
         Some((
-            ChunkId(read_32(b, at)),
+            BlobId::from_bytes(read_32(b, at)),
             BlobLocation {
                 pack,
                 offset: read_u32(b, at + 36),
@@ -200,8 +200,8 @@ impl IndexLayout {
 
     /// Binary search for `id`, narrowed by the fanout table.
     #[must_use]
-    pub fn find(&self, b: &[u8], id: &ChunkId) -> Option<usize> {
-        let first = id.0[0] as usize;
+    pub fn find(&self, b: &[u8], id: &BlobId) -> Option<usize> {
+        let first = id.as_bytes()[0] as usize;
         let hi = read_u32(b, HEADER_LEN + first * 4) as usize;
         let lo = if first == 0 {
             0
@@ -213,7 +213,7 @@ impl IndexLayout {
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let at = base + mid * ENTRY_LEN;
-            match b[at..at + 32].cmp(&id.0[..]) {
+            match b[at..at + 32].cmp(&id.as_bytes()[..]) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Some(mid),
@@ -226,7 +226,7 @@ impl IndexLayout {
     #[must_use]
     pub fn packs(&self, b: &[u8]) -> Vec<PackId> {
         (0..self.pack_count)
-            .map(|i| PackId(read_32(b, HEADER_LEN + FANOUT_LEN + i * 32)))
+            .map(|i| PackId::from_bytes(read_32(b, HEADER_LEN + FANOUT_LEN + i * 32)))
             .collect()
     }
 }
@@ -248,7 +248,7 @@ mod tests {
 
     #[test]
     fn encode_find_roundtrip() {
-        let entries: Vec<_> = (0..200u8).map(|n| (ChunkId::of(&[n]), loc(n))).collect();
+        let entries: Vec<_> = (0..200u8).map(|n| (BlobId::of(&[n]), loc(n))).collect();
         let bytes = encode(entries.clone());
         let l = IndexLayout::parse(&bytes, "i").expect("parse");
         IndexLayout::check_sum(&bytes, "i").expect("sum");
@@ -258,7 +258,7 @@ mod tests {
             let i = l.find(&bytes, id).expect("present");
             assert_eq!(l.entry_at(&bytes, i), Some((*id, *want)));
         }
-        assert!(l.find(&bytes, &ChunkId::of(b"absent")).is_none());
+        assert!(l.find(&bytes, &BlobId::of(b"absent")).is_none());
         let mut bad = bytes.clone();
         bad[HEADER_LEN + 4] = 0xff;
         assert!(IndexLayout::parse(&bad, "i").is_err());

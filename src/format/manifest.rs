@@ -233,7 +233,7 @@ mod tests {
             nodes: vec![node(b"b"), node(b"a\xff")],
         };
         let bytes = t.to_bytes();
-        let id = ChunkId::of(&bytes);
+        let id = TreeId::of(&bytes);
         let back = Tree::from_bytes(&bytes, &id).expect("decode");
         assert_eq!(back.nodes[0].name, b"a\xff");
         let dup = Tree {

@@ -11,7 +11,7 @@
 //! then the entries: the index can be rebuilt from packs alone.
 
 use crate::error::{Error, Result};
-use crate::id::ChunkId;
+use crate::id::BlobId;
 
 use super::{read_32, read_u16, read_u32};
 
@@ -64,7 +64,7 @@ impl BlobCompression {
 /// One blob in a pack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PackEntry {
-    pub id: ChunkId,
+    pub id: BlobId,
     pub kind: BlobKind,
     pub compression: BlobCompression,
     pub offset: u32,
@@ -89,7 +89,7 @@ impl PackEntry {
         let compression = BlobCompression::from_u8(b[33])
             .ok_or_else(|| Error::corrupt(object, format!("unknown compression {}", b[33])))?;
         Ok(PackEntry {
-            id: ChunkId(read_32(b, 0)),
+            id: BlobId::from_bytes(read_32(b, 0)),
             kind,
             compression,
             offset: read_u32(b, 36),
@@ -206,7 +206,7 @@ mod tests {
     fn trailer_roundtrip() {
         let entries = vec![
             PackEntry {
-                id: ChunkId::of(b"a"),
+                id: BlobId::of(b"a"),
                 kind: BlobKind::Data,
                 compression: BlobCompression::Zstd,
                 offset: 8,
@@ -214,7 +214,7 @@ mod tests {
                 raw_length: 30,
             },
             PackEntry {
-                id: ChunkId::of(b"b"),
+                id: BlobId::of(b"b"),
                 kind: BlobKind::Tree,
                 compression: BlobCompression::Raw,
                 offset: 18,

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::backend::{Backend, index_key};
 use crate::error::{Error, Result};
 use crate::format::index_file::{self, BlobLocation, IndexLayout};
-use crate::id::{ChunkId, IndexId, PackId};
+use crate::id::{AsBlob, BlobId, IndexId, PackId};
 
 enum Bytes {
     Mapped(memmap2::Mmap),
@@ -88,7 +88,8 @@ impl IndexFile {
 
     /// Looks an id up.
     #[must_use]
-    pub fn get(&self, id: &ChunkId) -> Option<BlobLocation> {
+    pub fn get(&self, id: &impl AsBlob) -> Option<BlobLocation> {
+        let id = &id.blob();
         let i = self.layout.find(&self.bytes, id)?;
         self.layout.entry_at(&self.bytes, i).map(|(_, l)| l)
     }
@@ -96,7 +97,7 @@ impl IndexFile {
     /// Every entry in id order; entries that do not decode are reported as `Err(position)`.
     pub fn entries(
         &self,
-    ) -> impl Iterator<Item = std::result::Result<(ChunkId, BlobLocation), usize>> + '_ {
+    ) -> impl Iterator<Item = std::result::Result<(BlobId, BlobLocation), usize>> + '_ {
         (0..self.layout.len()).map(move |i| self.layout.entry_at(&self.bytes, i).ok_or(i))
     }
 
@@ -200,13 +201,14 @@ impl Index {
 
     /// Looks an id up in every file.
     #[must_use]
-    pub fn get(&self, id: &ChunkId) -> Option<BlobLocation> {
+    pub fn get(&self, id: &impl AsBlob) -> Option<BlobLocation> {
+        let id = &id.blob();
         self.files.iter().find_map(|f| f.get(id))
     }
 
     /// Whether `id` is stored.
     #[must_use]
-    pub fn contains(&self, id: &ChunkId) -> bool {
+    pub fn contains(&self, id: &impl AsBlob) -> bool {
         self.get(id).is_some()
     }
 
@@ -230,7 +232,7 @@ impl Index {
 
     /// Every (id, location), first file wins for duplicates; loads all entries into memory.
     #[must_use]
-    pub fn all_entries(&self) -> HashMap<ChunkId, BlobLocation> {
+    pub fn all_entries(&self) -> HashMap<BlobId, BlobLocation> {
         let mut out = HashMap::with_capacity(self.total_entries());
         for f in &self.files {
             for (id, loc) in f.entries().flatten() {
@@ -244,7 +246,7 @@ impl Index {
 /// Writes one index file holding `entries`; returns its id (nothing is written for none).
 pub fn write_index(
     backend: &dyn Backend,
-    entries: Vec<(ChunkId, BlobLocation)>,
+    entries: Vec<(BlobId, BlobLocation)>,
 ) -> Result<Option<(IndexId, u64)>> {
     if entries.is_empty() {
         return Ok(None);

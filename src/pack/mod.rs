@@ -22,10 +22,11 @@ use crate::format::pack::{
     BlobCompression, BlobKind, FOOTER_LEN, HEADER, PackEntry, check_header, decode_entries,
     decode_footer,
 };
-use crate::id::{ChunkId, PackId};
+use crate::id::{AsBlob, BlobId, PackId};
 
 /// Decodes stored blob bytes and checks them against `id`.
-pub fn decode_blob(stored: &[u8], loc: &BlobLocation, id: &ChunkId) -> Result<Vec<u8>> {
+pub fn decode_blob(stored: &[u8], loc: &BlobLocation, id: &impl AsBlob) -> Result<Vec<u8>> {
+    let id = &id.blob();
     let object = || format!("blob {} in pack {}", id.short(), loc.pack.short());
     let raw = match loc.compression {
         BlobCompression::Raw => {
@@ -100,7 +101,7 @@ pub fn decode_blob(stored: &[u8], loc: &BlobLocation, id: &ChunkId) -> Result<Ve
             raw
         }
     };
-    let actual = ChunkId::of(&raw);
+    let actual = BlobId::of(&raw);
     if actual != *id {
         return Err(Error::HashMismatch {
             id: format!("blob {id} in pack {}", loc.pack),
@@ -135,8 +136,9 @@ fn decompress_bounded(stored: &[u8], len: u32) -> std::io::Result<Vec<u8>> {
 pub fn decode_blob_cow<'a>(
     stored: &'a [u8],
     loc: &BlobLocation,
-    id: &ChunkId,
+    id: &impl AsBlob,
 ) -> Result<std::borrow::Cow<'a, [u8]>> {
+    let id = &id.blob();
     if loc.compression == BlobCompression::Raw && stored.len() == loc.raw_length as usize {
         check_raw(stored, loc, id)?;
         return Ok(std::borrow::Cow::Borrowed(stored));
@@ -146,7 +148,8 @@ pub fn decode_blob_cow<'a>(
 
 /// Checks stored blob bytes against `id` and returns the CRC32 of the raw content, without
 /// copying raw blobs (the verify path).
-pub fn check_blob_bytes(stored: &[u8], loc: &BlobLocation, id: &ChunkId) -> Result<u32> {
+pub fn check_blob_bytes(stored: &[u8], loc: &BlobLocation, id: &impl AsBlob) -> Result<u32> {
+    let id = &id.blob();
     if loc.compression == BlobCompression::Raw && stored.len() == loc.raw_length as usize {
         check_raw(stored, loc, id)?;
         return Ok(crc32fast::hash(stored));
@@ -154,8 +157,9 @@ pub fn check_blob_bytes(stored: &[u8], loc: &BlobLocation, id: &ChunkId) -> Resu
     decode_blob(stored, loc, id).map(|raw| crc32fast::hash(&raw))
 }
 
-fn check_raw(raw: &[u8], loc: &BlobLocation, id: &ChunkId) -> Result<()> {
-    let actual = ChunkId::of(raw);
+fn check_raw(raw: &[u8], loc: &BlobLocation, id: &impl AsBlob) -> Result<()> {
+    let id = &id.blob();
+    let actual = BlobId::of(raw);
     if actual == *id {
         Ok(())
     } else {
@@ -167,7 +171,8 @@ fn check_raw(raw: &[u8], loc: &BlobLocation, id: &ChunkId) -> Result<()> {
 }
 
 /// Reads one blob from its pack and checks it against its id.
-pub fn read_blob(backend: &dyn Backend, id: &ChunkId, loc: &BlobLocation) -> Result<Vec<u8>> {
+pub fn read_blob(backend: &dyn Backend, id: &impl AsBlob, loc: &BlobLocation) -> Result<Vec<u8>> {
+    let id = &id.blob();
     let (key, offset, len) = (
         pack_key(&loc.pack),
         u64::from(loc.offset),

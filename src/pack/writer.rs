@@ -15,14 +15,14 @@ use crate::backend::{Backend, CONFIG_KEY, pack_key};
 use crate::error::{Error, Result};
 use crate::format::index_file::BlobLocation;
 use crate::format::pack::{BlobCompression, BlobKind, HEADER, PackEntry, encode_trailer};
-use crate::id::{ChunkId, PackId};
+use crate::id::{BlobId, PackId};
 
 use super::location;
 
 /// A blob that is now durably stored in an uploaded pack.
 #[derive(Clone, Copy, Debug)]
 pub struct SealedBlob {
-    pub id: ChunkId,
+    pub id: BlobId,
     pub loc: BlobLocation,
 }
 
@@ -64,7 +64,7 @@ impl Shared {
 /// One blob for [`PackWriter::add_all`]: its id, how it is stored, the stored bytes and the
 /// length of the raw bytes.
 pub struct NewBlob<'a> {
-    pub id: ChunkId,
+    pub id: BlobId,
     pub compression: BlobCompression,
     pub stored: &'a [u8],
     pub raw_length: u32,
@@ -172,7 +172,7 @@ impl PackWriter {
     /// Appends one blob's stored bytes. Blocks when the upload queue is full.
     pub fn add(
         &self,
-        id: ChunkId,
+        id: BlobId,
         kind: BlobKind,
         compression: BlobCompression,
         stored: &[u8],
@@ -386,7 +386,7 @@ fn seal_and_upload(shared: &Shared, mut pack: OpenPack) -> Result<()> {
             return Err(Error::io("write staged pack", &path, e));
         }
         pack.entries.push(PackEntry {
-            id: ChunkId::of(&salt),
+            id: BlobId::of(&salt),
             kind: BlobKind::Data,
             compression: BlobCompression::Raw,
             offset: entries_offset,

@@ -1,0 +1,456 @@
+//! The one walker over snapshot trees.
+//!
+//! Owns: visiting the directories of a snapshot depth first, in tree order, with each entry's
+//! path; the nesting bound ([`MAX_DEPTH`]) and the visit-each-tree-once rule in one place; and
+//! [`Reachable`], every tree and chunk that a set of roots reaches (what prune keeps, what a
+//! snapshot rescues, what `stats` counts).
+//!
+//! Invariants: memory is bounded by the depth of the tree, not its size (a stack of frames, one
+//! per open directory; no recursion, so a deep tree cannot overflow a thread's stack); a walk
+//! that visits each tree once ([`Walker::once`]) also cannot loop on a tree that names itself,
+//! and any walk stops at [`MAX_DEPTH`] levels.
+//!
+//! Must not: decide what a missing tree means. That is the visitor's: prune stops, verify
+//! records a finding and goes on.
+
+use std::collections::HashSet;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::format::index_file::BlobLocation;
+use crate::format::manifest::{Node, NodeKind, Tree};
+use crate::id::{AsBlob, BlobId, ChunkId, TreeId};
+
+/// The deepest nesting of directories a snapshot may hold (a snapshot refuses deeper sources,
+/// and every walk stops there).
+pub const MAX_DEPTH: usize = 4096;
+
+/// Where a walk loads trees from.
+pub trait TreeSource {
+    /// The tree `id`, checked against its id.
+    fn load_tree(&self, id: &TreeId) -> Result<Tree>;
+}
+
+impl TreeSource for crate::repository::Repository {
+    fn load_tree(&self, id: &TreeId) -> Result<Tree> {
+        crate::repository::Repository::load_tree(self, id)
+    }
+}
+
+/// Trees read from packs of `backend` at the places `locate` gives: a view of the packs that is
+/// not the repository's current index (a prune's listing, a snapshot's own view).
+pub struct Located<'a, F> {
+    pub backend: &'a dyn Backend,
+    pub locate: F,
+}
+
+impl<F: Fn(&TreeId) -> Result<BlobLocation>> TreeSource for Located<'_, F> {
+    fn load_tree(&self, id: &TreeId) -> Result<Tree> {
+        let loc = (self.locate)(id)?;
+        let bytes = crate::pack::read_blob(self.backend, id, &loc)?;
+        Tree::from_bytes(&bytes, id)
+    }
+}
+
+/// What a visitor wants next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Go on into it (its entries, or the directory's tree).
+    Enter,
+    /// Pass it by.
+    Skip,
+}
+
+/// The raw path of an entry inside a snapshot: `/` then the raw names, `/`-separated (the root
+/// is empty). Names are bytes: a non-UTF-8 name survives.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TreePath(Vec<u8>);
+
+impl TreePath {
+    /// The path `base` (as `/a/b`, or empty for the root).
+    #[must_use]
+    pub fn new(base: &str) -> Self {
+        TreePath(base.trim_end_matches('/').as_bytes().to_vec())
+    }
+
+    /// The raw bytes (`/a/b`).
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The path relative to the root (`a/b`), as an OS path.
+    #[must_use]
+    pub fn relative(&self) -> &std::path::Path {
+        use std::os::unix::ffi::OsStrExt;
+        std::path::Path::new(std::ffi::OsStr::from_bytes(
+            self.0.strip_prefix(b"/").unwrap_or(&self.0),
+        ))
+    }
+
+    /// Text for messages (invalid UTF-8 replaced).
+    #[must_use]
+    pub fn lossy(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+
+    fn push(&mut self, name: &[u8]) -> usize {
+        let len = self.0.len();
+        self.0.push(b'/');
+        self.0.extend_from_slice(name);
+        len
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.0.truncate(len);
+    }
+}
+
+/// What a walk calls. Every method has a default, so a visitor writes only what it needs.
+pub trait Visitor {
+    /// A directory's tree, loaded; [`Step::Skip`] leaves its entries unvisited (and
+    /// [`Visitor::leave`] uncalled).
+    fn tree(&mut self, _path: &TreePath, _id: &TreeId, _tree: &Tree) -> Result<Step> {
+        Ok(Step::Enter)
+    }
+
+    /// A tree that could not be loaded, or that lies deeper than [`MAX_DEPTH`]. The default
+    /// stops the walk with the error; a visitor that reports findings returns `Ok` and the walk
+    /// goes on past it.
+    fn unreadable(&mut self, _path: &TreePath, _id: &TreeId, error: Error) -> Result<()> {
+        Err(error)
+    }
+
+    /// One entry of a visited tree, at its path. For a directory, [`Step::Skip`] does not go
+    /// into it.
+    fn node(&mut self, _path: &TreePath, _node: &Node) -> Result<Step> {
+        Ok(Step::Enter)
+    }
+
+    /// After every entry of a directory whose tree was entered.
+    fn leave(&mut self, _path: &TreePath, _id: &TreeId) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Walks trees from a [`TreeSource`].
+pub struct Walker<'a> {
+    source: &'a dyn TreeSource,
+    /// With `Some`, each distinct tree is visited once across every walk of this walker.
+    seen: Option<HashSet<TreeId>>,
+}
+
+/// One open directory: its tree, the next entry, and the path length to go back to.
+struct Frame {
+    id: TreeId,
+    tree: Tree,
+    next: usize,
+    path_len: usize,
+}
+
+impl<'a> Walker<'a> {
+    /// A walker that visits every occurrence of a tree (paths matter: restore, verify, ls).
+    #[must_use]
+    pub fn new(source: &'a dyn TreeSource) -> Self {
+        Walker { source, seen: None }
+    }
+
+    /// A walker that visits each distinct tree once, over all its walks (reachability).
+    #[must_use]
+    pub fn once(source: &'a dyn TreeSource) -> Self {
+        Walker {
+            source,
+            seen: Some(HashSet::new()),
+        }
+    }
+
+    /// Walks the tree `root`, whose path is `base` (`""` for a snapshot's root).
+    pub fn walk(&mut self, root: &TreeId, base: &str, v: &mut dyn Visitor) -> Result<()> {
+        let mut path = TreePath::new(base);
+        let mut stack: Vec<Frame> = Vec::new();
+        let base_len = path.0.len();
+        self.open(root, &mut path, base_len, &mut stack, v)?;
+        while let Some(top) = stack.last_mut() {
+            let Some(node) = top.tree.nodes.get(top.next) else {
+                let done = stack.pop().expect("a frame is on the stack");
+                v.leave(&path, &done.id)?;
+                path.truncate(done.path_len);
+                continue;
+            };
+            top.next += 1;
+            let len = path.push(&node.name);
+            let step = v.node(&path, node)?;
+            match (&node.kind, step) {
+                (NodeKind::Dir { tree }, Step::Enter) => {
+                    let tree = *tree;
+                    self.open(&tree, &mut path, len, &mut stack, v)?;
+                }
+                _ => path.truncate(len),
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads `id` at `path` and pushes its frame, or tells the visitor why not (then the path
+    /// goes back to `path_len`).
+    fn open(
+        &mut self,
+        id: &TreeId,
+        path: &mut TreePath,
+        path_len: usize,
+        stack: &mut Vec<Frame>,
+        v: &mut dyn Visitor,
+    ) -> Result<()> {
+        if let Some(seen) = &mut self.seen
+            && !seen.insert(*id)
+        {
+            path.truncate(path_len);
+            return Ok(());
+        }
+        let loaded = if stack.len() >= MAX_DEPTH {
+            Err(Error::corrupt(
+                format!("tree {id}"),
+                format!("directories nested deeper than {MAX_DEPTH}"),
+            ))
+        } else {
+            self.source.load_tree(id)
+        };
+        match loaded {
+            Ok(tree) => {
+                if v.tree(path, id, &tree)? == Step::Enter {
+                    stack.push(Frame {
+                        id: *id,
+                        tree,
+                        next: 0,
+                        path_len,
+                    });
+                    return Ok(());
+                }
+            }
+            Err(e) => v.unreadable(path, id, e)?,
+        }
+        path.truncate(path_len);
+        Ok(())
+    }
+}
+
+/// Every tree and chunk that some roots reach.
+#[derive(Clone, Debug, Default)]
+pub struct Reachable {
+    pub trees: HashSet<TreeId>,
+    pub chunks: HashSet<ChunkId>,
+}
+
+impl Reachable {
+    /// What `roots` reach, trees loaded from `source`; the first tree that cannot be loaded
+    /// stops it with its error.
+    pub fn of(source: &dyn TreeSource, roots: impl IntoIterator<Item = TreeId>) -> Result<Self> {
+        let mut out = Reachable::default();
+        let mut walker = Walker::once(source);
+        for root in roots {
+            walker.walk(&root, "", &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Whether the blob `id` is a reachable tree or chunk.
+    #[must_use]
+    pub fn contains(&self, id: &impl AsBlob) -> bool {
+        let b = id.blob();
+        self.trees.contains(&TreeId::from_bytes(*b.as_bytes()))
+            || self.chunks.contains(&ChunkId::from_bytes(*b.as_bytes()))
+    }
+
+    /// Whether the blob `id` is a reachable chunk of file content.
+    #[must_use]
+    pub fn is_chunk(&self, id: &impl AsBlob) -> bool {
+        self.chunks
+            .contains(&ChunkId::from_bytes(*id.blob().as_bytes()))
+    }
+
+    /// Every reachable blob (a blob that is both a tree and a chunk, once).
+    pub fn blobs(&self) -> impl Iterator<Item = BlobId> + '_ {
+        self.trees.iter().map(AsBlob::blob).chain(
+            self.chunks
+                .iter()
+                .filter(|c| !self.trees.contains(&TreeId::from_bytes(*c.as_bytes())))
+                .map(AsBlob::blob),
+        )
+    }
+
+    /// How many distinct blobs are reachable.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.blobs().count()
+    }
+
+    /// Whether nothing is reachable.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.trees.is_empty() && self.chunks.is_empty()
+    }
+}
+
+impl Visitor for Reachable {
+    fn tree(&mut self, _: &TreePath, id: &TreeId, _: &Tree) -> Result<Step> {
+        self.trees.insert(*id);
+        Ok(Step::Enter)
+    }
+
+    fn node(&mut self, _: &TreePath, node: &Node) -> Result<Step> {
+        if let NodeKind::File { chunks, .. } = &node.kind {
+            self.chunks.extend(chunks.iter().map(|c| c.id));
+        }
+        Ok(Step::Enter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::format::manifest::ChunkRef;
+
+    struct Trees(HashMap<TreeId, Tree>);
+
+    impl TreeSource for Trees {
+        fn load_tree(&self, id: &TreeId) -> Result<Tree> {
+            self.0
+                .get(id)
+                .cloned()
+                .ok_or_else(|| Error::NotFound(format!("tree {id}")))
+        }
+    }
+
+    fn node(name: &str, kind: NodeKind) -> Node {
+        Node {
+            name: name.as_bytes().to_vec(),
+            kind,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            inode: 0,
+            size: 0,
+            flags: 0,
+        }
+    }
+
+    fn file(name: &str, chunk: &[u8]) -> Node {
+        node(
+            name,
+            NodeKind::File {
+                crc32: 0,
+                chunks: vec![ChunkRef {
+                    id: ChunkId::of(chunk),
+                    len: 1,
+                }],
+                holes: vec![],
+            },
+        )
+    }
+
+    /// root/{a, sub/{b}, again -> sub}
+    fn sample() -> (Trees, TreeId, TreeId) {
+        let sub = Tree {
+            nodes: vec![file("b", b"b")],
+        };
+        let sub_id = TreeId::of(b"sub");
+        let root = Tree {
+            nodes: vec![
+                file("a", b"a"),
+                node("again", NodeKind::Dir { tree: sub_id }),
+                node("sub", NodeKind::Dir { tree: sub_id }),
+            ],
+        };
+        let root_id = TreeId::of(b"root");
+        let trees = Trees(HashMap::from([(sub_id, sub), (root_id, root)]));
+        (trees, root_id, sub_id)
+    }
+
+    #[derive(Default)]
+    struct Paths(Vec<String>);
+
+    impl Visitor for Paths {
+        fn node(&mut self, path: &TreePath, _: &Node) -> Result<Step> {
+            self.0.push(path.lossy());
+            Ok(Step::Enter)
+        }
+
+        fn leave(&mut self, path: &TreePath, _: &TreeId) -> Result<()> {
+            self.0.push(format!("leave {}", path.lossy()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn visits_in_tree_order_with_paths() {
+        let (trees, root, _) = sample();
+        let mut p = Paths::default();
+        Walker::new(&trees).walk(&root, "", &mut p).expect("walk");
+        assert_eq!(
+            p.0,
+            [
+                "/a",
+                "/again",
+                "/again/b",
+                "leave /again",
+                "/sub",
+                "/sub/b",
+                "leave /sub",
+                "leave "
+            ]
+        );
+    }
+
+    #[test]
+    fn once_visits_a_shared_tree_once() {
+        let (trees, root, _) = sample();
+        let mut p = Paths::default();
+        Walker::once(&trees).walk(&root, "", &mut p).expect("walk");
+        assert_eq!(p.0.iter().filter(|s| s.ends_with("/b")).count(), 1);
+        let r = Reachable::of(&trees, [root, root]).expect("reachable");
+        assert_eq!(r.trees.len(), 2);
+        assert_eq!(r.chunks.len(), 2);
+        assert_eq!(r.len(), 4);
+        assert!(r.contains(&ChunkId::of(b"a")));
+    }
+
+    struct Count(Vec<String>);
+
+    impl Visitor for Count {
+        fn unreadable(&mut self, path: &TreePath, _: &TreeId, _: Error) -> Result<()> {
+            self.0.push(path.lossy());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_missing_tree_stops_a_plain_visitor_and_is_told_to_others() {
+        let (mut trees, root, sub) = sample();
+        trees.0.remove(&sub);
+        assert!(Reachable::of(&trees, [root]).is_err());
+        let mut c = Count(Vec::new());
+        Walker::new(&trees).walk(&root, "", &mut c).expect("walk");
+        assert_eq!(c.0, ["/again", "/sub"]);
+    }
+
+    #[test]
+    fn a_self_naming_tree_ends_at_the_depth_bound() {
+        let id = TreeId::of(b"loop");
+        let t = Tree {
+            nodes: vec![node("d", NodeKind::Dir { tree: id })],
+        };
+        let trees = Trees(HashMap::from([(id, t)]));
+        let err = Walker::new(&trees)
+            .walk(&id, "", &mut Paths::default())
+            .expect_err("bounded");
+        assert!(err.to_string().contains("nested deeper"), "{err}");
+        // Visiting each tree once ends at once.
+        Walker::once(&trees)
+            .walk(&id, "", &mut Paths::default())
+            .expect("once");
+    }
+}
