@@ -31,6 +31,8 @@
 pub mod backend;
 pub mod backup;
 pub mod chunker;
+pub mod clock;
+pub mod commit;
 pub mod error;
 pub mod format;
 pub mod hasher;

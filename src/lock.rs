@@ -17,20 +17,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::backend::Backend;
+use crate::clock::{boot_id, hostname, now_ns, process_alive, rfc3339};
 use crate::error::{Error, Result};
 use crate::format::gc::{LockKind, LockRecord};
-use crate::repository::{hostname, now_ns, rfc3339};
+use crate::format::keys::{self, PRUNE_LOCK};
 
 /// How often a holder refreshes its lock.
 pub const HEARTBEAT: Duration = Duration::from_secs(60);
-/// A lock whose heartbeat is older than this is stale (ten missed heartbeats).
-pub const STALE_AFTER: Duration = Duration::from_secs(600);
-/// Key of the prune lock.
-pub const PRUNE_LOCK_KEY: &str = "locks/prune";
-/// Prefix of mark objects.
-pub const MARKS_PREFIX: &str = "marks/";
-/// Suffix of a pending mark (written before the index rewrite, for readers only).
-pub const PENDING_SUFFIX: &str = ".pending";
+pub use crate::clock::STALE_AFTER;
 
 /// A held lock; dropping it stops the heartbeat and removes the lock object.
 pub struct LockGuard {
@@ -208,10 +202,10 @@ fn new_record(kind: LockKind, purpose: &str, seen_marks: Vec<String>) -> LockRec
 /// Keys of every mark object now (pending marks excluded).
 pub fn list_marks(backend: &dyn Backend) -> Result<Vec<String>> {
     let mut keys: Vec<String> = backend
-        .list(MARKS_PREFIX)?
+        .list(keys::Kind::Mark.prefix())?
         .into_iter()
         .map(|o| o.key)
-        .filter(|k| !k.ends_with(PENDING_SUFFIX))
+        .filter(|k| !keys::is_pending_mark(k))
         .collect();
     keys.sort();
     Ok(keys)
@@ -241,7 +235,7 @@ pub fn marked_packs(
 pub fn acquire_job(backend: &Arc<dyn Backend>, purpose: &str) -> Result<LockGuard> {
     let seen = list_marks(backend.as_ref())?;
     let record = new_record(LockKind::Job, purpose, seen);
-    let key = format!("locks/{}", uuid::Uuid::now_v7().simple());
+    let key = keys::job_lock(&uuid::Uuid::now_v7());
     // Held from before the object exists: a prune in this process must never judge it left
     // behind in between.
     hold(record.started_ns);
@@ -310,7 +304,7 @@ pub fn acquire_prune(
     match taken {
         Ok(Some(g)) => Ok(g),
         Ok(None) => Err(Error::Locked(format!(
-            "could not take {PRUNE_LOCK_KEY}: another prune keeps taking it; retry later"
+            "could not take {PRUNE_LOCK}: another prune keeps taking it; retry later"
         ))),
         Err(e) => Err(e),
     }
@@ -324,30 +318,30 @@ fn take_prune_lock(
 ) -> Result<Option<LockGuard>> {
     let record = record.clone();
     for _ in 0..2 {
-        if backend.put_if_absent(PRUNE_LOCK_KEY, &record.to_bytes())? {
+        if backend.put_if_absent(keys::PRUNE_LOCK, &record.to_bytes())? {
             return Ok(Some(LockGuard::held(
                 backend,
-                PRUNE_LOCK_KEY.to_owned(),
+                keys::PRUNE_LOCK.to_owned(),
                 record,
             )));
         }
-        let held = match backend.get(PRUNE_LOCK_KEY) {
-            Ok(b) => LockRecord::from_bytes(&b, PRUNE_LOCK_KEY),
+        let held = match backend.get(keys::PRUNE_LOCK) {
+            Ok(b) => LockRecord::from_bytes(&b, keys::PRUNE_LOCK),
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e),
         };
         match held {
             Ok(h) => match staleness(&h, now_ns(), stale_after) {
                 Some(reason) => {
-                    backend.delete(PRUNE_LOCK_KEY)?;
+                    backend.delete(keys::PRUNE_LOCK)?;
                     notes.push(format!(
-                        "removed stale lock {PRUNE_LOCK_KEY} of {} (pid {} on {}): {reason}",
+                        "removed stale lock {PRUNE_LOCK} of {} (pid {} on {}): {reason}",
                         h.purpose, h.pid, h.host
                     ));
                 }
                 None => {
                     return Err(Error::Locked(format!(
-                        "another prune holds {PRUNE_LOCK_KEY} (pid {} on {}, since {}); wait \
+                        "another prune holds {PRUNE_LOCK} (pid {} on {}, since {}); wait \
                          for it to finish, or run 'snapkeep unlock' if that process is gone",
                         h.pid,
                         h.host,
@@ -356,22 +350,14 @@ fn take_prune_lock(
                 }
             },
             Err(_) => {
-                backend.delete(PRUNE_LOCK_KEY)?;
+                backend.delete(keys::PRUNE_LOCK)?;
                 notes.push(format!(
-                    "removed damaged lock {PRUNE_LOCK_KEY} (it did not decode)"
+                    "removed damaged lock {PRUNE_LOCK} (it did not decode)"
                 ));
             }
         }
     }
     Ok(None)
-}
-
-/// This boot of this host (empty when the system does not say).
-#[must_use]
-pub fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
 }
 
 /// Why a lock is stale, or `None` while its holder may be alive.
@@ -402,21 +388,6 @@ pub fn staleness(rec: &LockRecord, now: i64, stale_after: Duration) -> Option<St
     None
 }
 
-/// Whether a process with this pid runs on this host (true when it cannot be told).
-#[must_use]
-pub fn process_alive(pid: u32) -> bool {
-    let Some(p) = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    else {
-        return true;
-    };
-    !matches!(
-        rustix::process::test_kill_process(p),
-        Err(rustix::io::Errno::SRCH)
-    )
-}
-
 /// One lock object as found.
 #[derive(Clone, Debug)]
 pub struct FoundLock {
@@ -431,7 +402,7 @@ pub struct FoundLock {
 pub fn list_locks(backend: &dyn Backend, stale_after: Duration) -> Result<Vec<FoundLock>> {
     let now = now_ns();
     let mut out = Vec::new();
-    for obj in backend.list("locks/")? {
+    for obj in backend.list(keys::Kind::Lock.prefix())? {
         let bytes = match backend.get(&obj.key) {
             Ok(b) => b,
             Err(e) if e.is_not_found() => continue,
@@ -524,14 +495,14 @@ mod tests {
         std::mem::forget(g); // a killed prune leaves its lock behind
         // A dead pid on this host: stale at once.
         let mut rec =
-            LockRecord::from_bytes(&b.get(PRUNE_LOCK_KEY).expect("get"), "k").expect("decode");
+            LockRecord::from_bytes(&b.get(keys::PRUNE_LOCK).expect("get"), "k").expect("decode");
         rec.pid = dead_pid();
-        b.put(PRUNE_LOCK_KEY, &rec.to_bytes()).expect("put");
+        b.put(keys::PRUNE_LOCK, &rec.to_bytes()).expect("put");
         let g2 = acquire_prune(&b, STALE_AFTER, &mut notes).expect("stale replaced");
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].contains("is gone"), "{notes:?}");
         drop(g2);
-        assert!(!b.exists(PRUNE_LOCK_KEY).expect("exists"));
+        assert!(!b.exists(keys::PRUNE_LOCK).expect("exists"));
     }
 
     #[test]

@@ -22,16 +22,18 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::{index_key, pack_key};
+use crate::format::keys;
+
+use crate::clock::now_ns;
 use crate::error::{Error, Result};
 use crate::format::gc::{LockKind, MarkRecord, MarkedPack};
 use crate::format::index_file::BlobLocation;
 use crate::format::pack::{ENTRY_LEN, FOOTER_LEN, HEADER};
 use crate::id::{AsBlob, BlobId, PackId, SnapshotId, TreeId};
 use crate::index::Index;
-use crate::lock::{self, FoundLock, LockGuard, MARKS_PREFIX, PENDING_SUFFIX, STALE_AFTER};
+use crate::lock::{self, FoundLock, LockGuard, STALE_AFTER};
 use crate::pack::{PackWriter, check_blob_bytes, location, read_pack_entries};
-use crate::repository::{Repository, now_ns};
+use crate::repository::Repository;
 use crate::walk::{Located, Reachable, Walker};
 
 /// Bytes of one salt blob and its trailer entry (never counted as unused).
@@ -206,7 +208,10 @@ fn clean_staging(
         let Some((pid, token)) = name.to_str().and_then(staged_file_owner) else {
             continue;
         };
-        if token == my_token || locked.contains(&pid) || (pid != me && lock::process_alive(pid)) {
+        if token == my_token
+            || locked.contains(&pid)
+            || (pid != me && crate::clock::process_alive(pid))
+        {
             continue;
         }
         let Ok(meta) = entry.metadata() else { continue };
@@ -289,10 +294,10 @@ fn read_state(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) 
     // unindexed, so this run marks (or rescues) them again; the leftover is deleted once this
     // run's index file is written (readers may still need it until then).
     let stale_pending: Vec<String> = backend
-        .list(MARKS_PREFIX)?
+        .list(keys::Kind::Mark.prefix())?
         .into_iter()
         .map(|o| o.key)
-        .filter(|k| k.ends_with(PENDING_SUFFIX))
+        .filter(|k| keys::is_pending_mark(k))
         .collect();
     let mut marks = Vec::new();
     for key in lock::list_marks(backend)? {
@@ -347,14 +352,14 @@ fn read_state(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) 
         )));
     }
     let mut listed = HashMap::new();
-    for o in backend.list("data/")? {
+    for o in backend.list(keys::Kind::Pack.prefix())? {
         match o
             .key
             .rsplit('/')
             .next()
             .and_then(|n| n.parse::<PackId>().ok())
         {
-            Some(id) if pack_key(&id) == o.key => {
+            Some(id) if keys::pack(&id) == o.key => {
                 listed.insert(id, o.size);
             }
             _ => report
@@ -669,7 +674,7 @@ fn pass(
             let Some(blobs) = by_pack.get(p) else {
                 continue;
             };
-            let bytes = backend.get_range(&pack_key(p), 0, *size)?;
+            let bytes = backend.get_range(&keys::pack(p), 0, *size)?;
             for (id, loc) in blobs {
                 let start = loc.offset as usize;
                 let end = start + loc.length as usize;
@@ -698,8 +703,8 @@ fn pass(
     // Readers that miss a blob look into marked packs; the mark proper is written only after
     // the index rewrite (invariant 1), so a pending copy covers the time in between. Jobs'
     // locks never list pending marks.
-    let mark_id = uuid::Uuid::now_v7().simple().to_string();
-    let pending_key = format!("{MARKS_PREFIX}{mark_id}{PENDING_SUFFIX}");
+    let mark_id = uuid::Uuid::now_v7();
+    let pending_key = keys::mark(&mark_id, true);
     if !leaving.is_empty() {
         let pending = MarkRecord {
             marked_ns: now_ns(),
@@ -730,7 +735,7 @@ fn pass(
             crate::index::write_index(backend.as_ref(), fresh.into_iter().collect())?.map(|x| x.0);
         for f in st.index.files() {
             if Some(f.id()) != new_id {
-                backend.delete(&index_key(&f.id()))?;
+                backend.delete(&keys::index(&f.id()))?;
             }
         }
     }
@@ -742,7 +747,7 @@ fn pass(
     // --- act: sweep ---
     for (p, _) in &delete {
         check()?;
-        backend.delete(&pack_key(p))?;
+        backend.delete(&keys::pack(p))?;
     }
     for (key, m) in mark_updates {
         match m {
@@ -764,15 +769,15 @@ fn pass(
             packs: newly,
         };
 
-        let key = format!("{MARKS_PREFIX}{mark_id}");
+        let key = keys::mark(&mark_id, false);
         backend.put_if_absent(&key, &rec.to_bytes())?;
         backend.delete(&pending_key)?;
         rescue_for_late_records(repo, &st.record_ids, &key, rec, report)?;
     }
-    let after = backend.list("data/")?;
+    let after = backend.list(keys::Kind::Pack.prefix())?;
     report.packs_after = after.len() as u64;
     report.pack_bytes_after = after.iter().map(|o| o.size).sum();
-    report.index_files_after = backend.list("index/")?.len() as u64;
+    report.index_files_after = backend.list(keys::Kind::Index.prefix())?.len() as u64;
     Ok(())
 }
 

@@ -5,9 +5,10 @@
 //! and the packs it could not read; [`repair_index`] writes them as one index file and only
 //! then deletes the old index files.
 
-use crate::backend::index_key;
+use crate::commit::Commit;
 use crate::error::Result;
 use crate::format::index_file::BlobLocation;
+use crate::format::keys;
 use crate::id::{AsBlob, BlobId, ChunkId, IndexId, PackId, SnapshotId, TreeId};
 use crate::pack::{location, read_pack_entries};
 use crate::repository::Repository;
@@ -29,8 +30,12 @@ pub fn plan_index_rebuild(repo: &Repository) -> Result<IndexRebuild> {
     let backend = repo.backend();
     // Index files first: packs are written before the index that names them, so every index
     // file listed here has its packs in the listing below, and replacing it loses nothing.
-    let old_index_files: Vec<String> = backend.list("index/")?.into_iter().map(|o| o.key).collect();
-    let listed = backend.list("data/")?;
+    let old_index_files: Vec<String> = backend
+        .list(keys::Kind::Index.prefix())?
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    let listed = backend.list(keys::Kind::Pack.prefix())?;
     let results: Vec<_> = listed
         .par_iter()
         .map(|o| {
@@ -89,7 +94,7 @@ pub fn rebuild_index(repo: &Repository, dry_run: bool) -> Result<(IndexRebuild, 
 pub fn repair_index(repo: &Repository, plan: &IndexRebuild) -> Result<Option<IndexId>> {
     let backend = repo.backend();
     let new = crate::index::write_index(backend.as_ref(), plan.entries.clone())?.map(|(id, _)| id);
-    let keep = new.map(|id| index_key(&id));
+    let keep = new.map(|id| keys::index(&id));
     for key in &plan.old_index_files {
         if Some(key) != keep.as_ref() {
             backend.delete(key)?;
@@ -281,7 +286,7 @@ pub fn repair_snapshots(
         Some(l)
     };
     let packs: HashSet<PackId> = backend
-        .list("data/")?
+        .list(keys::Kind::Pack.prefix())?
         .into_iter()
         .filter_map(|o| o.key.rsplit('/').next()?.parse().ok())
         .collect();
@@ -361,14 +366,11 @@ pub fn repair_snapshots(
         writer.add(id.blob(), BlobKind::Tree, BlobCompression::Raw, bytes, len)?;
     }
     let sealed = writer.finish()?;
-    lock.check()?;
-    crate::index::write_index(
-        backend.as_ref(),
-        sealed.iter().map(|s| (s.id, s.loc)).collect(),
-    )?;
+    let commit = Commit::new(repo, &lock, &index, &sealed);
+    commit.index_packs()?;
     repo.reload_index()?;
     for (old, fixed) in &commits {
-        repo.commit_snapshot(fixed)?;
+        commit.record(fixed)?;
         if let Some(r) = report.snapshots.iter_mut().find(|r| r.id == *old) {
             r.status = SnapshotRepairStatus::Repaired {
                 new_id: Some(fixed.id),

@@ -12,11 +12,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use crate::backend::{Backend, CONFIG_KEY, LocalBackend, snapshot_key};
+use crate::backend::{Backend, LocalBackend};
 use crate::chunker::ChunkerParams;
 use crate::error::{Error, Result};
 use crate::format::REPO_FORMAT_VERSION;
 use crate::format::index_file::BlobLocation;
+use crate::format::keys;
 use crate::format::manifest::{SnapshotRecord, Tree};
 use crate::format::repo_config::{Compression, RepoConfig};
 use crate::id::{AsBlob, BlobId, SnapshotId, TreeId};
@@ -76,7 +77,7 @@ impl Repository {
                 .pack_size
                 .clamp(RepoConfig::MIN_PACK_SIZE, RepoConfig::MAX_PACK_SIZE),
         };
-        if !backend.put_if_absent(CONFIG_KEY, &config.to_bytes())? {
+        if !backend.put_if_absent(keys::CONFIG, &config.to_bytes())? {
             return Err(Error::InvalidInput(format!(
                 "a repository already exists at {}; use it, or choose an empty path",
                 backend.location()
@@ -92,7 +93,7 @@ impl Repository {
 
     /// Opens the repository on `backend`.
     pub fn open(backend: Arc<dyn Backend>) -> Result<Self> {
-        let bytes = match backend.get(CONFIG_KEY) {
+        let bytes = match backend.get(keys::CONFIG) {
             Ok(b) => b,
             Err(e) if e.is_not_found() => {
                 return Err(Error::NotFound(format!(
@@ -134,7 +135,7 @@ impl Repository {
 
     /// Opens a local directory repository.
     pub fn open_local(path: &Path) -> Result<Self> {
-        if !path.join(CONFIG_KEY).exists() {
+        if !path.join(keys::CONFIG).exists() {
             return Err(Error::NotFound(format!(
                 "repository at {} (run 'snapkeep --repo {} init' first)",
                 path.display(),
@@ -223,7 +224,7 @@ impl Repository {
         for _ in 0..8 {
             let mut keys: Vec<String> = self
                 .backend
-                .list(crate::lock::MARKS_PREFIX)
+                .list(keys::Kind::Mark.prefix())
                 .ok()?
                 .into_iter()
                 .map(|o| o.key)
@@ -300,8 +301,8 @@ impl Repository {
     /// Ids of every stored snapshot record (unordered).
     pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
         let mut ids = Vec::new();
-        for obj in self.backend.list("snapshots/")? {
-            if let Ok(id) = obj.key["snapshots/".len()..].parse::<SnapshotId>() {
+        for obj in self.backend.list(keys::Kind::Snapshot.prefix())? {
+            if let Ok(id) = obj.key[keys::Kind::Snapshot.prefix().len()..].parse::<SnapshotId>() {
                 ids.push(id);
             }
         }
@@ -310,7 +311,7 @@ impl Repository {
 
     /// Loads one snapshot record.
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<SnapshotRecord> {
-        let bytes = match self.backend.get(&snapshot_key(id)) {
+        let bytes = match self.backend.get(&keys::snapshot(id)) {
             Ok(b) => b,
             Err(e) if e.is_not_found() => return Err(Error::NotFound(format!("snapshot {id}"))),
             Err(e) => return Err(e),
@@ -367,51 +368,11 @@ impl Repository {
         }
     }
 
-    /// Adds and removes tags of a snapshot. The record is the one object that is ever
-    /// replaced, as a whole and atomically, and only its tags change; its id stays.
-    pub fn retag(
-        &self,
-        id: &SnapshotId,
-        add: &[String],
-        remove: &[String],
-    ) -> Result<SnapshotRecord> {
-        // A job lock, so a prune racing with a forget of this snapshot cannot delete its data
-        // while the record is rewritten (a record that comes back is then rescued).
-        let lock = crate::lock::acquire_job(&self.backend, "tag")?;
-        self.reload_index()?;
-        let view = self.index();
-        let mut rec = self.load_snapshot(id)?;
-        rec.tags.retain(|t| !remove.contains(t));
-        for t in add {
-            if !rec.tags.contains(t) {
-                rec.tags.push(t.clone());
-            }
-        }
-        // A record forgotten meanwhile stays forgotten (last writer wins otherwise).
-        if !self.backend.exists(&snapshot_key(id))? {
-            return Err(Error::NotFound(format!(
-                "snapshot {id} (forgotten meanwhile)"
-            )));
-        }
-        lock.check()?;
-        self.backend.put(&snapshot_key(id), &rec.to_bytes())?;
-        // A forget and a prune in between may have taken its packs out of the index (the
-        // lock kept them): index them again, as a snapshot does.
-        let seen = &lock.record().seen_marks;
-        if !crate::backup::reindex::new_marks(self, seen)?.is_empty() {
-            let missing =
-                crate::backup::reindex::reused_missing(self, &view, &[], &rec.tree, false)?;
-            crate::index::write_index(self.backend.as_ref(), missing)?;
-            self.reload_index()?;
-        }
-        Ok(rec)
-    }
-
     /// Removes snapshot records (forget). Their data stays until a prune; nothing else is
     /// touched. Deleting a record that is already gone is not an error.
     pub fn forget(&self, ids: &[SnapshotId]) -> Result<()> {
         for id in ids {
-            self.backend.delete(&snapshot_key(id))?;
+            self.backend.delete(&keys::snapshot(id))?;
         }
         Ok(())
     }
@@ -419,7 +380,10 @@ impl Repository {
     /// Writes the snapshot record: the commit point of a snapshot.
     pub fn commit_snapshot(&self, rec: &SnapshotRecord) -> Result<u64> {
         let bytes = rec.to_bytes();
-        if !self.backend.put_if_absent(&snapshot_key(&rec.id), &bytes)? {
+        if !self
+            .backend
+            .put_if_absent(&keys::snapshot(&rec.id), &bytes)?
+        {
             return Err(Error::InvalidInput(format!(
                 "snapshot {} already exists; not overwritten",
                 rec.id
@@ -448,53 +412,4 @@ pub fn default_repo_path() -> Option<PathBuf> {
     std::env::var_os("HOME")
         .filter(|v| !v.is_empty())
         .map(|h| PathBuf::from(h).join(".local/share/snapkeep/repo"))
-}
-
-/// This machine's host name.
-#[must_use]
-pub fn hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// Now, in nanoseconds since the Unix epoch.
-#[must_use]
-pub fn now_ns() -> i64 {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
-}
-
-/// RFC 3339 UTC form of a time in nanoseconds since the epoch (`2026-11-25T21:45:52.123Z`).
-#[must_use]
-pub fn rfc3339(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let millis = ns.rem_euclid(1_000_000_000) / 1_000_000;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = crate::retention::civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_known_values() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            rfc3339(1_795_650_352_123_000_000),
-            "2026-11-25T23:45:52.123Z"
-        );
-        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
-    }
 }

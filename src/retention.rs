@@ -25,6 +25,7 @@
 //! This module must not do I/O or read the system clock: the caller passes the records and
 //! `now`.
 
+use crate::clock::civil_from_days;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result};
@@ -290,25 +291,6 @@ fn group_key(rec: &SnapshotRecord, by: GroupBy) -> GroupKey {
     }
 }
 
-/// Civil date `(year, month, day)` of a day count since 1970-01-01 (proleptic Gregorian;
-/// Howard Hinnant's `civil_from_days`).
-#[expect(
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "month is in 1..=12 and day in 1..=31 by construction"
-)]
-pub(crate) fn civil_from_days(days: i64) -> (i64, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m as u8, d as u8)
-}
-
 /// ISO 8601 week of a day count since 1970-01-01: `(thursday, iso_year, week)`, where
 /// `thursday` is the day count of that week's Thursday (unique per week), whose civil year is
 /// the ISO year.
@@ -321,7 +303,7 @@ fn iso_week(days: i64) -> (i64, i64, i64) {
     (thursday, iso_year, (thursday - jan1) / 7 + 1)
 }
 
-/// Day count since 1970-01-01 of a civil date (inverse of [`civil_from_days`]).
+/// Day count since 1970-01-01 of a civil date (inverse of [`crate::clock::civil_from_days`]).
 fn days_from_civil(y: i64, m: u8, d: u8) -> i64 {
     let (m, d) = (i64::from(m), i64::from(d));
     let y = if m <= 2 { y - 1 } else { y };

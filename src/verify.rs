@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use crate::backend::pack_key;
 use crate::error::Result;
+use crate::format::keys;
 use crate::format::manifest::{FLAG_STAGE_FAILED, Node, NodeKind, SnapshotRecord, Tree};
 use crate::format::pack::HEADER;
 use crate::hasher::FileCrc;
@@ -186,7 +186,7 @@ pub fn verify(
     }
     let packs: HashMap<PackId, u64> = repo
         .backend()
-        .list("data/")?
+        .list(keys::Kind::Pack.prefix())?
         .into_iter()
         .filter_map(|o| {
             let name = o.key.rsplit('/').next()?;
@@ -668,7 +668,7 @@ fn read_pack(repo: &Repository, id: &PackId, size: u64) -> PackResult {
     }
     // The pack is read front to back once, in runs of up to RUN bytes; the blobs of a run
     // are decoded and hashed in parallel.
-    let key = pack_key(id);
+    let key = keys::pack(id);
     let mut sorted = entries;
     sorted.sort_by_key(|e| e.offset);
     let mut i = 0;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use alopex_common::{Model, Op, commit, value};
-use snapkeep::backend::pack_key;
+use snapkeep::format::keys;
 use snapkeep::format::manifest::{FLAG_INCONSISTENT, FLAG_STAGE_FAILED, NodeKind};
 use snapkeep::progress::Progress;
 use snapkeep::{BackupOptions, Error, NoProgress, Repository, VerifyOptions, VerifyReport};
@@ -303,7 +303,7 @@ fn a_flipped_byte_in_a_stored_pack_is_named_by_snapshot_and_file() {
     };
     let chunk = chunks.iter().max_by_key(|c| c.len).expect("chunks");
     let loc = f.repo.locate(&chunk.id).expect("located");
-    let pack = f.repo_dir.join(pack_key(&loc.pack));
+    let pack = f.repo_dir.join(keys::pack(&loc.pack));
     alopex_common::flip_byte(
         &pack,
         u64::from(loc.offset) + u64::from(loc.length) / 2,

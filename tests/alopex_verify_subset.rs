@@ -8,7 +8,7 @@ mod alopex_common;
 use std::collections::HashSet;
 
 use alopex_common::{Model, Op, commit, value};
-use snapkeep::backend::pack_key;
+use snapkeep::format::keys;
 use snapkeep::verify::Subset;
 use snapkeep::{BackupOptions, NoProgress, PackId, Repository, VerifyOptions, VerifyReport};
 
@@ -122,7 +122,7 @@ fn parts_partition_the_packs_and_percent_100_reads_all() {
     };
     assert!(pack_of_data.contains(&victim.pack));
     alopex_common::flip_byte(
-        &repo_dir.join(pack_key(&victim.pack)),
+        &repo_dir.join(keys::pack(&victim.pack)),
         u64::from(victim.offset) + u64::from(victim.length) / 2,
         0x20,
     );

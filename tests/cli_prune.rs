@@ -123,14 +123,14 @@ fn forget_prune_gives_back_what_the_forgotten_snapshots_alone_held() {
 #[test]
 fn prune_respects_a_running_prune_and_removes_a_dead_ones_lock() {
     let (_tmp, repo) = one_snapshot_repo();
-    let host = snapkeep::repository::hostname();
-    let now = snapkeep::repository::now_ns();
+    let host = snapkeep::clock::hostname();
+    let now = snapkeep::clock::now_ns();
     // This test process is alive on this host: its prune lock is respected.
     let live = LockRecord {
         kind: LockKind::Prune,
         purpose: "prune".into(),
         host: host.clone(),
-        boot_id: snapkeep::lock::boot_id(),
+        boot_id: snapkeep::clock::boot_id(),
         pid: std::process::id(),
         started_ns: now,
         heartbeat_ns: now,
@@ -278,7 +278,7 @@ fn prune_removes_what_stopped_processes_left_in_tmp() {
     let alive = staged(&repo, &format!("pack-{me}-0badf00d-5.tmp"), hour);
     // Kept: a live job lock on another host carries its pid.
     let remote = staged(&repo, &format!("pack-{locked_dead}-0badf00d-6.tmp"), hour);
-    let now = snapkeep::repository::now_ns();
+    let now = snapkeep::clock::now_ns();
     let lock = LockRecord {
         kind: LockKind::Job,
         purpose: "snapshot".into(),

@@ -482,7 +482,8 @@ fn tag_racing_with_forget_and_prune() {
 #[test]
 fn two_prunes_replacing_one_stale_prune_lock() {
     use snapkeep::format::gc::LockRecord;
-    use snapkeep::lock::{LockGuard, PRUNE_LOCK_KEY, STALE_AFTER, acquire_prune};
+    use snapkeep::format::keys::PRUNE_LOCK as PRUNE_LOCK_KEY;
+    use snapkeep::lock::{LockGuard, STALE_AFTER, acquire_prune};
 
     let inner: Arc<dyn Backend> = Arc::new(snapkeep::backend::MemoryBackend::new());
     // The lock of a prune that died: taken, then its pid replaced by one that is gone.
@@ -731,7 +732,7 @@ fn threads(shared: bool, rounds: usize, seed: u64) {
                     policy
                         .plan(
                             &records,
-                            snapkeep::repository::now_ns(),
+                            snapkeep::clock::now_ns(),
                             snapkeep::retention::GroupBy::default(),
                         )
                         .expect("plan")

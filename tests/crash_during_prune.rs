@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use prune_common::{pack_bytes, same_tree};
 use snapkeep::backend::{Backend, Fault, FaultyBackend, LocalBackend};
 use snapkeep::format::gc::LockRecord;
-use snapkeep::lock::PRUNE_LOCK_KEY;
+use snapkeep::format::keys::PRUNE_LOCK as PRUNE_LOCK_KEY;
 use snapkeep::prune::{MaxUnused, PruneOptions, PruneReport, prune};
 use snapkeep::{
     BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, SnapshotId, VerifyOptions,

@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use snapkeep::backend::pack_key;
+use snapkeep::format::keys;
 use snapkeep::format::pack::{BlobKind, HEADER};
 use snapkeep::{BackupOptions, NoProgress, Repository, RestoreOptions, SnapshotId, VerifyOptions};
 
@@ -63,7 +63,7 @@ fn damaged_repo() -> Damaged {
     let loc = repo.locate(&chunk.id).expect("located");
     assert_eq!(loc.kind, BlobKind::Data);
     assert!(u64::from(loc.offset) >= HEADER.len() as u64);
-    let pack = repo_dir.join(pack_key(&loc.pack));
+    let pack = repo_dir.join(keys::pack(&loc.pack));
     let at = u64::from(loc.offset) + u64::from(loc.length) / 2;
     let size = fs::metadata(&pack).expect("pack").len();
     assert!(
@@ -316,7 +316,7 @@ fn flipped_tree_blob_is_reported_for_its_directory() {
     };
     let loc = repo.locate(tree).expect("located");
     assert_eq!(loc.kind, BlobKind::Tree);
-    let pack = repo_dir.join(pack_key(&loc.pack));
+    let pack = repo_dir.join(keys::pack(&loc.pack));
     let f = fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::process::Command;
 
-use snapkeep::backend::pack_key;
+use snapkeep::format::keys;
 use snapkeep::format::manifest::NodeKind;
 use snapkeep::{BackupOptions, NoProgress, Repository, RestoreOptions, VerifyOptions};
 
@@ -40,7 +40,7 @@ fn missing_data_pack_is_reported_with_paths() {
         panic!("not a file")
     };
     let pack = repo.locate(&chunks[0].id).expect("located").pack;
-    fs::remove_file(repo_dir.join(pack_key(&pack))).expect("delete pack");
+    fs::remove_file(repo_dir.join(keys::pack(&pack))).expect("delete pack");
 
     for read_data in [false, true] {
         let report = snapkeep::verify(

@@ -34,8 +34,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{Backend, CONFIG_KEY, ObjectInfo, ObjectVersion};
+use super::{Backend, ObjectInfo, ObjectVersion};
 use crate::error::Result;
+use crate::format::keys::{self, Key};
 use crate::format::repo_config::RepoConfig;
 use crate::id::IndexId;
 
@@ -84,17 +85,26 @@ enum Slot {
 }
 
 fn slot(key: &str) -> Slot {
-    if let Some(name) = key.strip_prefix("index/")
-        && let Ok(id) = name.parse::<IndexId>()
-    {
-        return Slot::Index(id);
+    match keys::parse(key) {
+        Key::Index(id) => Slot::Index(id),
+        Key::Snapshot(_) => {
+            let name = &key[keys::Kind::Snapshot.prefix().len()..];
+            if safe_name(name) {
+                Slot::Snapshot(name.to_owned())
+            } else {
+                Slot::Other
+            }
+        }
+        _ => Slot::Other,
     }
-    if let Some(name) = key.strip_prefix("snapshots/")
-        && safe_name(name)
-    {
-        return Slot::Snapshot(name.to_owned());
+}
+
+/// The name of the pack `key` names, when it is a pack key with a name safe for a file.
+fn pack_name(key: &str) -> Option<&str> {
+    match keys::parse(key) {
+        Key::Pack(name) if safe_name(name) => Some(name),
+        _ => None,
     }
-    Slot::Other
 }
 
 fn safe_name(name: &str) -> bool {
@@ -159,7 +169,7 @@ impl CachingBackend {
     /// damaged one) nothing is cached and every call goes to `inner`, so the caller's own open
     /// reports the problem as it would without a cache.
     pub fn for_repository(inner: Arc<dyn Backend>, root: &Path) -> Result<Self> {
-        let bytes = match inner.get(CONFIG_KEY) {
+        let bytes = match inner.get(keys::CONFIG) {
             Ok(b) => b,
             Err(e) if e.is_not_found() => return Ok(Self::with_dir(inner, None)),
             Err(e) => return Err(e),
@@ -364,7 +374,7 @@ impl Backend for CachingBackend {
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>> {
-        if key == CONFIG_KEY {
+        if key == keys::CONFIG {
             if let Some(c) = self
                 .config
                 .lock()
@@ -399,11 +409,7 @@ impl Backend for CachingBackend {
         let Some(dir) = &self.dir else {
             return self.inner.get_range(key, offset, len);
         };
-        let Some(pack) = key
-            .strip_prefix("data/")
-            .and_then(|k| k.rsplit('/').next())
-            .filter(|p| safe_name(p))
-        else {
+        let Some(pack) = pack_name(key) else {
             return self.inner.get_range(key, offset, len);
         };
         let path = dir.join("trees").join(format!("{pack}-{offset}-{len}"));
@@ -442,7 +448,7 @@ impl Backend for CachingBackend {
                     Self::drop_unlisted(dir, sub, &listed);
                 }
             }
-            if prefix == "data/" {
+            if prefix == keys::Kind::Pack.prefix() {
                 // Tree entries of packs that are gone (a prune deleted them) go too, so the
                 // cache stays as large as the trees the repository still holds.
                 let packs: std::collections::HashSet<&str> = listed
@@ -470,8 +476,7 @@ impl Backend for CachingBackend {
                     let _ = std::fs::remove_file(dir.join("snapshots").join(name));
                 }
                 Slot::Other => {
-                    if let Some(pack) = key.strip_prefix("data/").and_then(|k| k.rsplit('/').next())
-                    {
+                    if let Some(pack) = pack_name(key) {
                         Self::drop_trees(dir, |p| p == pack);
                     }
                 }
@@ -727,7 +732,7 @@ mod tests {
         let store: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
         let c = CachingBackend::for_repository(Arc::clone(&store), tmp.path()).expect("cache");
         assert!(c.dir().is_none());
-        assert!(c.get(CONFIG_KEY).expect_err("none").is_not_found());
+        assert!(c.get(keys::CONFIG).expect_err("none").is_not_found());
     }
 
     #[test]

@@ -174,28 +174,6 @@ pub fn process_token() -> &'static str {
     })
 }
 
-/// Key of a pack.
-#[must_use]
-pub fn pack_key(id: &crate::id::PackId) -> String {
-    let h = id.to_hex();
-    format!("data/{}/{}", &h[..2], h)
-}
-
-/// Key of an index file.
-#[must_use]
-pub fn index_key(id: &crate::id::IndexId) -> String {
-    format!("index/{id}")
-}
-
-/// Key of a snapshot record.
-#[must_use]
-pub fn snapshot_key(id: &crate::id::SnapshotId) -> String {
-    format!("snapshots/{}", id.hyphenated())
-}
-
-/// Key of the repository config.
-pub const CONFIG_KEY: &str = "config";
-
 /// Rejects keys that could escape a directory-based store.
 pub(crate) fn check_key(key: &str) -> Result<()> {
     let ok = !key.is_empty()

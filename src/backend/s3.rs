@@ -42,6 +42,7 @@ use object_store::{
 
 use super::{Backend, ObjectInfo, ObjectVersion, check_key};
 use crate::error::{Error, Result};
+use crate::format::keys;
 
 /// Objects larger than this are uploaded in parts, several at once.
 pub const MULTIPART_THRESHOLD: u64 = 16 << 20;
@@ -324,7 +325,7 @@ impl S3Backend {
             .build()
             .map_err(|e| Error::io("start the S3 client runtime for", location.to_string(), e))?;
         let tmp = std::env::temp_dir();
-        sweep_staging(&tmp, crate::lock::STALE_AFTER);
+        sweep_staging(&tmp, crate::clock::STALE_AFTER);
         let staging = tempfile::Builder::new()
             .prefix(&format!("{STAGING_PREFIX}{}-", std::process::id()))
             .tempdir()
@@ -511,7 +512,7 @@ async fn feed_parts(writer: &mut WriteMultipart, file: &Path, url: &str) -> Resu
 /// The ETag, and the last-modified second once it is [`SETTLE_SECS`] old by our clock.
 fn version_of(meta: &object_store::ObjectMeta) -> ObjectVersion {
     let secs = meta.last_modified.timestamp();
-    let now = crate::repository::now_ns() / 1_000_000_000;
+    let now = crate::clock::now_ns() / 1_000_000_000;
     ObjectVersion {
         etag: meta.e_tag.clone(),
         settled_mtime: (secs <= now - SETTLE_SECS).then_some(secs),
@@ -611,7 +612,7 @@ impl Backend for S3Backend {
         // through (a check-then-write store) is seen once the winner is visible: the config
         // and the prune lock. Content-named objects (packs, index files) cannot differ from
         // ours, and records, job locks and marks have fresh UUID v7 names.
-        if key != super::CONFIG_KEY && key != crate::lock::PRUNE_LOCK_KEY {
+        if key != keys::CONFIG && key != keys::PRUNE_LOCK {
             return Ok(true);
         }
         match self.get(key) {
@@ -789,7 +790,7 @@ pub fn sweep_staging(tmp: &Path, idle: Duration) -> usize {
         let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
         if !is_dir
             || pid == std::process::id()
-            || crate::lock::process_alive(pid)
+            || crate::clock::process_alive(pid)
             || idle_since(&path).is_none_or(|d| d < idle)
         {
             continue;

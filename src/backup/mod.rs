@@ -12,8 +12,7 @@
 //! most once per run (in-flight set) and never when the index already has it.
 
 mod parent;
-pub(crate) mod reindex;
-mod walk;
+pub(crate) mod walk;
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -28,6 +27,8 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::chunker::Chunker;
+use crate::clock::{hostname, now_ns, stamp_ns};
+use crate::commit::Commit;
 use crate::error::{Error, Result};
 use crate::format::manifest::{
     ChunkRef, Extent, FLAG_CHANGED_DURING_READ, FLAG_INCONSISTENT, FLAG_STAGE_FAILED, Node,
@@ -37,10 +38,10 @@ use crate::format::pack::{BlobCompression, BlobKind};
 use crate::format::repo_config::Compression;
 use crate::hasher::{FileCrc, PAR_THRESHOLD, crc_chunk, hash_chunk};
 use crate::id::{AsBlob, BlobId, SnapshotId, TreeId};
-use crate::index::{Index, MERGE_THRESHOLD, merge, write_index};
+use crate::index::{Index, MERGE_THRESHOLD, merge};
 use crate::pack::{NewBlob, PackWriter};
 use crate::progress::{Phase, Progress};
-use crate::repository::{Repository, hostname, now_ns};
+use crate::repository::Repository;
 use crate::source::{WINDOW, data_extents, holes_of, read_window};
 use crate::stage::{Layout, StageSelection, StageSet};
 
@@ -314,14 +315,8 @@ pub fn snapshot(
     if progress.is_cancelled() {
         return Err(Error::Cancelled);
     }
-    let mut stored = ctx.writer.stored_bytes();
-    let entries: Vec<_> = sealed.iter().map(|s| (s.id, s.loc)).collect();
-    // Every index write happens under a lock that still holds: with a lost lock, a prune may
-    // have deleted the packs this file would name.
-    lock.check()?;
-    if let Some((_, len)) = write_index(repo.backend().as_ref(), entries)? {
-        stored += len;
-    }
+    let commit = Commit::new(repo, &lock, &ctx.index, &sealed);
+    let stored = ctx.writer.stored_bytes() + commit.index_packs()?;
     let c = &ctx.counters;
     let summary = Summary {
         files: c.files.load(Ordering::Relaxed),
@@ -359,20 +354,12 @@ pub fn snapshot(
         },
     };
     record.summary.stored_bytes += record.to_bytes().len() as u64;
-    lock.check()?;
-    repo.commit_snapshot(&record)?;
+    commit.record(&record)?;
     // A prune that marked packs this snapshot uses (reused from its view, or its own packs
     // before its record existed) took them out of the index; its lock kept them. Index them
     // again, so the snapshot restores through the index (readers also look into marked packs
     // meanwhile, and a later prune would rescue them from the record).
-    let late = reindex::new_marks(repo, &lock.record().seen_marks).and_then(|marked| {
-        if marked.is_empty() {
-            return Ok(());
-        }
-        let missing = reindex::reused_missing(repo, &ctx.index, &sealed, &tree, true)?;
-        lock.check()?;
-        write_index(repo.backend().as_ref(), missing).map(|_| ())
-    });
+    let late = commit.reindex_marked(&tree);
 
     let mut warnings = ctx
         .warnings
@@ -994,12 +981,6 @@ impl Meta {
             flags: 0,
         }
     }
-}
-
-/// Nanoseconds since the epoch, saturating outside the years 1677..2262.
-#[must_use]
-pub fn stamp_ns(secs: i64, nsec: i64) -> i64 {
-    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 
 impl From<&std::fs::Metadata> for Meta {

@@ -167,7 +167,7 @@ fn index_open(work: &Path, n: u64, say: &dyn Fn(&str)) -> Result<Value> {
     let size = bytes.len();
     let id = snapkeep::IndexId::of(&bytes);
     repo.backend()
-        .put(&snapkeep::backend::index_key(&id), &bytes)?;
+        .put(&snapkeep::format::keys::index(&id), &bytes)?;
     drop(bytes);
     drop_caches(false)?;
     let step = run_step(&repo_dir, &["list"])?;

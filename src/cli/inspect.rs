@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 use anyhow::{Result, anyhow};
 use serde_json::{Value, json};
 
+use snapkeep::clock::rfc3339;
+use snapkeep::format::keys;
 use snapkeep::format::manifest::{Node, NodeKind, Tree};
-use snapkeep::repository::rfc3339;
 use snapkeep::walk::Reachable;
 use snapkeep::{Repository, SnapshotId};
 
@@ -213,7 +214,7 @@ pub fn stats(repo: &Repository, only: Option<&SnapshotId>) -> Result<Value> {
             unused_stored += u64::from(loc.length);
         }
     }
-    let packs = repo.backend().list("data/")?;
+    let packs = repo.backend().list(keys::Kind::Pack.prefix())?;
     let pack_bytes: u64 = packs.iter().map(|o| o.size).sum();
     let indexed: HashSet<snapkeep::PackId> = all.values().map(|l| l.pack).collect();
     let unindexed_bytes: u64 = packs

@@ -12,6 +12,7 @@ use anyhow::Result;
 #[cfg(feature = "s3")]
 use serde_json::json;
 
+use snapkeep::format::keys;
 use snapkeep::{InitOptions, Repository};
 
 /// Worker threads (at least) for restore and verify of a remote repository.
@@ -95,7 +96,7 @@ impl RepoLocation {
             #[cfg(feature = "s3")]
             RepoLocation::S3(r) => {
                 use snapkeep::backend::Backend;
-                Ok(!r.retrying.exists(snapkeep::backend::CONFIG_KEY)?)
+                Ok(!r.retrying.exists(keys::CONFIG)?)
             }
         }
     }

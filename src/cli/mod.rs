@@ -1043,7 +1043,7 @@ fn cmd_forget(
         }
         (None, Vec::new())
     } else {
-        let plan = policy.plan(&records, snapkeep::repository::now_ns(), group_by)?;
+        let plan = policy.plan(&records, snapkeep::clock::now_ns(), group_by)?;
         let f = plan.forget_ids();
         (Some(plan), f)
     };
@@ -1060,7 +1060,7 @@ fn cmd_forget(
             g.decisions.iter().map(move |d| {
                 json!({
                     "id": d.id.to_string(),
-                    "time": snapkeep::repository::rfc3339(d.time_ns),
+                    "time": snapkeep::clock::rfc3339(d.time_ns),
                     "host": g.key.host,
                     "paths": g.key.paths,
                     "keep": d.keep && !forget_ref.contains(&d.id),

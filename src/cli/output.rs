@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 use snapkeep::SnapshotRecord;
-use snapkeep::repository::rfc3339;
+use snapkeep::clock::rfc3339;
 
 /// A snapshot record as the documented JSON object.
 pub fn record_json(r: &SnapshotRecord) -> Value {

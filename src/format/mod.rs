@@ -7,6 +7,7 @@
 
 pub mod gc;
 pub mod index_file;
+pub mod keys;
 pub mod manifest;
 pub mod pack;
 pub mod repo_config;

@@ -15,9 +15,10 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::sync::Arc;
 
-use crate::backend::{Backend, index_key};
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::format::index_file::{self, BlobLocation, IndexLayout};
+use crate::format::keys;
 use crate::id::{AsBlob, BlobId, IndexId, PackId};
 
 enum Bytes {
@@ -45,7 +46,7 @@ pub struct IndexFile {
 impl IndexFile {
     /// Opens `index/<id>` (memory-mapped when local).
     pub fn open(backend: &dyn Backend, id: IndexId) -> Result<Self> {
-        let key = index_key(&id);
+        let key = keys::index(&id);
         let bytes = match backend.local_path(&key) {
             Some(path) => {
                 let f = File::open(&path).map_err(|e| Error::backend("open", &key, e))?;
@@ -176,8 +177,8 @@ impl Index {
         let mut vanished = false;
         let mut files = Vec::new();
         let mut damaged = Vec::new();
-        for obj in backend.list("index/")? {
-            let name = &obj.key["index/".len()..];
+        for obj in backend.list(keys::Kind::Index.prefix())? {
+            let name = &obj.key[keys::Kind::Index.prefix().len()..];
             let id: IndexId = match name.parse() {
                 Ok(id) => id,
                 Err(_) => {
@@ -253,7 +254,7 @@ pub fn write_index(
     }
     let bytes = index_file::encode(entries);
     let id = IndexId::of(&bytes);
-    backend.put_if_absent(&index_key(&id), &bytes)?;
+    backend.put_if_absent(&keys::index(&id), &bytes)?;
     Ok(Some((id, bytes.len() as u64)))
 }
 
@@ -273,7 +274,7 @@ pub fn merge(backend: &dyn Backend, index: &Index, threshold: usize) -> Result<O
     };
     for f in &index.files {
         if f.id != id {
-            backend.delete(&index_key(&f.id))?;
+            backend.delete(&keys::index(&f.id))?;
         }
     }
     Ok(Some(id))

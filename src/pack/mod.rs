@@ -15,9 +15,10 @@ mod writer;
 
 pub use writer::{NewBlob, PackWriter, SealedBlob};
 
-use crate::backend::{Backend, pack_key};
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::format::index_file::BlobLocation;
+use crate::format::keys;
 use crate::format::pack::{
     BlobCompression, BlobKind, FOOTER_LEN, HEADER, PackEntry, check_header, decode_entries,
     decode_footer,
@@ -174,7 +175,7 @@ fn check_raw(raw: &[u8], loc: &BlobLocation, id: &impl AsBlob) -> Result<()> {
 pub fn read_blob(backend: &dyn Backend, id: &impl AsBlob, loc: &BlobLocation) -> Result<Vec<u8>> {
     let id = &id.blob();
     let (key, offset, len) = (
-        pack_key(&loc.pack),
+        keys::pack(&loc.pack),
         u64::from(loc.offset),
         u64::from(loc.length),
     );
@@ -201,7 +202,7 @@ pub fn pack_id_of_trailer(trailer: &[u8]) -> PackId {
 
 /// Reads and checks the trailer of a pack of `size` bytes; the pack id must match it.
 pub fn read_pack_entries(backend: &dyn Backend, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
-    let key = pack_key(id);
+    let key = keys::pack(id);
     let object = format!("pack {id}");
     if size < (HEADER.len() + FOOTER_LEN) as u64 {
         return Err(Error::corrupt(&object, format!("only {size} bytes")));

@@ -11,9 +11,10 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use crate::backend::{Backend, CONFIG_KEY, pack_key};
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::format::index_file::BlobLocation;
+use crate::format::keys;
 use crate::format::pack::{BlobCompression, BlobKind, HEADER, PackEntry, encode_trailer};
 use crate::id::{BlobId, PackId};
 
@@ -103,7 +104,7 @@ impl PackWriter {
         // A local store renames a staged pack into place: one uploader keeps up. A remote one
         // is latency-bound: several packs upload at once. Staged packs waiting beyond that
         // block the producers (bounded disk use).
-        let uploaders = if shared.backend.local_path(CONFIG_KEY).is_some() {
+        let uploaders = if shared.backend.local_path(keys::CONFIG).is_some() {
             1
         } else {
             REMOTE_UPLOADERS
@@ -405,7 +406,7 @@ fn seal_and_upload(shared: &Shared, mut pack: OpenPack) -> Result<()> {
         return Err(e);
     }
     let total = pack.len + trailer.len() as u64;
-    if let Err(e) = shared.backend.put_file(&pack_key(&id), &path) {
+    if let Err(e) = shared.backend.put_file(&keys::pack(&id), &path) {
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
@@ -413,7 +414,7 @@ fn seal_and_upload(shared: &Shared, mut pack: OpenPack) -> Result<()> {
         .keys
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .push(pack_key(&id));
+        .push(keys::pack(&id));
     shared.stored_bytes.fetch_add(total, Ordering::Relaxed);
     shared.packs.fetch_add(1, Ordering::Relaxed);
     let mut sealed = shared.sealed.lock().unwrap_or_else(PoisonError::into_inner);

@@ -191,7 +191,7 @@ pub(super) fn restore_in_place(
             // Read-only is enough to change mode, owner and times of our own file.
             let f = File::open(&job.path).map_err(|e| Error::io("open", &job.path, e))?;
             if m.mode() & 0o7777 != job.node.mode
-                || crate::backup::stamp_ns(m.mtime(), m.mtime_nsec()) != job.node.mtime_ns
+                || crate::clock::stamp_ns(m.mtime(), m.mtime_nsec()) != job.node.mtime_ns
                 || owner
             {
                 set_file_meta(&f, &job.path, &job.node, owner)?;

@@ -21,9 +21,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
-use crate::backend::pack_key;
 use crate::error::{Error, Result};
 use crate::format::index_file::BlobLocation;
+use crate::format::keys;
 use crate::format::manifest::{ChunkRef, Extent, Node, NodeKind};
 use crate::hasher::FileCrc;
 use crate::id::{PackId, SnapshotId, TreeId};
@@ -183,7 +183,7 @@ pub fn restore(
         let dir = target.join(format!(
             ".snapkeep-restore-{}-{}",
             std::process::id(),
-            crate::repository::now_ns()
+            crate::clock::now_ns()
         ));
         std::fs::DirBuilder::new()
             .mode(0o700)
@@ -260,7 +260,7 @@ fn staging_dir_for(target: &Path) -> Result<PathBuf> {
     let staging = parent.join(format!(
         ".{name}.snapkeep-restore-{}-{}",
         std::process::id(),
-        crate::repository::now_ns()
+        crate::clock::now_ns()
     ));
     std::fs::DirBuilder::new()
         .mode(0o700)
@@ -510,7 +510,7 @@ fn write_content(
         let Some((pack, start, len)) = run.read else {
             return run.chunks.clone().map(write_one).collect();
         };
-        let bytes = match repo.backend().get_range(&pack_key(&pack), start, len) {
+        let bytes = match repo.backend().get_range(&keys::pack(&pack), start, len) {
             Ok(b) if b.len() as u64 == len => b,
             // A pack gone (a prune repacked it meanwhile), short or unreadable: chunk by
             // chunk, in parallel, each looked up again (index reload, marked packs) and named
