@@ -71,9 +71,9 @@ impl RepoLocation {
 
     #[cfg(not(feature = "s3"))]
     fn s3(url: &str) -> Result<Self> {
-        Err(anyhow::anyhow!(super::UsageError(format!(
+        Err(super::usage_error(format!(
             "--repo {url} needs the S3 backend, and this snapkeep was built without the 's3' feature; rebuild with it or give a local path"
-        ))))
+        )))
     }
 
     /// For messages: the path or URL.

@@ -105,3 +105,13 @@ pub fn table(records: &[SnapshotRecord]) -> String {
     let _ = writeln!(out, "{} snapshots", records.len());
     out
 }
+
+/// A JSON object one field a line, the names right-aligned in `width` columns (`show`,
+/// `stats`).
+pub fn print_fields(v: &Value, width: usize) {
+    if let Some(obj) = v.as_object() {
+        for (k, val) in obj {
+            println!("{k:>width$}: {val}");
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! The command line's shape: the clap definitions of the global options (`Cli`), every verb
+//! (`Command`, with an argument struct for the verbs that take many), the prune options that
+//! `prune` and `forget --prune` share (`GcArgs`), and the value parsers. No behaviour: the verbs
+//! are in `cmd/`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use super::progress;
+
+const EXAMPLES: &str = "Examples:
+  snapkeep snapshot ./data                     snapshot into the default repository
+  snapkeep --repo /backups/r init --chunk-avg 256KiB --compression zstd:1
+  snapkeep --repo /backups/r snapshot /var/lib/db --tag hourly --exclude '*.tmp'
+  snapkeep --repo /backups/r list --json
+  snapkeep --repo /backups/r restore latest /restore/here
+  snapkeep --repo /backups/r verify --read-data
+  snapkeep --repo s3://bucket/prefix snapshot /var/lib/db   (AWS_* variables configure S3)";
+
+/// The command line: global options and one verb.
+#[derive(Parser, Debug)]
+#[command(name = "snapkeep", version, about = "Content-addressed, incremental snapshots of database data directories", after_help = EXAMPLES)]
+pub struct Cli {
+    /// Repository: a path (default: $XDG_DATA_HOME/snapkeep/repo) or s3://bucket/prefix
+    /// (configured by AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ALLOW_HTTP).
+    #[arg(long, global = true, env = "SNAPKEEP_REPO")]
+    pub repo: Option<PathBuf>,
+    /// At the end, print on stderr one JSON line with the requests sent to an S3 repository
+    /// (by kind), the retries and the cache hits.
+    #[arg(long, global = true)]
+    pub show_requests: bool,
+    /// Print one JSON document on stdout and nothing else there.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No progress bar and no messages on stderr (errors still go there).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Progress on stderr: auto (a bar on a terminal), json (one JSON event per line), none.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub progress: progress::ProgressMode,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by `prune` and `forget --prune`.
+#[derive(clap::Args, Debug)]
+pub struct GcArgs {
+    /// How long unused packs stay marked before a later prune deletes them (0: in this run,
+    /// when no snapshot, restore or verify is running).
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub grace: String,
+    /// Unused space tolerated in kept packs before they are repacked: a percentage of the
+    /// repository (5%), a size (200MiB), or 'unlimited'.
+    #[arg(long, default_value = "5%", value_name = "LIMIT")]
+    pub max_unused: String,
+}
+
+impl GcArgs {
+    /// The prune options these flags give (`dry_run` from the verb's own flag).
+    pub fn options(&self, dry_run: bool) -> Result<snapkeep::prune::PruneOptions> {
+        Ok(snapkeep::prune::PruneOptions {
+            grace: snapkeep::units::parse_interval(&self.grace)?,
+            max_unused: snapkeep::prune::MaxUnused::parse(&self.max_unused)?,
+            dry_run,
+            ..snapkeep::prune::PruneOptions::default()
+        })
+    }
+}
+
+/// The verbs.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a repository.
+    Init {
+        /// Average chunk size (power of two, 4KiB..4MiB); min = avg/2, max = avg*4.
+        #[arg(long, value_parser = parse_size)]
+        chunk_avg: Option<u64>,
+        /// Compression of new data: off, zstd or zstd:LEVEL.
+        #[arg(long, default_value = "zstd:1")]
+        compression: String,
+        /// Target pack size (1MiB..1GiB).
+        #[arg(long, value_parser = parse_size)]
+        pack_size: Option<u64>,
+    },
+    /// Snapshot a directory (creates the repository on first use when the path is new).
+    Snapshot(SnapshotArgs),
+    /// List snapshots, oldest first.
+    List,
+    /// List the entries of a snapshot below PATH (recursively).
+    Ls {
+        /// Snapshot id, unique id prefix, or 'latest'.
+        snapshot: String,
+        /// Directory inside the snapshot (default: its root).
+        path: Option<String>,
+    },
+    /// Show what changed between two snapshots.
+    Diff {
+        /// The older snapshot.
+        from: String,
+        /// The newer snapshot.
+        to: String,
+    },
+    /// Show one snapshot's record and summary.
+    Show {
+        /// Snapshot id, unique id prefix, or 'latest'.
+        snapshot: String,
+    },
+    /// Sizes, dedup and compression ratios, chunk and pack counts, reclaimable bytes.
+    Stats {
+        /// Only this snapshot (default: the whole repository).
+        snapshot: Option<String>,
+    },
+    /// Add or remove tags of a snapshot.
+    Tag {
+        /// Snapshot id, unique id prefix, or 'latest'.
+        snapshot: String,
+        /// Tag to add (repeatable).
+        #[arg(long = "add")]
+        add: Vec<String>,
+        /// Tag to remove (repeatable).
+        #[arg(long = "remove")]
+        remove: Vec<String>,
+    },
+    /// Forget snapshots by policy or by id: decide (the plan, with a reason for each kept
+    /// snapshot), then remove the forgotten snapshots' records. Their data stays stored.
+    Forget(ForgetArgs),
+    /// Reclaim the space of data no snapshot needs. Never blocks a running snapshot: unused
+    /// packs are first marked and deleted by a later prune after the grace period.
+    Prune {
+        #[command(flatten)]
+        gc: GcArgs,
+        /// Print what would be marked, repacked and deleted, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove stale locks (of processes that are gone, or without a heartbeat for 10 min).
+    Unlock {
+        /// Remove every lock, also those of running processes (only when you know none runs).
+        #[arg(long)]
+        remove_all: bool,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Restore a snapshot into a new or empty directory.
+    Restore(RestoreArgs),
+    /// Check the repository: structure always, every byte with --read-data.
+    Verify {
+        /// Only this snapshot (id, prefix or 'latest').
+        snapshot: Option<String>,
+        /// Read every pack, re-hash every chunk, recompute every file's CRC32, run the
+        /// format stages on the stored files.
+        #[arg(long)]
+        read_data: bool,
+        /// Read only part of the data: N/M (part N of M) or P% (a random P percent of packs).
+        #[arg(long, value_name = "N/M|P%")]
+        read_data_subset: Option<String>,
+        /// Format stages with --read-data: auto (by layout), none, or a list (files,alopex).
+        #[arg(long, default_value = "auto")]
+        stages: String,
+    },
+    /// Measure snapshot, no-change snapshot, change + snapshot, restore and verify on a
+    /// generated database-like directory (or DIR), against a plain read of the same files.
+    Bench(BenchArgs),
+    /// Repair repository metadata.
+    Repair {
+        #[command(subcommand)]
+        what: RepairWhat,
+    },
+}
+
+/// What `repair` repairs.
+#[derive(Subcommand, Debug)]
+pub enum RepairWhat {
+    /// Rebuild the index from the pack trailers.
+    Index {
+        /// Show what would be written without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Salvage snapshots that a lost or damaged pack broke: each gets a repaired copy (tag
+    /// 'repaired') without the files whose data is gone; a directory whose tree is gone
+    /// becomes empty. Rebuilds the index first when it names lost packs.
+    Snapshots {
+        /// Also read and hash-check every chunk (finds damaged, not only missing, data).
+        #[arg(long)]
+        read_data: bool,
+        /// Remove the damaged originals (and unreadable or lost records) after the repair.
+        #[arg(long)]
+        forget: bool,
+        /// Show what would be repaired without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// The arguments of `snapshot` (its help text is on [`Command::Snapshot`]).
+#[derive(clap::Args, Debug)]
+pub struct SnapshotArgs {
+    /// The directory to snapshot.
+    pub source: PathBuf,
+    /// Tag to record (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Glob of names or relative paths to leave out (repeatable).
+    #[arg(long = "exclude")]
+    pub excludes: Vec<String>,
+    /// Host name to record instead of this machine's.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Parent snapshot for change detection (default: latest of this host and path).
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Read every file, even those whose metadata is unchanged since the parent.
+    #[arg(long)]
+    pub force_read: bool,
+    /// Verification stages on captured files: auto (by detected layout), none, or a
+    /// comma-separated list (files, alopex).
+    #[arg(long, default_value = "auto")]
+    pub stages: String,
+    /// Shell command run before capture (e.g. the database's checkpoint); a non-zero
+    /// exit aborts the snapshot and shows its stderr.
+    #[arg(long)]
+    pub pre_hook: Option<String>,
+    /// Commit even if a file still fails a format stage after recaptures (flagged).
+    #[arg(long)]
+    pub allow_inconsistent: bool,
+}
+
+/// The arguments of `forget` (its help text is on [`Command::Forget`]).
+#[derive(clap::Args, Debug)]
+pub struct ForgetArgs {
+    /// Snapshots to forget explicitly (id, prefix or 'latest').
+    pub ids: Vec<String>,
+    /// Keep the N newest snapshots of each group.
+    #[arg(long)]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours.
+    #[arg(long)]
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N days.
+    #[arg(long)]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the last N ISO weeks.
+    #[arg(long)]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N months.
+    #[arg(long)]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the last N years.
+    #[arg(long)]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot newer than this (e.g. 36h, 7d, 2w, 1y2m).
+    #[arg(long)]
+    pub keep_within: Option<String>,
+    /// Keep snapshots with this tag (repeatable).
+    #[arg(long = "keep-tag")]
+    pub keep_tags: Vec<String>,
+    /// Group snapshots by these fields before applying the policy.
+    #[arg(long, default_value = "host,paths")]
+    pub group_by: String,
+    /// Print the plan without removing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run a prune after forgetting.
+    #[arg(long)]
+    pub prune: bool,
+    #[command(flatten)]
+    pub gc: GcArgs,
+}
+
+/// The arguments of `restore` (its help text is on [`Command::Restore`]).
+#[derive(clap::Args, Debug)]
+pub struct RestoreArgs {
+    /// Snapshot id, unique id prefix, or 'latest'.
+    pub snapshot: String,
+    /// Target directory (must not exist or be empty, unless --in-place).
+    pub target: PathBuf,
+    /// Do not restore file owners even as root.
+    #[arg(long)]
+    pub no_owner: bool,
+    /// Restore into an existing (database) directory: rewrite only files that differ,
+    /// delete what the snapshot lacks, never touch the lock file or .lifecycle/.
+    #[arg(long)]
+    pub in_place: bool,
+    /// With --in-place: proceed even while a process holds the database's lock.
+    #[arg(long, requires = "in_place")]
+    pub force: bool,
+    /// Format stages run on the restored files: auto, none, or a list (files,alopex).
+    #[arg(long, default_value = "auto")]
+    pub stages: String,
+}
+
+/// The arguments of `bench` (its help text is on [`Command::Bench`]).
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Directory to measure instead of a generated one (it is not modified).
+    pub dir: Option<PathBuf>,
+    /// Size of the generated dataset.
+    #[arg(long, value_parser = parse_size, default_value = "1GiB")]
+    pub size: u64,
+    /// Drop the page cache before every step (root only).
+    #[arg(long)]
+    pub cold: bool,
+    /// Keep the temporary dataset, repository and restore.
+    #[arg(long)]
+    pub keep: bool,
+    /// Also time opening a repository whose index holds this many chunks (e.g. 10000000).
+    #[arg(long, default_value_t = 0)]
+    pub index_entries: u64,
+    /// Also grow the repository to N snapshots (a churn round before each), forget all
+    /// but 10, and time prune without and with repacking (e.g. 50; generated data only).
+    #[arg(long, default_value_t = 0)]
+    pub prune_snapshots: u64,
+}
+
+/// `--chunk-avg 256KiB`, `--size 1GiB`: a size with an optional binary unit.
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    snapkeep::units::parse_size(s).map_err(|e| e.to_string())
+}

@@ -1,0 +1,70 @@
+//! The verbs: one module each (`repair` holds both of its kinds; `unlock` and `completions`
+//! are a few lines), and `dispatch`, which hands each parsed command to its module.
+
+pub mod bench;
+mod completions;
+mod diff;
+mod forget;
+mod init;
+mod list;
+mod ls;
+mod prune;
+mod repair;
+mod restore;
+mod show;
+mod snapshot;
+mod stats;
+mod tag;
+mod unlock;
+mod verify;
+
+use anyhow::Result;
+
+use super::args::{Cli, Command};
+use super::env::Env;
+
+/// Runs the command of `cli` and returns its exit code. The environment is left in
+/// `location` (also when the command fails) for the request report of `--show-requests`.
+pub fn dispatch(cli: &Cli, location: &mut Option<Env>) -> Result<i32> {
+    let env: &Env = location.insert(Env::new(cli)?);
+    match &cli.command {
+        Command::Init {
+            chunk_avg,
+            compression,
+            pack_size,
+        } => init::run(env, *chunk_avg, compression, *pack_size),
+        Command::Snapshot(args) => snapshot::run(env, args),
+        Command::List => list::run(env),
+        Command::Ls { snapshot, path } => ls::run(env, snapshot, path.as_deref()),
+        Command::Diff { from, to } => diff::run(env, from, to),
+        Command::Show { snapshot } => show::run(env, snapshot),
+        Command::Stats { snapshot } => stats::run(env, snapshot.as_deref()),
+        Command::Tag {
+            snapshot,
+            add,
+            remove,
+        } => tag::run(env, snapshot, add, remove),
+        Command::Forget(args) => forget::run(env, args),
+        Command::Prune { gc, dry_run } => prune::run(env, gc, *dry_run),
+        Command::Unlock { remove_all } => unlock::run(env, *remove_all),
+        Command::Completions { shell } => {
+            completions::run(*shell);
+            Ok(0)
+        }
+        Command::Restore(args) => restore::run(env, args),
+        Command::Verify {
+            snapshot,
+            read_data,
+            read_data_subset,
+            stages,
+        } => verify::run(
+            env,
+            snapshot.as_deref(),
+            *read_data,
+            read_data_subset.as_deref(),
+            stages,
+        ),
+        Command::Repair { what } => repair::run(env, what),
+        Command::Bench(args) => bench::run(env, args),
+    }
+}
