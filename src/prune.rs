@@ -190,7 +190,10 @@ fn clean_staging(
     live_jobs: &[FoundLock],
     report: &mut PruneReport,
 ) {
-    let Some(dir) = repo.backend().shared_staging_dir() else {
+    let Some(dir) = Some(repo.backend().staging())
+        .filter(|s| s.shared)
+        .map(|s| s.dir)
+    else {
         return;
     };
     let Ok(entries) = std::fs::read_dir(&dir) else {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use snapkeep::backend::{Backend, MemoryBackend, ObjectInfo};
+use snapkeep::backend::{Backend, MemoryBackend};
 use snapkeep::chunker::ChunkerParams;
 use snapkeep::{BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions};
 
@@ -38,21 +38,7 @@ impl Backend for Counting {
     fn location(&self) -> String {
         format!("counting({})", self.inner.location())
     }
-    fn put(&self, key: &str, data: &[u8]) -> snapkeep::Result<()> {
-        self.inner.put(key, data)
-    }
-    fn put_if_absent(&self, key: &str, data: &[u8]) -> snapkeep::Result<bool> {
-        self.inner.put_if_absent(key, data)
-    }
-    fn put_file(&self, key: &str, path: &Path) -> snapkeep::Result<()> {
-        self.inner.put_file(key, path)
-    }
-    fn flush(&self, keys: &[String]) -> snapkeep::Result<()> {
-        self.inner.flush(keys)
-    }
-    fn get(&self, key: &str) -> snapkeep::Result<Vec<u8>> {
-        self.inner.get(key)
-    }
+    snapkeep::forward_backend!(inner: put, put_if_absent, put_file, flush, get, get_versioned, list, delete, exists, staging);
     fn get_range(&self, key: &str, offset: u64, len: u64) -> snapkeep::Result<Vec<u8>> {
         if key.starts_with("data/") {
             self.pack_reads.fetch_add(1, Ordering::SeqCst);
@@ -67,18 +53,6 @@ impl Backend for Counting {
     fn get_range_hot(&self, key: &str, offset: u64, len: u64) -> snapkeep::Result<Vec<u8>> {
         // Tree reads: not counted.
         self.inner.get_range(key, offset, len)
-    }
-    fn list(&self, prefix: &str) -> snapkeep::Result<Vec<ObjectInfo>> {
-        self.inner.list(prefix)
-    }
-    fn delete(&self, key: &str) -> snapkeep::Result<()> {
-        self.inner.delete(key)
-    }
-    fn exists(&self, key: &str) -> snapkeep::Result<bool> {
-        self.inner.exists(key)
-    }
-    fn staging_dir(&self) -> PathBuf {
-        self.inner.staging_dir()
     }
 }
 

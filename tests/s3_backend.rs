@@ -46,7 +46,7 @@ fn large_objects_go_multipart_and_large_ranges_are_read_in_parallel_parts() {
     let b = server.backend(&server.fresh_url("multipart"));
     let len = usize::try_from(MULTIPART_THRESHOLD).expect("size") + 3 * 1024 * 1024 + 17;
     let data = common::random_bytes(len, 42);
-    let staged = b.staging_dir().join("big.pack");
+    let staged = b.staging().dir.join("big.pack");
     std::fs::write(&staged, &data).expect("stage");
     b.put_file("data/ab/big", &staged)
         .expect("multipart upload");

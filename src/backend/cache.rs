@@ -317,14 +317,14 @@ impl CachingBackend {
         }
     }
 
-    fn drop_unlisted(dir: &Path, sub: &str, listed: &[(ObjectInfo, ObjectVersion)]) {
+    fn drop_unlisted(dir: &Path, sub: &str, listed: &[ObjectInfo]) {
         let Ok(rd) = std::fs::read_dir(dir.join(sub)) else {
             return;
         };
         let prefix = format!("{sub}/");
         let names: std::collections::HashSet<&str> = listed
             .iter()
-            .filter_map(|(o, _)| o.key.strip_prefix(&prefix))
+            .filter_map(|o| o.key.strip_prefix(&prefix))
             .collect();
         for e in rd.flatten() {
             let name = e.file_name();
@@ -337,9 +337,7 @@ impl CachingBackend {
 }
 
 impl Backend for CachingBackend {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
+    crate::forward_backend!(inner: location);
 
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
         self.inner.put(key, data)?;
@@ -365,13 +363,7 @@ impl Backend for CachingBackend {
         Ok(stored)
     }
 
-    fn put_file(&self, key: &str, path: &Path) -> Result<()> {
-        self.inner.put_file(key, path)
-    }
-
-    fn flush(&self, keys: &[String]) -> Result<()> {
-        self.inner.flush(keys)
-    }
+    crate::forward_backend!(inner: put_file, flush, exists, staging, local_path);
 
     fn get(&self, key: &str) -> Result<Vec<u8>> {
         if key == keys::CONFIG {
@@ -426,20 +418,12 @@ impl Backend for CachingBackend {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        Ok(self
-            .list_versioned(prefix)?
-            .into_iter()
-            .map(|(o, _)| o)
-            .collect())
-    }
-
-    fn list_versioned(&self, prefix: &str) -> Result<Vec<(ObjectInfo, ObjectVersion)>> {
-        let listed = self.inner.list_versioned(prefix)?;
+        let listed = self.inner.list(prefix)?;
         if let Some(dir) = &self.dir {
             let mut map = self.listed.lock().unwrap_or_else(PoisonError::into_inner);
-            for (o, version) in &listed {
+            for o in &listed {
                 if let Slot::Snapshot(name) = slot(&o.key) {
-                    map.insert(name, (o.size, version.clone()));
+                    map.insert(name, (o.size, o.version.clone()));
                 }
             }
             drop(map);
@@ -453,7 +437,7 @@ impl Backend for CachingBackend {
                 // cache stays as large as the trees the repository still holds.
                 let packs: std::collections::HashSet<&str> = listed
                     .iter()
-                    .filter_map(|(o, _)| o.key.rsplit('/').next())
+                    .filter_map(|o| o.key.rsplit('/').next())
                     .collect();
                 Self::drop_trees(dir, |pack| !packs.contains(pack));
             }
@@ -483,22 +467,6 @@ impl Backend for CachingBackend {
             }
         }
         Ok(())
-    }
-
-    fn exists(&self, key: &str) -> Result<bool> {
-        self.inner.exists(key)
-    }
-
-    fn staging_dir(&self) -> PathBuf {
-        self.inner.staging_dir()
-    }
-
-    fn shared_staging_dir(&self) -> Option<PathBuf> {
-        self.inner.shared_staging_dir()
-    }
-
-    fn local_path(&self, key: &str) -> Option<PathBuf> {
-        self.inner.local_path(key)
     }
 }
 
@@ -568,25 +536,17 @@ mod tests {
             self.inner.get_range(key, offset, len)
         }
         fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-            self.inner.list(prefix)
-        }
-        fn list_versioned(&self, prefix: &str) -> Result<Vec<(ObjectInfo, ObjectVersion)>> {
             Ok(self
                 .inner
                 .list(prefix)?
                 .into_iter()
-                .map(|o| {
-                    let t = self.tag(&o.key);
-                    (o, t)
+                .map(|o| ObjectInfo {
+                    version: self.tag(&o.key),
+                    ..o
                 })
                 .collect())
         }
-        fn delete(&self, key: &str) -> Result<()> {
-            self.inner.delete(key)
-        }
-        fn exists(&self, key: &str) -> Result<bool> {
-            self.inner.exists(key)
-        }
+        crate::forward_backend!(inner: delete, exists);
     }
 
     fn setup() -> (tempfile::TempDir, Arc<Tagged>, CachingBackend) {

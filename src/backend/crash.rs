@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use super::{Backend, ObjectInfo, check_key};
+use super::{Backend, ObjectInfo, Staging, check_key};
 use crate::error::{Error, Result};
 
 #[derive(Default)]
@@ -202,10 +202,7 @@ impl Backend for CrashBackend {
             .visible
             .range(prefix.to_owned()..)
             .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| ObjectInfo {
-                key: k.clone(),
-                size: v.len() as u64,
-            })
+            .map(|(k, v)| ObjectInfo::new(k.clone(), v.len() as u64))
             .collect())
     }
 
@@ -227,8 +224,11 @@ impl Backend for CrashBackend {
         Ok(st.visible.contains_key(key))
     }
 
-    fn staging_dir(&self) -> PathBuf {
-        self.staging.clone()
+    fn staging(&self) -> Staging {
+        Staging {
+            dir: self.staging.clone(),
+            shared: false,
+        }
     }
 }
 

@@ -4,11 +4,11 @@
 //! Counted operations: `put`, `put_if_absent`, `put_file`, `flush` and `delete`. Reads pass
 //! through. Once the fault has fired, every later write fails too (the process is "dead").
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::{Backend, ObjectInfo};
+use super::Backend;
 use crate::error::{Error, Result};
 
 /// How the failing operation fails.
@@ -117,18 +117,6 @@ impl Backend for FaultyBackend {
         }
     }
 
-    fn get(&self, key: &str) -> Result<Vec<u8>> {
-        self.inner.get(key)
-    }
-
-    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        self.inner.get_range(key, offset, len)
-    }
-
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        self.inner.list(prefix)
-    }
-
     fn delete(&self, key: &str) -> Result<()> {
         match self.tick("delete", key) {
             None => self.inner.delete(key),
@@ -136,19 +124,5 @@ impl Backend for FaultyBackend {
         }
     }
 
-    fn exists(&self, key: &str) -> Result<bool> {
-        self.inner.exists(key)
-    }
-
-    fn staging_dir(&self) -> PathBuf {
-        self.inner.staging_dir()
-    }
-
-    fn shared_staging_dir(&self) -> Option<PathBuf> {
-        self.inner.shared_staging_dir()
-    }
-
-    fn local_path(&self, key: &str) -> Option<PathBuf> {
-        self.inner.local_path(key)
-    }
+    crate::forward_backend!(inner: get, get_versioned, get_range, get_range_hot, list, exists, staging, local_path);
 }

@@ -14,7 +14,7 @@ use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Backend, ObjectInfo, check_key};
+use super::{Backend, ObjectInfo, Staging, check_key};
 use crate::error::{Error, Result};
 
 /// Objects as files under a root directory.
@@ -252,10 +252,7 @@ impl Backend for LocalBackend {
                 }
                 Err(e) => return Err(Error::io("stat", entry.path(), e.into())),
             };
-            out.push(ObjectInfo {
-                key: key.to_owned(),
-                size,
-            });
+            out.push(ObjectInfo::new(key, size));
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
@@ -281,12 +278,11 @@ impl Backend for LocalBackend {
         }
     }
 
-    fn staging_dir(&self) -> PathBuf {
-        self.root.join("tmp")
-    }
-
-    fn shared_staging_dir(&self) -> Option<PathBuf> {
-        Some(self.root.join("tmp"))
+    fn staging(&self) -> Staging {
+        Staging {
+            dir: self.root.join("tmp"),
+            shared: true,
+        }
     }
 
     fn local_path(&self, key: &str) -> Option<PathBuf> {
@@ -307,7 +303,7 @@ mod tests {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(b.staging_dir())
+            .create(b.staging().dir)
             .expect("mkdir");
         super::super::contract::check(&b);
         let m = fs::metadata(dir.path().join("repo/data/bb/x2")).expect("stat");

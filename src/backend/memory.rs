@@ -89,10 +89,7 @@ impl Backend for MemoryBackend {
             .read()
             .range(prefix.to_owned()..)
             .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| ObjectInfo {
-                key: k.clone(),
-                size: v.len() as u64,
-            })
+            .map(|(k, v)| ObjectInfo::new(k.clone(), v.len() as u64))
             .collect())
     }
 

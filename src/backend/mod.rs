@@ -39,10 +39,24 @@ pub use self::s3::{MULTIPART_THRESHOLD, RequestCounts, S3Backend, S3Location};
 use crate::error::{Error, Result};
 
 /// One listed object.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObjectInfo {
     pub key: String,
     pub size: u64,
+    /// The stored version, as far as the listing tells (unknown for most stores).
+    pub version: ObjectVersion,
+}
+
+impl ObjectInfo {
+    /// An object of unknown version.
+    #[must_use]
+    pub fn new(key: impl Into<String>, size: u64) -> Self {
+        ObjectInfo {
+            key: key.into(),
+            size,
+            version: ObjectVersion::default(),
+        }
+    }
 }
 
 /// What tells one stored version of an object from another, as far as the store says.
@@ -77,7 +91,23 @@ impl ObjectVersion {
     }
 }
 
+/// Where large objects are staged before [`Backend::put_file`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Staging {
+    /// The directory, on the same filesystem as the objects when the store is local (so the put
+    /// is a rename).
+    pub dir: PathBuf,
+    /// Whether the repository owns the directory and shares it between processes (`tmp/` of a
+    /// local repository), so that a prune may remove what stopped processes left there. A
+    /// private or system-wide directory is never swept.
+    pub shared: bool,
+}
+
 /// A synchronous object store. Objects are immutable once written.
+///
+/// Seven methods make a store; the rest have defaults that serve any store, and exist because
+/// a measured need justified each (named beside it). A decorator forwards what it does not
+/// change with [`forward_backend!`](crate::forward_backend), never by hand.
 pub trait Backend: Send + Sync {
     /// Human-readable location for messages (a path or URL).
     fn location(&self) -> String;
@@ -88,9 +118,29 @@ pub trait Backend: Send + Sync {
     /// Stores `data` under `key` unless the key exists; returns whether it was stored.
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool>;
 
+    /// Reads a whole object.
+    fn get(&self, key: &str) -> Result<Vec<u8>>;
+
+    /// Reads `len` bytes at `offset` of an object; a range past its end is an error.
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+
+    /// Every object whose key starts with `prefix`, with its size (and version when known).
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+
+    /// Deletes an object; deleting a missing object is not an error.
+    fn delete(&self, key: &str) -> Result<()>;
+
+    /// Whether an object exists. The default lists the key (a store with a cheaper stat, such
+    /// as S3's HEAD or a local `stat`, says so).
+    fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.list(key)?.iter().any(|o| o.key == key))
+    }
+
     /// Stores the content of a local file under `key`; the file is consumed (moved or
     /// deleted). The object is visible whole at once, but may become durable only at the
-    /// next [`Backend::flush`]. The default reads the file and calls [`Backend::put`].
+    /// next [`Backend::flush`]. Need: a pack is staged on disk and moved (local) or streamed
+    /// in parts (S3), never held in memory whole. The default reads the file and calls
+    /// [`Backend::put`].
     fn put_file(&self, key: &str, path: &Path) -> Result<()> {
         let data = std::fs::read(path).map_err(|e| Error::io("read staged file", path, e))?;
         self.put(key, &data)?;
@@ -100,66 +150,126 @@ pub trait Backend: Send + Sync {
     /// Makes the listed objects, stored with `put_file`, durable (they may be pending until
     /// this returns). Each caller flushes its own keys, so concurrent writers never rely on
     /// one another's flush. The commit protocol calls it before writing anything that
-    /// references those objects.
+    /// references those objects. Need: one directory sync for a batch of packs.
     fn flush(&self, _keys: &[String]) -> Result<()> {
         Ok(())
     }
 
-    /// Reads a whole object.
-    fn get(&self, key: &str) -> Result<Vec<u8>>;
-
-    /// Reads `len` bytes at `offset` of an object; a range past its end is an error.
-    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
-
-    /// Like [`Backend::get_range`], for a range that later runs will read again (the tree
-    /// blobs of a pack): a caching decorator may keep it. The default reads it.
-    fn get_range_hot(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        self.get_range(key, offset, len)
-    }
-
-    /// Like [`Backend::get`], with the version of the bytes returned (read in the same request).
-    /// The default knows no version.
+    /// Like [`Backend::get`], with the version of the bytes returned (read in the same
+    /// request). Need: the cache keeps a snapshot record only while a listing shows the same
+    /// version. The default knows no version.
     fn get_versioned(&self, key: &str) -> Result<(Vec<u8>, ObjectVersion)> {
         Ok((self.get(key)?, ObjectVersion::default()))
     }
 
-    /// Every object whose key starts with `prefix`.
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
-
-    /// Like [`Backend::list`], with each object's version as far as the listing tells. The
-    /// default knows no version.
-    fn list_versioned(&self, prefix: &str) -> Result<Vec<(ObjectInfo, ObjectVersion)>> {
-        Ok(self
-            .list(prefix)?
-            .into_iter()
-            .map(|o| (o, ObjectVersion::default()))
-            .collect())
+    /// Like [`Backend::get_range`], for a range that later runs will read again (the tree
+    /// blobs of a pack): a caching decorator may keep it. Need: a no-change snapshot over S3
+    /// reads every tree of its parent. The default reads it.
+    fn get_range_hot(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.get_range(key, offset, len)
     }
 
-    /// Deletes an object; deleting a missing object is not an error.
-    fn delete(&self, key: &str) -> Result<()>;
-
-    /// Whether an object exists.
-    fn exists(&self, key: &str) -> Result<bool>;
-
-    /// A local directory where large objects can be staged before [`Backend::put_file`], on the
-    /// same filesystem when the backend is local (so the put is a rename).
-    fn staging_dir(&self) -> PathBuf {
-        std::env::temp_dir()
+    /// Where large objects are staged before [`Backend::put_file`]. The default: the system
+    /// temp directory, not shared.
+    fn staging(&self) -> Staging {
+        Staging {
+            dir: std::env::temp_dir(),
+            shared: false,
+        }
     }
 
-    /// The staging directory when the repository owns it and shares it between processes
-    /// (`tmp/` of a local repository), so that a prune may remove what stopped processes left
-    /// there. `None` (the default) for a private or system-wide directory.
-    fn shared_staging_dir(&self) -> Option<PathBuf> {
-        None
-    }
-
-    /// The local file that holds `key`, when objects are plain files (lets the index be
-    /// memory-mapped in place). `None` for remote stores.
+    /// The local file that holds `key`, when objects are plain files. Need: the index is
+    /// memory-mapped in place. `None` for remote stores.
     fn local_path(&self, _key: &str) -> Option<PathBuf> {
         None
     }
+}
+
+/// Forwards the named [`Backend`] methods of a decorator to the backend in one of its fields,
+/// so that a decorator writes only the methods it changes. With `via METHOD`, each forwarded
+/// call that touches the store runs inside `self.METHOD(|failed_before| ...)` (a retry loop);
+/// `location`, `staging` and `local_path` are always forwarded plainly.
+///
+/// ```ignore
+/// impl Backend for Counting {
+///     forward_backend!(inner: location, put_if_absent, get, get_range, list, delete);
+///     fn put(&self, key: &str, data: &[u8]) -> Result<()> { self.count(); self.inner.put(key, data) }
+/// }
+/// ```
+#[macro_export]
+macro_rules! forward_backend {
+    ($inner:ident: $($m:ident),+ $(,)?) => {
+        $( $crate::forward_backend!(@one [] $inner $m); )+
+    };
+    ($inner:ident via $via:ident: $($m:ident),+ $(,)?) => {
+        $( $crate::forward_backend!(@one [$via] $inner $m); )+
+    };
+    (@call [] $inner:ident $self:ident $e:expr) => { $e };
+    (@call [$via:ident] $inner:ident $self:ident $e:expr) => { $self.$via(|_| $e) };
+    (@one [$($via:ident)?] $inner:ident location) => {
+        fn location(&self) -> String { self.$inner.location() }
+    };
+    (@one [$($via:ident)?] $inner:ident staging) => {
+        fn staging(&self) -> $crate::backend::Staging { self.$inner.staging() }
+    };
+    (@one [$($via:ident)?] $inner:ident local_path) => {
+        fn local_path(&self, key: &str) -> Option<std::path::PathBuf> { self.$inner.local_path(key) }
+    };
+    (@one [$($via:ident)?] $inner:ident put) => {
+        fn put(&self, key: &str, data: &[u8]) -> $crate::Result<()> {
+            $crate::forward_backend!(@call [$($via)?] $inner self self.$inner.put(key, data))
+        }
+    };
+    (@one [$($via:ident)?] $inner:ident put_if_absent) => {
+        fn put_if_absent(&self, key: &str, data: &[u8]) -> $crate::Result<bool> {
+            $crate::forward_backend!(@call [$($via)?] $inner self self.$inner.put_if_absent(key, data))
+        }
+    };
+    (@one [$($via:ident)?] $inner:ident put_file) => {
+        fn put_file(&self, key: &str, path: &std::path::Path) -> $crate::Result<()> {
+            $crate::forward_backend!(@call [$($via)?] $inner self self.$inner.put_file(key, path))
+        }
+    };
+    (@one [$($via:ident)?] $inner:ident flush) => {
+        fn flush(&self, keys: &[String]) -> $crate::Result<()> {
+            $crate::forward_backend!(@call [$($via)?] $inner self self.$inner.flush(keys))
+        }
+    };
+    (@one [$($via:ident)?] $inner:ident get) => {
+        fn get(&self, key: &str) -> $crate::Result<Vec<u8>> {
+            $crate::forward_backend!(@call [$($via)?] $inner self self.$inner.get(key))
+        }
+    };
+    (@one [$($via:ident)?] $inner:ident get_versioned) => {
+        fn get_versioned(&self, key: &str) -> $crate::Result<(Vec<u8>, $crate::backend::ObjectVersion)> {
+            $crate::forward_backend!(@call [$($via)?] $inner self self.$inner.get_versioned(key))
+        }
+    };
+    (@one [$($via:ident)?] $inner:ident get_range) => {
+        fn get_range(&self, key: &str, offset: u64, len: u64) -> $crate::Result<Vec<u8>> {
+            $crate::forward_backend!(@call [$($via)?] $inner self self.$inner.get_range(key, offset, len))
+        }
+    };
+    (@one [$($via:ident)?] $inner:ident get_range_hot) => {
+        fn get_range_hot(&self, key: &str, offset: u64, len: u64) -> $crate::Result<Vec<u8>> {
+            $crate::forward_backend!(@call [$($via)?] $inner self self.$inner.get_range_hot(key, offset, len))
+        }
+    };
+    (@one [$($via:ident)?] $inner:ident list) => {
+        fn list(&self, prefix: &str) -> $crate::Result<Vec<$crate::backend::ObjectInfo>> {
+            $crate::forward_backend!(@call [$($via)?] $inner self self.$inner.list(prefix))
+        }
+    };
+    (@one [$($via:ident)?] $inner:ident delete) => {
+        fn delete(&self, key: &str) -> $crate::Result<()> {
+            $crate::forward_backend!(@call [$($via)?] $inner self self.$inner.delete(key))
+        }
+    };
+    (@one [$($via:ident)?] $inner:ident exists) => {
+        fn exists(&self, key: &str) -> $crate::Result<bool> {
+            $crate::forward_backend!(@call [$($via)?] $inner self self.$inner.exists(key))
+        }
+    };
 }
 
 /// A random token of this process (8 hex digits), part of every staged file's name next to
@@ -196,7 +306,7 @@ pub(crate) fn check_key(key: &str) -> Result<()> {
 pub mod contract {
     //! The behaviour every backend must show; each implementation's tests call this (the S3
     //! backend's from `tests/s3_backend.rs`, hence public). Panics on the first violation.
-    use super::{Backend, ObjectInfo};
+    use super::Backend;
 
     /// Checks `b`, which must hold no object under `data/`, `index/` or `snapshots/`.
     pub fn check(b: &dyn Backend) {
@@ -233,10 +343,13 @@ pub mod contract {
         // Versioned reads agree with plain ones, and a listing's version names the bytes read.
         let (bytes, version) = b.get_versioned("data/bb/x2").expect("get_versioned");
         assert_eq!(bytes, b"two");
-        let listed = b.list_versioned("data/bb/").expect("list_versioned");
+        let listed = b.list("data/bb/").expect("list");
         assert_eq!(listed.len(), 1);
-        if listed[0].1.is_known() {
-            assert!(listed[0].1.same_as(&version), "{listed:?} vs {version:?}");
+        if listed[0].version.is_known() {
+            assert!(
+                listed[0].version.same_as(&version),
+                "{listed:?} vs {version:?}"
+            );
         }
         // A replaced object (same size) never looks like its old version.
         b.put("snapshots/s1", b"first").expect("put");
@@ -244,9 +357,12 @@ pub mod contract {
         b.put("snapshots/s1", b"other").expect("replace");
         let (now, _) = b.get_versioned("snapshots/s1").expect("get_versioned");
         assert_eq!(now, b"other");
-        for (o, v) in b.list_versioned("snapshots/").expect("list_versioned") {
+        for o in b.list("snapshots/").expect("list") {
             assert_eq!(o.key, "snapshots/s1");
-            assert!(!v.same_as(&v1), "a replaced object kept its version: {v:?}");
+            assert!(
+                !o.version.same_as(&v1),
+                "a replaced object kept its version: {o:?}"
+            );
         }
         assert_eq!(
             b.get_range_hot("data/bb/x2", 1, 2).expect("hot range"),
@@ -258,20 +374,16 @@ pub mod contract {
                 .is_empty()
         );
         let listed = b.list("index/").expect("list");
-        assert_eq!(
-            listed,
-            vec![ObjectInfo {
-                key: "index/i1".into(),
-                size: 3
-            }]
-        );
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].key.as_str(), listed[0].size), ("index/i1", 3));
         b.delete("data/aa/x1").expect("delete");
         b.delete("data/aa/x1").expect("delete twice");
         assert!(!b.exists("data/aa/x1").expect("exists"));
         assert!(b.get("data/aa/x1").expect_err("gone").is_not_found());
         assert!(b.put("../evil", b"x").is_err());
         let staged = b
-            .staging_dir()
+            .staging()
+            .dir
             .join(format!("stage-test-{}", std::process::id()));
         std::fs::write(&staged, b"from file").expect("stage");
         b.put_file("data/cc/x3", &staged).expect("put_file");

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::{Backend, ObjectInfo, ObjectVersion};
+use super::Backend;
 use crate::error::{Error, Result};
 
 /// How many times and how patiently to retry.
@@ -128,13 +128,8 @@ fn keep_path(path: &Path) -> PathBuf {
 }
 
 impl Backend for RetryingBackend {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-
-    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
-        self.retry(|_| self.inner.put(key, data))
-    }
+    crate::forward_backend!(inner: location);
+    crate::forward_backend!(inner via retry: put);
 
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
         self.retry(|failed_before| match self.inner.put_if_absent(key, data)? {
@@ -170,53 +165,8 @@ impl Backend for RetryingBackend {
         res
     }
 
-    fn flush(&self, keys: &[String]) -> Result<()> {
-        self.retry(|_| self.inner.flush(keys))
-    }
-
-    fn get(&self, key: &str) -> Result<Vec<u8>> {
-        self.retry(|_| self.inner.get(key))
-    }
-
-    fn get_versioned(&self, key: &str) -> Result<(Vec<u8>, ObjectVersion)> {
-        self.retry(|_| self.inner.get_versioned(key))
-    }
-
-    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        self.retry(|_| self.inner.get_range(key, offset, len))
-    }
-
-    fn get_range_hot(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        self.retry(|_| self.inner.get_range_hot(key, offset, len))
-    }
-
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        self.retry(|_| self.inner.list(prefix))
-    }
-
-    fn list_versioned(&self, prefix: &str) -> Result<Vec<(ObjectInfo, ObjectVersion)>> {
-        self.retry(|_| self.inner.list_versioned(prefix))
-    }
-
-    fn delete(&self, key: &str) -> Result<()> {
-        self.retry(|_| self.inner.delete(key))
-    }
-
-    fn exists(&self, key: &str) -> Result<bool> {
-        self.retry(|_| self.inner.exists(key))
-    }
-
-    fn staging_dir(&self) -> PathBuf {
-        self.inner.staging_dir()
-    }
-
-    fn shared_staging_dir(&self) -> Option<PathBuf> {
-        self.inner.shared_staging_dir()
-    }
-
-    fn local_path(&self, key: &str) -> Option<PathBuf> {
-        self.inner.local_path(key)
-    }
+    crate::forward_backend!(inner via retry: flush, get, get_versioned, get_range, get_range_hot, list, delete, exists);
+    crate::forward_backend!(inner: staging, local_path);
 }
 
 #[cfg(test)]
@@ -224,7 +174,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::backend::MemoryBackend;
+    use crate::backend::{MemoryBackend, ObjectInfo};
 
     /// Fails chosen calls transiently; a "lost answer" failure performs the write first.
     struct Flaky {

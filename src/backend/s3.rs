@@ -24,7 +24,7 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -40,7 +40,7 @@ use object_store::{
     WriteMultipart,
 };
 
-use super::{Backend, ObjectInfo, ObjectVersion, check_key};
+use super::{Backend, ObjectInfo, ObjectVersion, Staging, check_key};
 use crate::error::{Error, Result};
 use crate::format::keys;
 
@@ -677,14 +677,6 @@ impl Backend for S3Backend {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        Ok(self
-            .list_versioned(prefix)?
-            .into_iter()
-            .map(|(info, _)| info)
-            .collect())
-    }
-
-    fn list_versioned(&self, prefix: &str) -> Result<Vec<(ObjectInfo, ObjectVersion)>> {
         // object_store lists whole path segments: list the directory part, filter the rest.
         let dir = prefix.rfind('/').map_or("", |i| &prefix[..i]);
         let list_path = match (self.location.prefix.is_empty(), dir.is_empty()) {
@@ -713,13 +705,11 @@ impl Backend for S3Backend {
                 continue;
             };
             if key.starts_with(prefix) && check_key(key).is_ok() {
-                out.push((
-                    ObjectInfo {
-                        key: key.to_owned(),
-                        size: m.size,
-                    },
-                    version_of(&m),
-                ));
+                out.push(ObjectInfo {
+                    key: key.to_owned(),
+                    size: m.size,
+                    version: version_of(&m),
+                });
             }
         }
         Ok(out)
@@ -750,8 +740,11 @@ impl Backend for S3Backend {
         })
     }
 
-    fn staging_dir(&self) -> PathBuf {
-        self.staging.path().to_path_buf()
+    fn staging(&self) -> Staging {
+        Staging {
+            dir: self.staging.path().to_path_buf(),
+            shared: false,
+        }
     }
 }
 
@@ -804,6 +797,8 @@ pub fn sweep_staging(tmp: &Path, idle: Duration) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     /// A pid that ran on this host and is gone now.

@@ -131,7 +131,7 @@ impl PackWriter {
     }
 
     fn open_pack(&self) -> Result<OpenPack> {
-        let dir = self.shared.backend.staging_dir();
+        let dir = self.shared.backend.staging().dir;
         std::fs::DirBuilder::new()
             .recursive(true)
             .create(&dir)

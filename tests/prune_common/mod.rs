@@ -160,28 +160,11 @@ impl Backend for HookBackend {
         self.tick(keys.first().map_or("(flush)", String::as_str));
         self.inner.flush(keys)
     }
-    fn get(&self, key: &str) -> snapkeep::Result<Vec<u8>> {
-        self.inner.get(key)
-    }
-    fn get_range(&self, key: &str, offset: u64, len: u64) -> snapkeep::Result<Vec<u8>> {
-        self.inner.get_range(key, offset, len)
-    }
-    fn list(&self, prefix: &str) -> snapkeep::Result<Vec<ObjectInfo>> {
-        self.inner.list(prefix)
-    }
     fn delete(&self, key: &str) -> snapkeep::Result<()> {
         self.tick(key);
         self.inner.delete(key)
     }
-    fn exists(&self, key: &str) -> snapkeep::Result<bool> {
-        self.inner.exists(key)
-    }
-    fn staging_dir(&self) -> PathBuf {
-        self.inner.staging_dir()
-    }
-    fn local_path(&self, key: &str) -> Option<PathBuf> {
-        self.inner.local_path(key)
-    }
+    snapkeep::forward_backend!(inner: get, get_versioned, get_range, get_range_hot, list, exists, staging, local_path);
 }
 
 /// Wraps a backend; once armed, the next `list` of `prefix` takes its listing, then runs the
@@ -217,24 +200,7 @@ impl Backend for ListHookBackend {
     fn location(&self) -> String {
         format!("list-hook({})", self.inner.location())
     }
-    fn put(&self, key: &str, data: &[u8]) -> snapkeep::Result<()> {
-        self.inner.put(key, data)
-    }
-    fn put_if_absent(&self, key: &str, data: &[u8]) -> snapkeep::Result<bool> {
-        self.inner.put_if_absent(key, data)
-    }
-    fn put_file(&self, key: &str, path: &Path) -> snapkeep::Result<()> {
-        self.inner.put_file(key, path)
-    }
-    fn flush(&self, keys: &[String]) -> snapkeep::Result<()> {
-        self.inner.flush(keys)
-    }
-    fn get(&self, key: &str) -> snapkeep::Result<Vec<u8>> {
-        self.inner.get(key)
-    }
-    fn get_range(&self, key: &str, offset: u64, len: u64) -> snapkeep::Result<Vec<u8>> {
-        self.inner.get_range(key, offset, len)
-    }
+    snapkeep::forward_backend!(inner: put, put_if_absent, put_file, flush, get, get_versioned, get_range, get_range_hot, delete, exists, staging, local_path);
     fn list(&self, prefix: &str) -> snapkeep::Result<Vec<ObjectInfo>> {
         let listing = self.inner.list(prefix)?;
         if prefix == self.prefix {
@@ -245,18 +211,6 @@ impl Backend for ListHookBackend {
             }
         }
         Ok(listing)
-    }
-    fn delete(&self, key: &str) -> snapkeep::Result<()> {
-        self.inner.delete(key)
-    }
-    fn exists(&self, key: &str) -> snapkeep::Result<bool> {
-        self.inner.exists(key)
-    }
-    fn staging_dir(&self) -> PathBuf {
-        self.inner.staging_dir()
-    }
-    fn local_path(&self, key: &str) -> Option<PathBuf> {
-        self.inner.local_path(key)
     }
 }
 
