@@ -6,9 +6,12 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::clock::stamp_ns;
 use crate::error::{Error, Result};
+use crate::format::manifest::{Node, NodeKind};
 
 /// The metadata kept for each entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,4 +187,35 @@ fn fill(
     }
     let _ = OsStr::new("");
     Ok(())
+}
+
+impl Meta {
+    pub(crate) fn node(&self, name: Vec<u8>, kind: NodeKind) -> Node {
+        Node {
+            name,
+            kind,
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+            mtime_ns: self.mtime_ns,
+            ctime_ns: self.ctime_ns,
+            inode: self.ino,
+            size: self.size,
+            flags: 0,
+        }
+    }
+}
+
+impl From<&std::fs::Metadata> for Meta {
+    fn from(m: &std::fs::Metadata) -> Self {
+        Meta {
+            mode: m.mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+            mtime_ns: stamp_ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: stamp_ns(m.ctime(), m.ctime_nsec()),
+            ino: m.ino(),
+            size: m.len(),
+        }
+    }
 }

@@ -1,0 +1,304 @@
+//! The shared state of one snapshot run: counters, the in-flight set, and storing a chunk or
+//! a tree once (hash → dedup against the index and the in-flight set → compress → pack).
+//!
+//! Invariant: a blob is stored at most once per run, and never when the index has it.
+//! Must not: read the source or decide what a node holds.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::BackupOptions;
+use crate::chunker::Chunker;
+use crate::error::{Error, Result};
+use crate::format::manifest::{ChunkRef, Node, NodeKind, SnapshotRecord, Summary};
+use crate::format::pack::{BlobCompression, BlobKind};
+use crate::format::repo_config::Compression;
+use crate::hasher::{crc_chunk, hash_chunk};
+use crate::id::{AsBlob, BlobId};
+use crate::index::Index;
+use crate::pack::{NewBlob, PackWriter};
+use crate::progress::Progress;
+use crate::repository::Repository;
+use crate::source::WINDOW;
+use crate::stage::{Layout, StageSet};
+
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) files: AtomicU64,
+    pub(super) dirs: AtomicU64,
+    pub(super) symlinks: AtomicU64,
+    pub(super) skipped: AtomicU64,
+    pub(super) bytes: AtomicU64,
+    pub(super) data_bytes: AtomicU64,
+    pub(super) new_bytes: AtomicU64,
+    pub(super) new_chunks: AtomicU64,
+    pub(super) chunks: AtomicU64,
+    pub(super) changed: AtomicU64,
+    pub(super) unchanged: AtomicU64,
+    pub(super) stage_files: AtomicU64,
+    pub(super) stage_bytes: AtomicU64,
+    pub(super) inconsistent: AtomicU64,
+}
+
+pub(super) struct Ctx<'a> {
+    pub(super) repo: &'a Repository,
+    /// Start time of the parent snapshot (for the racy-mtime rule); `None` without a parent.
+    pub(super) parent_time_ns: Option<i64>,
+    /// Whether the parent ran every stage this snapshot runs: only then may a staged file be
+    /// reused from it, or its stage result trusted.
+    pub(super) parent_checked: bool,
+    pub(super) index: Arc<Index>,
+    pub(super) chunker: Chunker,
+    pub(super) window: usize,
+    pub(super) compression: Compression,
+    pub(super) writer: PackWriter,
+    pub(super) inflight: Vec<Mutex<HashSet<BlobId>>>,
+    pub(super) counters: Counters,
+    pub(super) progress: &'a dyn Progress,
+    pub(super) warnings: Mutex<Vec<String>>,
+    pub(super) max_rereads: u32,
+    pub(super) layout: Layout,
+    pub(super) stages: StageSet,
+    /// Private directory (0700) for the captured copies of staged files; removed at the end.
+    pub(super) stage_dir: Option<tempfile::TempDir>,
+    pub(super) max_recaptures: u32,
+    pub(super) allow_inconsistent: bool,
+    /// Root files captured before the final listing (the layout's phase 0), by name.
+    pub(super) precaptured: Mutex<std::collections::HashMap<Vec<u8>, Option<Node>>>,
+}
+
+impl Counters {
+    /// The record's summary of these counts.
+    pub(super) fn summary(&self, stored_bytes: u64, started: std::time::Instant) -> Summary {
+        Summary {
+            files: self.files.load(Ordering::Relaxed),
+            dirs: self.dirs.load(Ordering::Relaxed),
+            symlinks: self.symlinks.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            data_bytes: self.data_bytes.load(Ordering::Relaxed),
+            new_bytes: self.new_bytes.load(Ordering::Relaxed),
+            stored_bytes,
+            new_chunks: self.new_chunks.load(Ordering::Relaxed),
+            chunks: self.chunks.load(Ordering::Relaxed),
+            changed_during_read: self.changed.load(Ordering::Relaxed),
+            unchanged_files: self.unchanged.load(Ordering::Relaxed),
+            stage_files: self.stage_files.load(Ordering::Relaxed),
+            stage_bytes: self.stage_bytes.load(Ordering::Relaxed),
+            inconsistent_files: self.inconsistent.load(Ordering::Relaxed),
+            duration_ns: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl<'a> Ctx<'a> {
+    /// The state of a run over `repo` with `parent` (when there is one).
+    pub(super) fn new(
+        repo: &'a Repository,
+        opts: &BackupOptions,
+        parent: Option<&SnapshotRecord>,
+        stages: StageSet,
+        layout: Layout,
+        progress: &'a dyn Progress,
+        warnings: Vec<String>,
+    ) -> Result<Self> {
+        let cfg = repo.config();
+        let chunker = Chunker::new(&cfg.chunker)?;
+        let stage_dir = if stages.names.iter().any(|n| n != "files") {
+            Some(
+                tempfile::Builder::new()
+                    .prefix("snapkeep-stage-")
+                    .tempdir()
+                    .map_err(|e| Error::io("create stage directory", std::env::temp_dir(), e))?,
+            )
+        } else {
+            None
+        };
+        Ok(Ctx {
+            repo,
+            parent_time_ns: parent.map(|r| r.time_ns),
+            parent_checked: parent
+                .is_some_and(|r| stages.names.iter().all(|n| r.stages.contains(n))),
+            index: repo.index(),
+            window: WINDOW.max(2 * chunker.max_size()),
+            chunker,
+            compression: cfg.compression,
+            writer: PackWriter::new(Arc::clone(repo.backend()), u64::from(cfg.pack_size)),
+            inflight: (0..16).map(|_| Mutex::new(HashSet::new())).collect(),
+            counters: Counters::default(),
+            progress,
+            warnings: Mutex::new(warnings),
+            max_rereads: opts.max_rereads.unwrap_or(2),
+            layout,
+            stage_dir,
+            stages,
+            max_recaptures: opts.max_recaptures.unwrap_or(3),
+            allow_inconsistent: opts.allow_inconsistent,
+            precaptured: Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+}
+
+impl Ctx<'_> {
+    pub(super) fn warn(&self, msg: String) {
+        self.progress.warn(&msg);
+        self.warnings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(msg);
+    }
+
+    /// True when this caller must store `id` (not in the index, not claimed by another).
+    pub(super) fn claim(&self, id: &BlobId) -> bool {
+        if self.index.contains(id) {
+            return false;
+        }
+        let shard = &self.inflight[(id.as_bytes()[0] & 15) as usize];
+        shard
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(*id)
+    }
+
+    pub(super) fn store(&self, id: BlobId, kind: BlobKind, raw: &[u8]) -> Result<()> {
+        if !self.claim(&id) {
+            return Ok(());
+        }
+        let raw_len = u32::try_from(raw.len())
+            .map_err(|_| Error::InvalidInput("blob larger than 4 GiB".into()))?;
+        match compress(self.compression, raw) {
+            Some(z) => self
+                .writer
+                .add(id, kind, BlobCompression::Zstd, &z, raw_len)?,
+            None => self
+                .writer
+                .add(id, kind, BlobCompression::Raw, raw, raw_len)?,
+        }
+        if kind == BlobKind::Data {
+            self.counters
+                .new_bytes
+                .fetch_add(raw.len() as u64, Ordering::Relaxed);
+            self.counters.new_chunks.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Counts a file reused from the parent snapshot without reading it.
+    pub(super) fn reuse(&self, node: &Node) {
+        let c = &self.counters;
+        c.files.fetch_add(1, Ordering::Relaxed);
+        c.unchanged.fetch_add(1, Ordering::Relaxed);
+        c.bytes.fetch_add(node.size, Ordering::Relaxed);
+        if let NodeKind::File { chunks, .. } = &node.kind {
+            c.chunks.fetch_add(chunks.len() as u64, Ordering::Relaxed);
+        }
+        self.progress.advance(node.size, 1);
+    }
+
+    /// Hashes one chunk of a file and, when this snapshot is the first to claim it, compresses
+    /// it; [`Ctx::store_chunks`] then appends the new ones in file order.
+    pub(super) fn prepare_chunk(&self, data: &[u8]) -> Result<Prepared> {
+        let id = hash_chunk(data);
+        let crc = crc_chunk(data);
+        let len = u32::try_from(data.len())
+            .map_err(|_| Error::InvalidInput("chunk larger than 4 GiB".into()))?;
+        let new = if !self.claim(&id.blob()) {
+            NewChunk::Known
+        } else if let Some(z) = compress(self.compression, data) {
+            NewChunk::Zstd(z)
+        } else {
+            NewChunk::Raw
+        };
+        Ok(Prepared {
+            cref: ChunkRef { id, len },
+            crc,
+            new,
+        })
+    }
+
+    /// Appends the claimed chunks of one read window to the pack, back to back in file
+    /// order, so a restore reads them with one ranged read per run.
+    pub(super) fn store_chunks(
+        &self,
+        win: &[u8],
+        cuts: &[(usize, usize)],
+        prepared: &[Prepared],
+    ) -> Result<()> {
+        let mut blobs = Vec::new();
+        let mut bytes = 0u64;
+        for (&(s, n), p) in cuts.iter().zip(prepared) {
+            let (compression, stored) = match &p.new {
+                NewChunk::Known => continue,
+                NewChunk::Zstd(z) => (BlobCompression::Zstd, z.as_slice()),
+                NewChunk::Raw => (BlobCompression::Raw, &win[s..s + n]),
+            };
+            blobs.push(NewBlob {
+                id: p.cref.id.blob(),
+                compression,
+                stored,
+                raw_length: p.cref.len,
+            });
+            bytes += u64::from(p.cref.len);
+        }
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        self.writer.add_all(BlobKind::Data, &blobs)?;
+        self.counters.new_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.counters
+            .new_chunks
+            .fetch_add(blobs.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A hashed chunk of a read window.
+pub(super) struct Prepared {
+    pub(super) cref: ChunkRef,
+    pub(super) crc: u32,
+    pub(super) new: NewChunk,
+}
+
+/// Whether a chunk is new to this snapshot, and how it is stored then.
+pub(super) enum NewChunk {
+    /// Already stored, or claimed by another file of this snapshot.
+    Known,
+    /// Claimed by this file: stored raw (incompressible, or compression off).
+    Raw,
+    /// Claimed by this file: stored as these zstd bytes.
+    Zstd(Vec<u8>),
+}
+
+/// Size of the sample that decides whether a large chunk is worth compressing.
+const SAMPLE: usize = 16 * 1024;
+
+/// zstd-compresses `raw`; `None` when compression is off or does not shrink it.
+fn compress(c: Compression, raw: &[u8]) -> Option<Vec<u8>> {
+    use std::cell::RefCell;
+    thread_local! {
+        static COMP: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    }
+    let Compression::Zstd(level) = c else {
+        return None;
+    };
+    COMP.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = zstd::bulk::Compressor::new(level).ok().map(|z| (level, z));
+        }
+        let (_, z) = slot.as_mut()?;
+        // Incompressible-data heuristic: a large chunk whose middle 16 KiB does not shrink by
+        // 1/16 is stored raw without compressing it all (random or already-compressed data).
+        if raw.len() >= 4 * SAMPLE {
+            let mid = raw.len() / 2 - SAMPLE / 2;
+            let sample = z.compress(&raw[mid..mid + SAMPLE]).ok()?;
+            if sample.len() + SAMPLE / 16 >= SAMPLE {
+                return None;
+            }
+        }
+        let out = z.compress(raw).ok()?;
+        // Keep raw unless compression saves at least 1/32.
+        (out.len() + raw.len() / 32 < raw.len()).then_some(out)
+    })
+}
