@@ -4,11 +4,10 @@
 //! is stored at most once per writer that could not see the other's, and once from then on.
 
 mod common;
-mod s3_common;
 
 use std::process::Stdio;
 
-use s3_common::{targets, tree_contents};
+use common::s3::{targets, tree_contents};
 
 const SHARED: usize = 2 << 20;
 const OWN: usize = 1 << 20;

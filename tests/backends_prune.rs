@@ -4,9 +4,8 @@
 //! while a snapshot runs in another process leaves both whole.
 
 mod common;
-mod s3_common;
 
-use s3_common::{targets, tree_contents};
+use common::s3::{targets, tree_contents};
 
 const OWN: usize = 1 << 20;
 

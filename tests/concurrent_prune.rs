@@ -22,7 +22,6 @@
 //! - `processes_snapshot_and_forget_prune_loops`: the same with CLI child processes.
 
 mod common;
-mod prune_common;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -31,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use prune_common::{HookBackend, ListHookBackend, same_tree};
+use common::prune::{HookBackend, ListHookBackend, same_tree};
 use snapkeep::backend::{Backend, LocalBackend};
 use snapkeep::prune::{MaxUnused, PruneOptions, PruneReport, prune};
 use snapkeep::{
@@ -541,12 +540,12 @@ impl Workload {
         let mut rng = common::XorShift::new(seed);
         common::write_file(
             &src.join("big.bin"),
-            &common::random_bytes(1_500_000, prune_common::seed(rng.next_u64())),
+            &common::random_bytes(1_500_000, common::prune::seed(rng.next_u64())),
         );
         let mut history = Vec::new();
         for k in 0..6 {
             let data =
-                common::random_bytes(100_000 + 20_000 * k, prune_common::seed(rng.next_u64()));
+                common::random_bytes(100_000 + 20_000 * k, common::prune::seed(rng.next_u64()));
             common::write_file(&src.join(format!("dir{}/f{k}.bin", k % 2)), &data);
             history.push(data);
         }
@@ -571,7 +570,7 @@ impl Workload {
         let k = r.next_u64() % 6;
         #[allow(clippy::cast_possible_truncation)]
         let len = 50_000 + (r.next_u64() % 200_000) as usize;
-        let data = common::random_bytes(len, prune_common::seed(r.next_u64()));
+        let data = common::random_bytes(len, common::prune::seed(r.next_u64()));
         common::write_file(&Self::small(&self.src, k), &data);
         self.history.push(data);
         // A 64 KiB edit inside the big file: most of its chunks stay shared.
@@ -580,7 +579,7 @@ impl Workload {
         let at = (r.next_u64() % (big.len() as u64 - 65_536)) as usize;
         big[at..at + 65_536].copy_from_slice(&common::random_bytes(
             65_536,
-            prune_common::seed(r.next_u64()),
+            common::prune::seed(r.next_u64()),
         ));
         fs::write(self.src.join("big.bin"), &big).expect("write big");
         if self.round.is_multiple_of(3) && self.history.len() > 4 {

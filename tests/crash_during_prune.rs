@@ -5,7 +5,6 @@
 //! the same size as a prune that never failed.
 
 mod common;
-mod prune_common;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -14,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prune_common::{pack_bytes, same_tree};
+use common::prune::{pack_bytes, same_tree};
 use snapkeep::backend::{Backend, Fault, FaultyBackend, LocalBackend};
 use snapkeep::format::gc::LockRecord;
 use snapkeep::lock::PRUNE_LOCK_KEY;

@@ -5,7 +5,6 @@
 //! leaves a repository that still verifies clean.
 
 mod common;
-mod prune_common;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use prune_common::same_tree;
+use common::prune::same_tree;
 use snapkeep::{NoProgress, Repository, RestoreOptions, SnapshotId};
 
 /// SIGKILLs to deliver (rounds go on until then, at most `MAX_ROUNDS`).
@@ -55,7 +54,7 @@ fn mutate(src: &Path, rng: &mut common::XorShift) {
             let at = (rng.next_u64() % (FILE_LEN as u64 - (128 << 10))) as usize;
             data[at..at + (128 << 10)].copy_from_slice(&common::random_bytes(
                 128 << 10,
-                prune_common::seed(rng.next_u64()),
+                common::prune::seed(rng.next_u64()),
             ));
         }
         fs::write(&p, &data).expect("write");
@@ -111,7 +110,7 @@ fn sigkill_during_prune_leaves_a_clean_repository() {
     for k in 0..FILES {
         common::write_file(
             &src.join(format!("d{}/f{k}.bin", k % 2)),
-            &common::random_bytes(FILE_LEN, prune_common::seed(rng.next_u64())),
+            &common::random_bytes(FILE_LEN, common::prune::seed(rng.next_u64())),
         );
     }
     let out = run(

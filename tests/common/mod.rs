@@ -1,5 +1,17 @@
-//! Helpers shared by the integration tests (each test binary uses a subset).
-#![allow(dead_code)]
+//! Helpers shared by the integration tests (each test binary uses a subset): test data,
+//! repositories, the CLI, and in submodules the fixtures of one family of tests:
+//! [`alopex`] (a real Alopex DB), [`prune`] (tree comparison, hooked backends) and [`s3`]
+//! (local and S3 targets).
+#![allow(
+    dead_code,
+    reason = "shared by the test binaries; each one uses a subset"
+)]
+
+#[cfg(feature = "alopex")]
+pub mod alopex;
+pub mod prune;
+#[cfg(feature = "s3")]
+pub mod s3;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,6 @@
 //! Helpers shared by the `alopex_*` integration tests: a real Alopex DB (`alopex-core`), a
 //! model of its committed state, repositories, restores, the CLI, and byte surgery on the
 //! database's files (SSTables, the WAL ring, pack files).
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -14,12 +13,9 @@ use alopex_core::lsm::LsmKV;
 use alopex_core::lsm::wal::{WAL_SECTION_HEADER_SIZE, WAL_SEGMENT_HEADER_SIZE, WalEntry};
 use alopex_core::types::TxnMode;
 
-use snapkeep::chunker::ChunkerParams;
 use snapkeep::format::manifest::{Node, NodeKind};
 use snapkeep::id::TreeId;
-use snapkeep::{
-    BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, RestoreStats, SnapshotId,
-};
+use snapkeep::{BackupOptions, NoProgress, Repository, RestoreOptions, RestoreStats, SnapshotId};
 
 /// The committed key/value state of a database.
 pub type Model = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -119,19 +115,6 @@ pub fn value(seed: u64, len: usize) -> Vec<u8> {
     }
     out.truncate(len.max(head.len()));
     out
-}
-
-/// A new local repository with small chunks (fast in debug builds).
-#[must_use]
-pub fn small_repo(path: &Path) -> Repository {
-    Repository::init_local(
-        path,
-        &InitOptions {
-            chunker: ChunkerParams::with_avg(16 * 1024).expect("chunker params"),
-            ..Default::default()
-        },
-    )
-    .expect("init repository")
 }
 
 /// Takes a snapshot with `opts`, panicking with the error's message on failure.

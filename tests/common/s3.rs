@@ -13,13 +13,12 @@
 //! A later test (e.g. prune against S3) uses it like this:
 //!
 //! ```ignore
-//! for target in s3_common::targets("prune_keeps_referenced") {
+//! for target in common::s3::targets("prune_keeps_referenced") {
 //!     let t = target.fresh("prune");
 //!     let out = t.cli(&["init"]);
 //!     // ... t.cli_json(&["prune", "--dry-run"]) ...
 //! }
 //! ```
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
