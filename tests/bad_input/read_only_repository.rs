@@ -1,0 +1,63 @@
+//! A read-only repository.
+
+use std::fs;
+
+use crate::common;
+use crate::harness::{
+    Sandbox, User, assert_one_line_naming, baseline, chmod, chown_nobody, code, json_of, listing,
+    stderr_of, utf8, write,
+};
+
+#[test]
+fn read_only_repository_reads_and_refuses_snapshots_cleanly() {
+    let sb = Sandbox::new();
+    let repo = sb.path("repo");
+    let (base_id, base_tree) = baseline(&sb, User::Root, &repo);
+    // Owned by root; readable, not writable, by anyone else.
+    let mut stack = vec![repo.clone()];
+    while let Some(d) = stack.pop() {
+        chmod(&d, 0o755);
+        for e in fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if fs::symlink_metadata(&p).expect("lstat").is_dir() {
+                stack.push(p);
+            } else {
+                chmod(&p, 0o644);
+            }
+        }
+    }
+    let before = listing(&repo);
+    let files_before = common::files_under(&repo);
+
+    let listed = sb.json(User::Nobody, &repo, &["list"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    // verify --read-data and restore work (they may warn that no lock could be taken).
+    sb.assert_intact(User::Nobody, &repo, &[(&base_id, &base_tree)]);
+
+    let src = sb.path("src");
+    write(&src.join("new.txt"), b"cannot be stored here");
+    chown_nobody(&src);
+    let out = sb.run(User::Nobody, &repo, &["snapshot", utf8(&src)]);
+    assert!(
+        [2, 4].contains(&code(&out)),
+        "snapshot into a read-only repository: exit {} ({})",
+        code(&out),
+        stderr_of(&out)
+    );
+    assert!(out.stdout.is_empty(), "stdout: {:?}", out.stdout);
+    let json_out = sb.run(User::Nobody, &repo, &["--json", "snapshot", utf8(&src)]);
+    let v = json_of(&json_out, "snapshot --json");
+    assert_eq!(v["exit_code"], code(&json_out), "{v}");
+    assert_eq!(code(&json_out), code(&out), "{v}");
+
+    assert_eq!(
+        common::files_under(&repo),
+        files_before,
+        "repository files changed"
+    );
+    assert_eq!(listing(&repo), before, "the read-only repository changed");
+    // Still readable after the refused snapshots.
+    sb.assert_intact(User::Nobody, &repo, &[(&base_id, &base_tree)]);
+    // Last, so the checks above always run: the message must say which repository refused.
+    assert_one_line_naming(&out, &repo);
+}
