@@ -16,7 +16,7 @@ use common::alopex::{Model, Op, commit, value};
 use snapkeep::backend::pack_key;
 use snapkeep::format::manifest::{FLAG_INCONSISTENT, FLAG_STAGE_FAILED, NodeKind};
 use snapkeep::progress::Progress;
-use snapkeep::{BackupOptions, Error, NoProgress, Repository, VerifyOptions, VerifyReport};
+use snapkeep::{BackupOptions, Error, NoProgress, Repository, VerifyReport};
 
 fn batch(b: u32) -> Vec<Op> {
     (0..25)
@@ -62,15 +62,7 @@ impl Progress for Warnings {
 }
 
 fn verify_read_data(repo: &Repository) -> VerifyReport {
-    snapkeep::verify(
-        repo,
-        &VerifyOptions {
-            read_data: true,
-            ..VerifyOptions::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify reports findings, it does not fail")
+    common::verify_read_data(repo)
 }
 
 fn allow_inconsistent() -> BackupOptions {
@@ -210,9 +202,9 @@ fn a_flipped_byte_in_a_source_sstable_fails_the_snapshot_or_flags_it() {
     assert_eq!(again.record.parent, Some(rec.id));
 
     // list --json shows which snapshots are inconsistent.
-    let out = common::alopex::cli(&f.repo_dir, &["--json", "list"]);
+    let out = common::cli_exited(&f.repo_dir, &["--json", "list"]);
     assert_eq!(out.status.code(), Some(0));
-    let list = common::alopex::json_of(&out);
+    let list = common::json_of(&out);
     let flag_of = |id: &str| {
         list.as_array()
             .expect("array")
@@ -255,9 +247,9 @@ fn a_flipped_byte_in_a_source_sstable_fails_the_snapshot_or_flags_it() {
             "the clean snapshot was blamed: {x}"
         );
     }
-    let out = common::alopex::cli(&f.repo_dir, &["--json", "verify", "--read-data"]);
+    let out = common::cli_exited(&f.repo_dir, &["--json", "verify", "--read-data"]);
     assert_eq!(out.status.code(), Some(1));
-    let v = common::alopex::json_of(&out);
+    let v = common::json_of(&out);
     assert_eq!(v["ok"], false);
     assert!(
         v["findings"].as_array().expect("findings").iter().any(|x| {
@@ -268,25 +260,20 @@ fn a_flipped_byte_in_a_source_sstable_fails_the_snapshot_or_flags_it() {
 
     // The CLI: refused (exit 4, named on stderr) unless --allow-inconsistent.
     let db = f.db.to_str().expect("utf-8");
-    let out = common::alopex::cli(&f.repo_dir, &["snapshot", db]);
+    let out = common::cli_exited(&f.repo_dir, &["snapshot", db]);
     assert_eq!(out.status.code(), Some(4));
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains(rel));
-    let out = common::alopex::cli(
+    let out = common::cli_exited(
         &f.repo_dir,
         &["--json", "snapshot", db, "--allow-inconsistent"],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(common::alopex::json_of(&out)["inconsistent"], true);
+    common::assert_exit(&out, 0, "");
+    assert_eq!(common::json_of(&out)["inconsistent"], true);
     // --stages none takes it as plain bytes.
-    let out = common::alopex::cli(&f.repo_dir, &["--json", "snapshot", db, "--stages", "none"]);
+    let out = common::cli_exited(&f.repo_dir, &["--json", "snapshot", db, "--stages", "none"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(common::alopex::json_of(&out)["inconsistent"], false);
+    assert_eq!(common::json_of(&out)["inconsistent"], false);
 }
 
 #[test]
@@ -328,9 +315,9 @@ fn a_flipped_byte_in_a_stored_pack_is_named_by_snapshot_and_file() {
             assert!(p.ends_with(rel), "an intact file was blamed: {x}");
         }
     }
-    let out = common::alopex::cli(&f.repo_dir, &["--json", "verify", "--read-data"]);
+    let out = common::cli_exited(&f.repo_dir, &["--json", "verify", "--read-data"]);
     assert_eq!(out.status.code(), Some(1));
-    let v = common::alopex::json_of(&out);
+    let v = common::json_of(&out);
     assert!(
         v["findings"].as_array().expect("findings").iter().any(|x| {
             x["snapshot"] == sid.as_str() && x["path"].as_str().is_some_and(|p| p.ends_with(rel))

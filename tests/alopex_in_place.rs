@@ -277,19 +277,14 @@ fn in_place_restore_refuses_while_the_database_runs_unless_forced() {
     // The CLI: exit 3, nothing on stdout, the reason on stderr; --force needs --in-place.
     let db = f.db.to_str().expect("utf-8");
     let id = f.snap_a.to_string();
-    let out = common::alopex::cli(&f.repo_dir, &["restore", &id, db, "--in-place"]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::cli_exited(&f.repo_dir, &["restore", &id, db, "--in-place"]);
+    common::assert_exit(&out, 3, "");
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("alopex.lock"));
-    let out = common::alopex::cli(&f.repo_dir, &["--json", "restore", &id, db, "--in-place"]);
+    let out = common::cli_exited(&f.repo_dir, &["--json", "restore", &id, db, "--in-place"]);
     assert_eq!(out.status.code(), Some(3));
-    assert_eq!(common::alopex::json_of(&out)["exit_code"], 3);
-    let out = common::alopex::cli(&f.repo_dir, &["restore", &id, db, "--force"]);
+    assert_eq!(common::json_of(&out)["exit_code"], 3);
+    let out = common::cli_exited(&f.repo_dir, &["restore", &id, db, "--force"]);
     assert_eq!(out.status.code(), Some(2), "--force without --in-place");
     assert_eq!(
         files_with_inodes(&f.db),
@@ -313,13 +308,8 @@ fn in_place_restore_refuses_while_the_database_runs_unless_forced() {
 
     // The CLI with --force while a handle is open succeeds too (exit 0).
     let holder = common::alopex::open_db(&f.db);
-    let out = common::alopex::cli(&f.repo_dir, &["restore", &id, db, "--in-place", "--force"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::cli_exited(&f.repo_dir, &["restore", &id, db, "--in-place", "--force"]);
+    common::assert_exit(&out, 0, "");
     drop(holder);
     let store = common::alopex::open_db(&f.db);
     common::alopex::assert_state(&store, &f.model_a, "CLI forced in-place restore of A");

@@ -19,7 +19,7 @@ use common::alopex::{Model, Op, value};
 use snapkeep::backup::PreHook;
 use snapkeep::format::manifest::FLAG_INCONSISTENT;
 use snapkeep::progress::{Phase, Progress};
-use snapkeep::{BackupOptions, NoProgress, Repository, SnapshotId};
+use snapkeep::{BackupOptions, Repository, SnapshotId};
 
 fn batch(b: u64) -> Vec<Op> {
     let mut ops: Vec<Op> = vec![
@@ -216,15 +216,7 @@ fn snapshots_of_a_running_writer_restore_to_journaled_states() {
 
     // The live database itself is still whole.
     common::alopex::assert_state(&store, &state_after(total), "the live DB");
-    let report = snapkeep::verify(
-        &repo,
-        &snapkeep::VerifyOptions {
-            read_data: true,
-            ..Default::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify");
+    let report = common::verify_read_data(&repo);
     assert!(report.ok(), "{:?}", report.findings);
     eprintln!(
         "live writer: {total} batches, states {claimed:?}, {warnings} warnings, {:?}",
@@ -364,15 +356,7 @@ fn a_wal_rewritten_in_place_while_captured_never_stores_a_blob_that_mismatches_i
     let writes = hammer.join().expect("writer thread");
     assert!(writes > 1000, "the writer hardly ran ({writes} writes)");
 
-    let report = snapkeep::verify(
-        &repo,
-        &snapkeep::VerifyOptions {
-            read_data: true,
-            ..Default::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify");
+    let report = common::verify_read_data(&repo);
     assert!(
         report.ok(),
         "{} findings after snapshotting a WAL rewritten in place, e.g. {:?}",

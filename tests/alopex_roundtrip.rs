@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::alopex::{Model, Op, commit, value};
 use snapkeep::format::manifest::FLAG_INCONSISTENT;
-use snapkeep::{BackupOptions, NoProgress, Repository, SnapshotId};
+use snapkeep::{BackupOptions, Repository, SnapshotId};
 
 /// Names the Alopex layout never captures, planted in the source before every snapshot.
 const JUNK: [&str; 6] = [
@@ -259,7 +259,7 @@ fn every_round_restores_to_its_committed_state() {
 
     // The CLI restores the same way and reports no stage problem.
     let target = root.join("restored-cli");
-    let out = common::alopex::cli(
+    let out = common::cli_exited(
         &repo_dir,
         &[
             "--json",
@@ -268,13 +268,8 @@ fn every_round_restores_to_its_committed_state() {
             target.to_str().expect("utf-8"),
         ],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = common::alopex::json_of(&out);
+    common::assert_exit(&out, 0, "");
+    let v = common::json_of(&out);
     assert_eq!(v["stage_problems"], serde_json::json!([]));
     assert!(v["stage_files"].as_u64().is_some_and(|n| n >= 3), "{v}");
     assert!(!target.join(".alopex.lock").exists());
@@ -282,15 +277,7 @@ fn every_round_restores_to_its_committed_state() {
     common::alopex::assert_state(&db, &taken[1].model, "CLI restore of snapshot 1");
 
     // The whole repository verifies clean, stages included.
-    let report = snapkeep::verify(
-        &repo,
-        &snapkeep::VerifyOptions {
-            read_data: true,
-            ..Default::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify");
+    let report = common::verify_read_data(&repo);
     assert!(report.ok(), "{:?}", report.findings);
     assert!(report.stage_files > 0);
     eprintln!("roundtrip took {:?}", started.elapsed());

@@ -148,13 +148,8 @@ fn the_cli_rejects_subsets_that_select_nothing() {
         "3/2", "0/2", "1/0", "0%", "101%", "-5%", "half", "1/2/3", "",
     ] {
         let arg = format!("--read-data-subset={bad}");
-        let out = common::alopex::cli(&repo_dir, &["verify", &arg]);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "--read-data-subset {bad:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = common::cli_exited(&repo_dir, &["verify", &arg]);
+        common::assert_exit(&out, 2, &format!("--read-data-subset {bad:?}"));
         assert!(out.stdout.is_empty(), "{bad:?}");
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("subset"),
@@ -164,27 +159,19 @@ fn the_cli_rejects_subsets_that_select_nothing() {
     }
     let mut read = 0;
     for part in ["1/2", "2/2"] {
-        let out = common::alopex::cli(&repo_dir, &["--json", "verify", "--read-data-subset", part]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{part}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v = common::alopex::json_of(&out);
+        let out = common::cli_exited(&repo_dir, &["--json", "verify", "--read-data-subset", part]);
+        common::assert_exit(&out, 0, part);
+        let v = common::json_of(&out);
         assert_eq!(v["ok"], true, "{v}");
         read += v["packs_read"].as_u64().expect("packs_read");
     }
-    let out = common::alopex::cli(
+    let out = common::cli_exited(
         &repo_dir,
         &["--json", "verify", "--read-data-subset", "100%"],
     );
     assert_eq!(out.status.code(), Some(0));
-    let v = common::alopex::json_of(&out);
+    let v = common::json_of(&out);
     assert_eq!(v["packs_read"].as_u64(), Some(read), "{v}");
-    let out = common::alopex::cli(&repo_dir, &["--json", "verify", "--read-data"]);
-    assert_eq!(
-        common::alopex::json_of(&out)["packs_read"].as_u64(),
-        Some(read)
-    );
+    let out = common::cli_exited(&repo_dir, &["--json", "verify", "--read-data"]);
+    assert_eq!(common::json_of(&out)["packs_read"].as_u64(), Some(read));
 }

@@ -46,11 +46,7 @@ fn round_trip_on_every_backend() {
 
         let target_dir = t.path("restored");
         let out = t.cli(&["restore", &id, target_dir.to_str().expect("utf-8")]);
-        assert!(
-            out.status.success(),
-            "[{name}] restore: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_success(&out, &format!("[{name}] restore"));
         assert!(
             tree_contents(&src) == tree_contents(&target_dir),
             "[{name}] restored bytes differ"

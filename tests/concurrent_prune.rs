@@ -33,9 +33,7 @@ use std::time::{Duration, Instant};
 use common::prune::{HookBackend, ListHookBackend, same_tree};
 use snapkeep::backend::{Backend, LocalBackend};
 use snapkeep::prune::{MaxUnused, PruneOptions, PruneReport, prune};
-use snapkeep::{
-    BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, SnapshotId, VerifyOptions,
-};
+use snapkeep::{BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, SnapshotId};
 
 fn init(dir: &Path) -> Repository {
     Repository::init_local(
@@ -58,15 +56,7 @@ fn grace0(max_unused: MaxUnused) -> PruneOptions {
 }
 
 fn verify_all(repo: &Repository) -> Vec<String> {
-    let report = snapkeep::verify(
-        repo,
-        &VerifyOptions {
-            read_data: true,
-            ..VerifyOptions::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify runs");
+    let report = common::verify_read_data(repo);
     report.findings.iter().map(ToString::to_string).collect()
 }
 
@@ -890,8 +880,7 @@ fn processes_snapshot_and_forget_prune_loops() {
                 let out = c.output().expect("run forget/prune");
                 let after = running.load(Ordering::SeqCst);
                 if out.status.success() {
-                    let v: serde_json::Value =
-                        serde_json::from_slice(&out.stdout).expect("one JSON document");
+                    let v = common::json_of(&out);
                     let p = if i.is_multiple_of(2) { &v["prune"] } else { &v };
                     passes.push(pass_from_json(p, before || after));
                 } else {
@@ -951,11 +940,7 @@ fn processes_snapshot_and_forget_prune_loops() {
         .args(["prune", "--grace", "0", "--max-unused", "0%"])
         .output()
         .expect("final prune");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out, "");
     failures.extend(check_end_state(
         &repo_dir,
         &states,

@@ -18,9 +18,7 @@ use snapkeep::backend::{Backend, Fault, FaultyBackend, LocalBackend};
 use snapkeep::format::gc::LockRecord;
 use snapkeep::lock::PRUNE_LOCK_KEY;
 use snapkeep::prune::{MaxUnused, PruneOptions, PruneReport, prune};
-use snapkeep::{
-    BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, SnapshotId, VerifyOptions,
-};
+use snapkeep::{BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, SnapshotId};
 
 fn opts() -> PruneOptions {
     PruneOptions {
@@ -32,19 +30,11 @@ fn opts() -> PruneOptions {
 }
 
 fn verify_findings(repo: &Repository) -> Vec<String> {
-    snapkeep::verify(
-        repo,
-        &VerifyOptions {
-            read_data: true,
-            ..VerifyOptions::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify runs")
-    .findings
-    .iter()
-    .map(ToString::to_string)
-    .collect()
+    common::verify_read_data(repo)
+        .findings
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 /// A pid no process has: a child that has exited and been reaped.

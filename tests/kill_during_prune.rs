@@ -34,12 +34,7 @@ fn run(repo: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run snapkeep");
-    assert_ne!(
-        out.status.code(),
-        Some(101),
-        "{args:?} panicked: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_no_panic(&out, &format!("{args:?}"));
     out
 }
 
@@ -69,11 +64,7 @@ fn snapshot(repo: &Path, src: &Path) -> SnapshotId {
         .arg(src)
         .output()
         .expect("snapshot");
-    assert!(
-        out.status.success(),
-        "snapshot failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out, "snapshot failed");
     String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
@@ -145,7 +136,7 @@ fn sigkill_during_prune_leaves_a_clean_repository() {
     );
     let span = t.elapsed();
     assert!(out.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let v = common::json_of(&out);
     eprintln!("calibration prune: {span:?}: {v}");
     assert!(
         v["repacked_packs"].as_u64() > Some(0) && v["deleted_packs"].as_u64() > Some(0),
@@ -248,12 +239,8 @@ fn sigkill_during_prune_leaves_a_clean_repository() {
             &repo_dir,
             &["--json", "prune", "--grace", "0", "--max-unused", "0%"],
         );
-        assert!(
-            out.status.success(),
-            "round {round}: the next prune failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        common::assert_success(&out, &format!("round {round}: the next prune failed"));
+        let v = common::json_of(&out);
         let notes: Vec<&str> = v["notes"]
             .as_array()
             .expect("notes")

@@ -13,9 +13,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use snapkeep::format::manifest::NodeKind;
 use snapkeep::prune::{MaxUnused, PruneOptions};
-use snapkeep::{
-    BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, SnapshotId, VerifyOptions,
-};
+use snapkeep::{BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, SnapshotId};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -200,15 +198,7 @@ fn run(ops: &[Op]) -> (u64, u64, u64) {
     for id in &forgotten {
         assert!(repo.load_snapshot(id).is_err(), "forgotten {id} came back");
     }
-    let report = snapkeep::verify(
-        &repo,
-        &VerifyOptions {
-            read_data: true,
-            ..VerifyOptions::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify");
+    let report = common::verify_read_data(&repo);
     assert!(report.ok(), "{:?}", report.findings);
     if kept.is_empty() {
         assert!(

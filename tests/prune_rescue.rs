@@ -12,7 +12,6 @@ use std::time::Duration;
 use snapkeep::prune::{MaxUnused, PruneOptions, PruneReport};
 use snapkeep::{
     BackupOptions, InitOptions, NoProgress, Phase, Progress, Repository, RestoreOptions,
-    VerifyOptions,
 };
 
 /// Stops the snapshot at its main phase until the test lets it go.
@@ -60,15 +59,7 @@ fn prune0(repo: &Repository) -> PruneReport {
 }
 
 fn verify_clean(repo: &Repository) {
-    let r = snapkeep::verify(
-        repo,
-        &VerifyOptions {
-            read_data: true,
-            ..VerifyOptions::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify");
+    let r = common::verify_read_data(repo);
     assert!(r.ok(), "{:?}", r.findings);
 }
 

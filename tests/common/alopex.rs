@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use alopex_core::kv::{KVStore, KVTransaction};
 use alopex_core::lsm::LsmKV;
@@ -389,38 +388,4 @@ pub fn wal_records(path: &Path) -> Vec<WalRecord> {
         at += used;
     }
     out
-}
-
-/// Runs the CLI with `--repo repo` and `args`; never a panic or a signal.
-pub fn cli(repo: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_snapkeep"))
-        .arg("--repo")
-        .arg(repo)
-        .args(args)
-        .env_remove("SNAPKEEP_REPO")
-        .output()
-        .expect("run snapkeep");
-    assert_ne!(
-        out.status.code(),
-        Some(101),
-        "snapkeep {args:?} panicked: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.code().is_some(),
-        "snapkeep {args:?} was killed by a signal"
-    );
-    out
-}
-
-/// Parses stdout of a `--json` run as one JSON document.
-#[must_use]
-pub fn json_of(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON document ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }

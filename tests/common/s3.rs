@@ -166,13 +166,7 @@ impl TestRepo {
     /// Runs the CLI; a panic (exit 101) fails the test.
     pub fn cli(&self, args: &[&str]) -> Output {
         let out = self.command().args(args).output().expect("run snapkeep");
-        assert_ne!(
-            out.status.code(),
-            Some(101),
-            "[{}] panicked: {}",
-            self.target.name(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::assert_no_panic(&out, &format!("[{}]", self.target.name()));
         out
     }
 
@@ -181,12 +175,7 @@ impl TestRepo {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         let out = self.cli(&all);
-        assert!(
-            out.status.success(),
-            "[{}] {args:?} failed: {}",
-            self.target.name(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::assert_success(&out, &format!("[{}] {args:?} failed", self.target.name()));
         serde_json::from_slice(&out.stdout).expect("one JSON document")
     }
 
