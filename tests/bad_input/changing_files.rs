@@ -9,7 +9,9 @@ use snapkeep::format::manifest::{FLAG_CHANGED_DURING_READ, NodeKind};
 use snapkeep::{BackupOptions, Phase, Progress};
 
 use crate::common;
-use crate::harness::{Entry, Sandbox, User, assert_warned, baseline, mkfifo, tree_of, utf8, write};
+use crate::harness::{
+    Entry, Tree, User, assert_warned, mkfifo, tree_of, utf8, with_baseline, write,
+};
 
 const WINDOW_PART: u64 = 1 << 20;
 const SPARSE_SIZE: u64 = 9 << 20;
@@ -102,11 +104,17 @@ impl Progress for Saboteur {
     }
 }
 
+/// The bytes of the file `name` in `tree`; otherwise the test fails: "`name` `missing`".
+fn file_in<'a>(tree: &'a Tree, name: &str, missing: &str) -> &'a Vec<u8> {
+    let Some(Entry::File(b)) = tree.get(name.as_bytes()) else {
+        panic!("{name} {missing}");
+    };
+    b
+}
+
 #[test]
 fn files_changing_between_walk_and_read_are_skipped_or_stored_consistently() {
-    let sb = Sandbox::new();
-    let repo_dir = sb.path("repo");
-    let (base_id, base_tree) = baseline(&sb, User::Root, &repo_dir);
+    let (sb, repo_dir, base_id, base_tree) = with_baseline();
     let repo = snapkeep::Repository::open_local(&repo_dir).expect("open repository");
 
     let src = sb.path("src");
@@ -220,21 +228,15 @@ fn files_changing_between_walk_and_read_are_skipped_or_stored_consistently() {
         );
     }
     let (_, grow_reads) = saboteur.growing.lock().expect("growing").clone();
-    let Some(Entry::File(grown)) = got.get(b"keeps-growing.bin".as_slice()) else {
-        panic!("keeps-growing.bin was not restored");
-    };
-    let Some(Entry::File(grown_now)) = now.get(b"keeps-growing.bin".as_slice()) else {
-        panic!("keeps-growing.bin is gone");
-    };
+    let grown = file_in(&got, "keeps-growing.bin", "was not restored");
+    let grown_now = file_in(&now, "keeps-growing.bin", "is gone");
     assert!(
         grow_reads.contains(&(grown.len() as u64)) && grown_now.starts_with(grown),
         "keeps-growing.bin: stored {} bytes, not one of the reads {grow_reads:?} of its content",
         grown.len()
     );
     let (_, shrink_reads) = saboteur.shrinking.lock().expect("shrinking").clone();
-    let Some(Entry::File(shrunk)) = got.get(b"keeps-shrinking.bin".as_slice()) else {
-        panic!("keeps-shrinking.bin was not restored");
-    };
+    let shrunk = file_in(&got, "keeps-shrinking.bin", "was not restored");
     assert!(
         shrink_reads.contains(&(shrunk.len() as u64)) && original_shrinking.starts_with(shrunk),
         "keeps-shrinking.bin: stored {} bytes, not one of the reads {shrink_reads:?}",

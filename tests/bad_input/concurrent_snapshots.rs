@@ -2,15 +2,13 @@
 
 use crate::common;
 use crate::harness::{
-    Entry, Running, Sandbox, Tree, User, baseline, code, json_of, spawn, stderr_of, tree_of, utf8,
+    Entry, Running, Tree, User, code, json_of, spawn, stderr_of, tree_of, utf8, with_baseline,
     write,
 };
 
 #[test]
 fn concurrent_snapshots_both_commit_and_prune_leaves_shared_data_once() {
-    let sb = Sandbox::new();
-    let repo = sb.path("repo");
-    let (base_id, base_tree) = baseline(&sb, User::Root, &repo);
+    let (sb, repo, base_id, base_tree) = with_baseline();
 
     let shared = common::random_bytes(1 << 20, 555);
     let own_len = 300_000usize;

@@ -235,12 +235,7 @@ impl Sandbox {
             stderr_of(&out)
         );
         let listed = self.json(user, repo, &["list"]);
-        let ids: Vec<&str> = listed
-            .as_array()
-            .expect("list is an array")
-            .iter()
-            .filter_map(|s| s["id"].as_str())
-            .collect();
+        let ids = common::json_strings(&listed, "id");
         for (id, tree) in expected {
             assert!(
                 ids.contains(id),
@@ -366,6 +361,25 @@ pub fn mkfifo(path: &Path) {
         .status()
         .expect("run mkfifo");
     assert!(st.success(), "mkfifo {} failed", path.display());
+}
+
+/// A new sandbox whose repository `repo` holds the baseline snapshot (taken as root): the
+/// sandbox, the repository's path, and the baseline's id and tree.
+pub fn with_baseline() -> (Sandbox, PathBuf, String, Tree) {
+    let sb = Sandbox::new();
+    let repo = sb.path("repo");
+    let (base_id, base_tree) = baseline(&sb, User::Root, &repo);
+    (sb, repo, base_id, base_tree)
+}
+
+/// A refused run: exit 2 (input) or 4 (other failure), never 0.
+pub fn assert_refused(o: &Output, what: &str) {
+    assert!(
+        [2, 4].contains(&code(o)),
+        "{what}: exit {} ({})",
+        code(o),
+        stderr_of(o)
+    );
 }
 
 /// A source with a few ordinary files, and the repository with one snapshot of it: the data

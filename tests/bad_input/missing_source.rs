@@ -1,14 +1,12 @@
 //! A missing source, and a source that is a regular file.
 
 use crate::harness::{
-    Sandbox, User, assert_one_line_naming, baseline, code, json_of, stderr_of, utf8, write,
+    User, assert_one_line_naming, code, json_of, stderr_of, utf8, with_baseline, write,
 };
 
 #[test]
 fn missing_or_non_directory_source_is_an_input_error_naming_the_path() {
-    let sb = Sandbox::new();
-    let repo = sb.path("repo");
-    let (base_id, base_tree) = baseline(&sb, User::Root, &repo);
+    let (sb, repo, base_id, base_tree) = with_baseline();
 
     let missing = sb.path("no-such-source");
     let file = sb.path("plain-file");

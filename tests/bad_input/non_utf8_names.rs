@@ -5,13 +5,11 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 
 use crate::common;
-use crate::harness::{Sandbox, User, baseline, tree_of, write};
+use crate::harness::{Sandbox, User, tree_of, with_baseline, write};
 
 #[test]
 fn non_utf8_names_round_trip_byte_identical() {
-    let sb = Sandbox::new();
-    let repo = sb.path("repo");
-    let (base_id, base_tree) = baseline(&sb, User::Root, &repo);
+    let (sb, repo, base_id, base_tree) = with_baseline();
 
     let src = sb.path("src");
     fs::create_dir(&src).expect("mkdir");
@@ -54,12 +52,7 @@ fn ls_json_keeps_distinct_non_utf8_names_distinct() {
     let v = sb.snapshot(User::Root, &repo, &src);
     let id = v["id"].as_str().expect("id").to_owned();
     let ls = sb.json(User::Root, &repo, &["ls", &id]);
-    let paths: Vec<&str> = ls
-        .as_array()
-        .expect("ls array")
-        .iter()
-        .filter_map(|e| e["path"].as_str())
-        .collect();
+    let paths = common::json_strings(&ls, "path");
     assert_eq!(paths.len(), 2, "{ls}");
     assert_ne!(
         paths[0], paths[1],

@@ -4,15 +4,13 @@ use std::fs;
 
 use crate::common;
 use crate::harness::{
-    Sandbox, User, assert_one_line_naming, baseline, chmod, chown_nobody, code, json_of, listing,
-    stderr_of, utf8, write,
+    User, assert_one_line_naming, assert_refused, chmod, chown_nobody, code, json_of, listing,
+    utf8, with_baseline, write,
 };
 
 #[test]
 fn read_only_repository_reads_and_refuses_snapshots_cleanly() {
-    let sb = Sandbox::new();
-    let repo = sb.path("repo");
-    let (base_id, base_tree) = baseline(&sb, User::Root, &repo);
+    let (sb, repo, base_id, base_tree) = with_baseline();
     // Owned by root; readable, not writable, by anyone else.
     let mut stack = vec![repo.clone()];
     while let Some(d) = stack.pop() {
@@ -38,12 +36,7 @@ fn read_only_repository_reads_and_refuses_snapshots_cleanly() {
     write(&src.join("new.txt"), b"cannot be stored here");
     chown_nobody(&src);
     let out = sb.run(User::Nobody, &repo, &["snapshot", utf8(&src)]);
-    assert!(
-        [2, 4].contains(&code(&out)),
-        "snapshot into a read-only repository: exit {} ({})",
-        code(&out),
-        stderr_of(&out)
-    );
+    assert_refused(&out, "snapshot into a read-only repository");
     assert!(out.stdout.is_empty(), "stdout: {:?}", out.stdout);
     let json_out = sb.run(User::Nobody, &repo, &["--json", "snapshot", utf8(&src)]);
     let v = json_of(&json_out, "snapshot --json");

@@ -2,13 +2,11 @@
 
 use std::process::Command;
 
-use crate::harness::{Sandbox, User, assert_warned, baseline, mkfifo, tree_of, warnings_of, write};
+use crate::harness::{User, assert_warned, mkfifo, tree_of, warnings_of, with_baseline, write};
 
 #[test]
 fn fifo_socket_and_device_are_skipped_counted_and_never_block() {
-    let sb = Sandbox::new();
-    let repo = sb.path("repo");
-    let (base_id, base_tree) = baseline(&sb, User::Root, &repo);
+    let (sb, repo, base_id, base_tree) = with_baseline();
 
     let src = sb.path("src");
     write(&src.join("regular.txt"), b"a regular file\n");

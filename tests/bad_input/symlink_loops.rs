@@ -3,13 +3,11 @@
 use std::fs;
 use std::path::Path;
 
-use crate::harness::{Sandbox, User, baseline, tree_of, utf8, write};
+use crate::harness::{User, tree_of, utf8, with_baseline, write};
 
 #[test]
 fn symlink_loops_are_stored_and_restored_as_symlinks() {
-    let sb = Sandbox::new();
-    let repo = sb.path("repo");
-    let (base_id, base_tree) = baseline(&sb, User::Root, &repo);
+    let (sb, repo, base_id, base_tree) = with_baseline();
 
     let src = sb.path("src");
     write(&src.join("d/file.txt"), b"inside d\n");

@@ -4,8 +4,8 @@ use std::fs;
 
 use crate::common;
 use crate::harness::{
-    Sandbox, User, assert_warned, baseline, chmod, chown_nobody, code, json_of, stderr_of, tree_of,
-    utf8, warnings_of, write,
+    Sandbox, User, assert_refused, assert_warned, baseline, chmod, chown_nobody, code, json_of,
+    stderr_of, tree_of, utf8, warnings_of, write,
 };
 
 #[test]
@@ -51,12 +51,7 @@ fn unreadable_file_and_directory_are_skipped_counted_and_named() {
     }
     let id = v["id"].as_str().expect("id").to_owned();
     let ls = sb.json(User::Nobody, &repo, &["ls", &id]);
-    let paths: Vec<&str> = ls
-        .as_array()
-        .expect("ls array")
-        .iter()
-        .filter_map(|e| e["path"].as_str())
-        .collect();
+    let paths = common::json_strings(&ls, "path");
     assert!(
         !paths
             .iter()
@@ -69,12 +64,7 @@ fn unreadable_file_and_directory_are_skipped_counted_and_named() {
     write(&closed.join("x"), b"x");
     chmod(&closed, 0o700);
     let out = sb.run(User::Nobody, &repo, &["snapshot", utf8(&closed)]);
-    assert!(
-        [2, 4].contains(&code(&out)),
-        "unreadable source: exit {} ({})",
-        code(&out),
-        stderr_of(&out)
-    );
+    assert_refused(&out, "unreadable source");
     assert!(
         stderr_of(&out).contains(utf8(&closed)),
         "the error does not name {}: {}",

@@ -235,6 +235,17 @@ pub fn assert_success(out: &Output, what: &str) {
     assert!(out.status.success(), "{what}: {}", stderr_of(out));
 }
 
+/// The `key` strings of the elements of the JSON array `v` (e.g. the paths of `ls --json`);
+/// elements without one are left out.
+#[must_use]
+pub fn json_strings<'a>(v: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a JSON array: {v}"))
+        .iter()
+        .filter_map(|e| e[key].as_str())
+        .collect()
+}
+
 /// stdout of a `--json` run as one JSON document.
 #[must_use]
 pub fn json_of(out: &Output) -> serde_json::Value {
