@@ -33,18 +33,10 @@ use std::time::{Duration, Instant};
 use common::prune::{HookBackend, ListHookBackend, same_tree};
 use snapkeep::backend::{Backend, LocalBackend};
 use snapkeep::prune::{MaxUnused, PruneOptions, PruneReport, prune};
-use snapkeep::{BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, SnapshotId};
+use snapkeep::{BackupOptions, NoProgress, Repository, RestoreOptions, SnapshotId};
 
 fn init(dir: &Path) -> Repository {
-    Repository::init_local(
-        dir,
-        &InitOptions {
-            chunker: common::params(16 * 1024),
-            pack_size: 1 << 20,
-            ..InitOptions::default()
-        },
-    )
-    .expect("init")
+    common::small_packs_repo(dir)
 }
 
 fn grace0(max_unused: MaxUnused) -> PruneOptions {

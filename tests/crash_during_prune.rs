@@ -18,7 +18,7 @@ use snapkeep::backend::{Backend, Fault, FaultyBackend, LocalBackend};
 use snapkeep::format::gc::LockRecord;
 use snapkeep::lock::PRUNE_LOCK_KEY;
 use snapkeep::prune::{MaxUnused, PruneOptions, PruneReport, prune};
-use snapkeep::{BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, SnapshotId};
+use snapkeep::{BackupOptions, NoProgress, Repository, RestoreOptions, SnapshotId};
 
 fn opts() -> PruneOptions {
     PruneOptions {
@@ -60,15 +60,7 @@ struct Fixture {
 fn fixture(root: &Path) -> Fixture {
     let base = root.join("base");
     let src = root.join("src");
-    let repo = Repository::init_local(
-        &base,
-        &InitOptions {
-            chunker: common::params(16 * 1024),
-            pack_size: 1 << 20,
-            ..InitOptions::default()
-        },
-    )
-    .expect("init");
+    let repo = common::small_packs_repo(&base);
     let snap = |repo: &Repository| {
         snapkeep::snapshot(repo, &src, &BackupOptions::default(), &NoProgress)
             .expect("snapshot")

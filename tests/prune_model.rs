@@ -13,7 +13,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use snapkeep::format::manifest::NodeKind;
 use snapkeep::prune::{MaxUnused, PruneOptions};
-use snapkeep::{BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, SnapshotId};
+use snapkeep::{BackupOptions, NoProgress, Repository, RestoreOptions, SnapshotId};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -103,15 +103,7 @@ fn run(ops: &[Op]) -> (u64, u64, u64) {
     let src = tmp.path().join("src");
     fs::create_dir(&src).expect("mkdir");
     let repo_dir = tmp.path().join("repo");
-    let repo = Repository::init_local(
-        &repo_dir,
-        &InitOptions {
-            chunker: common::params(16 * 1024),
-            pack_size: 1 << 20,
-            ..InitOptions::default()
-        },
-    )
-    .expect("init");
+    let repo = common::small_packs_repo(&repo_dir);
     let mut state = State::new();
     let mut kept: Vec<(SnapshotId, State)> = Vec::new();
     let mut forgotten: Vec<SnapshotId> = Vec::new();

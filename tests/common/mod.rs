@@ -106,6 +106,21 @@ pub fn verify_read_data(repo: &Repository) -> VerifyReport {
     verify(repo, true)
 }
 
+/// A new local repository with small chunks (16 KiB average) and small packs (1 MiB): a few
+/// MiB of data fill several packs, so prune has whole packs to delete and some to repack.
+#[must_use]
+pub fn small_packs_repo(path: &Path) -> Repository {
+    Repository::init_local(
+        path,
+        &InitOptions {
+            chunker: params(16 * 1024),
+            pack_size: 1 << 20,
+            ..InitOptions::default()
+        },
+    )
+    .expect("init repository")
+}
+
 /// Every regular file below `dir` (recursively), sorted.
 #[must_use]
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
