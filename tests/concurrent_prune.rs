@@ -550,14 +550,16 @@ impl Workload {
         let r = &mut self.rng;
         // New content for one small file.
         let k = r.next_u64() % 6;
-        #[allow(clippy::cast_possible_truncation)]
         let len = 50_000 + (r.next_u64() % 200_000) as usize;
         let data = common::random_bytes(len, common::prune::seed(r.next_u64()));
         common::write_file(&Self::small(&self.src, k), &data);
         self.history.push(data);
         // A 64 KiB edit inside the big file: most of its chunks stay shared.
         let mut big = fs::read(self.src.join("big.bin")).expect("read big");
-        #[allow(clippy::cast_possible_truncation)]
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a value below a usize length or bound fits usize"
+        )]
         let at = (r.next_u64() % (big.len() as u64 - 65_536)) as usize;
         big[at..at + 65_536].copy_from_slice(&common::random_bytes(
             65_536,
@@ -566,7 +568,10 @@ impl Workload {
         fs::write(self.src.join("big.bin"), &big).expect("write big");
         if self.round.is_multiple_of(3) && self.history.len() > 4 {
             // An old version comes back: its blobs may only be in packs marked meanwhile.
-            #[allow(clippy::cast_possible_truncation)]
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "a value below a usize length or bound fits usize"
+            )]
             let old = (r.next_u64() % (self.history.len() as u64 - 3)) as usize;
             let k2 = r.next_u64() % 6;
             common::write_file(&Self::small(&self.src, k2), &self.history[old]);

@@ -45,7 +45,10 @@ fn mutate(src: &Path, rng: &mut common::XorShift) {
         let p = src.join(format!("d{}/f{k}.bin", k % 2));
         let mut data = fs::read(&p).expect("read");
         for _ in 0..2 {
-            #[allow(clippy::cast_possible_truncation)]
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "a value below a usize length or bound fits usize"
+            )]
             let at = (rng.next_u64() % (FILE_LEN as u64 - (128 << 10))) as usize;
             data[at..at + (128 << 10)].copy_from_slice(&common::random_bytes(
                 128 << 10,
@@ -142,7 +145,10 @@ fn sigkill_during_prune_leaves_a_clean_repository() {
         v["repacked_packs"].as_u64() > Some(0) && v["deleted_packs"].as_u64() > Some(0),
         "the workload does not make prune repack and delete: {v}"
     );
-    #[allow(clippy::cast_possible_truncation)]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "a test run lasts far less than u64::MAX milliseconds"
+    )]
     let mut span_ms = (span.as_millis() as u64).max(50);
 
     let mut kill_seed = common::XorShift::new(0x9e37_79b9);

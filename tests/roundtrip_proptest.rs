@@ -97,7 +97,7 @@ fn content() -> impl Strategy<Value = Content> {
                     .into_iter()
                     .map(|(f, data)| {
                         let room = size.saturating_sub(data.len() as u64);
-                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a fraction in [0, 1) of a room that fits u64")]
                         let at = (room as f64 * f) as u64;
                         (at.min(room), data)
                     })
