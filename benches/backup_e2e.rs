@@ -21,72 +21,17 @@
 //!
 //! Run: `cargo bench --bench backup_e2e`
 
+mod common;
+
 use std::fs::{self, File};
 use std::hint::black_box;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use criterion::{
-    BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
+use common::{MIB, Rng};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use snapkeep::{BackupOptions, Compression, InitOptions, NoProgress, Repository};
-
-const MIB: usize = 1 << 20;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn random(&mut self, len: usize) -> Vec<u8> {
-        let mut v = Vec::with_capacity(len + 8);
-        while v.len() < len {
-            v.extend_from_slice(&self.next().to_le_bytes());
-        }
-        v.truncate(len);
-        v
-    }
-
-    /// Log-like text: words from a small vocabulary and decimal numbers.
-    fn text(&mut self, len: usize) -> Vec<u8> {
-        const WORDS: [&str; 16] = [
-            "INSERT",
-            "INTO",
-            "users",
-            "VALUES",
-            "select",
-            "from",
-            "where",
-            "id",
-            "name",
-            "email",
-            "created_at",
-            "status",
-            "active",
-            "pending",
-            "orders",
-            "total",
-        ];
-        let mut v = Vec::with_capacity(len + 64);
-        while v.len() < len {
-            let r = self.next();
-            v.extend_from_slice(WORDS[(r & 15) as usize].as_bytes());
-            v.push(b' ');
-            if r & 0x30 == 0 {
-                v.extend_from_slice(format!("{}", (r >> 8) % 1_000_000).as_bytes());
-                v.push(if r & 0x40 == 0 { b'\n' } else { b' ' });
-            }
-        }
-        v.truncate(len);
-        v
-    }
-}
 
 /// Writes the tree under `root`; returns its apparent size in bytes.
 fn generate_tree(root: &Path) -> u64 {
@@ -149,12 +94,8 @@ fn bench_backup(c: &mut Criterion) {
         ..Default::default()
     };
 
-    let mut group = c.benchmark_group("backup_e2e");
-    group
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .throughput(Throughput::Bytes(total));
+    let mut group = common::flat_group(c, "backup_e2e", Duration::from_secs(1));
+    group.throughput(Throughput::Bytes(total));
 
     for (name, compression) in [("off", Compression::Off), ("zstd1", Compression::Zstd(1))] {
         let (_d, repo) = fresh_repo(compression);

@@ -6,39 +6,22 @@
 //!
 //! Run: `cargo bench --bench chunker`
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{
-    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
+use common::{MIB, pseudo_random};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use snapkeep::chunker::{Chunker, ChunkerParams};
 
-const MIB: usize = 1 << 20;
 const SIZES: [usize; 3] = [MIB, 16 * MIB, 64 * MIB];
 const AVGS: [u32; 2] = [64 * 1024, 256 * 1024];
 
-/// Deterministic xorshift64 bytes: incompressible, no repeats, same on every run.
-fn pseudo_random(len: usize, mut seed: u64) -> Vec<u8> {
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        v.extend_from_slice(&seed.to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
 fn bench_cut_all(c: &mut Criterion) {
     let data = pseudo_random(SIZES[SIZES.len() - 1], 0x5eed_c0de_1234_5678);
-    let mut group = c.benchmark_group("chunker/cut_all");
-    group
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
+    let mut group = common::flat_group(c, "chunker/cut_all", Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(3));
     for avg in AVGS {
         let params = ChunkerParams::with_avg(avg).expect("valid chunker params");
         let chunker = Chunker::new(&params).expect("chunker");

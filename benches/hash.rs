@@ -11,40 +11,28 @@
 //!
 //! Run: `cargo bench --bench hash`
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{
-    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
+use common::{MIB, pseudo_random};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rayon::prelude::*;
 use snapkeep::hasher::{crc_chunk, hash_chunk, hash_chunks_par};
 
-const MIB: usize = 1 << 20;
 const CHUNK: usize = 256 * 1024;
 const SIZES: [usize; 3] = [MIB, 16 * MIB, 64 * MIB];
 
-/// Deterministic xorshift64 bytes.
-fn pseudo_random(len: usize, mut seed: u64) -> Vec<u8> {
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        v.extend_from_slice(&seed.to_le_bytes());
-    }
-    v.truncate(len);
-    v
+/// `f` of every chunk in turn, on one thread.
+fn serial<T>(chunks: &[&[u8]], f: impl Fn(&[u8]) -> T) -> Vec<T> {
+    chunks.iter().map(|c| f(black_box(c))).collect()
 }
 
 fn bench_hash(c: &mut Criterion) {
     let data = pseudo_random(SIZES[SIZES.len() - 1], 0x0bad_5eed_dead_beef);
-    let mut group = c.benchmark_group("hash");
-    group
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    let mut group = common::flat_group(c, "hash", Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
     for size in SIZES {
         let chunks: Vec<&[u8]> = data[..size].chunks(CHUNK).collect();
         let label = format!("{}MiB", size / MIB);
@@ -52,16 +40,7 @@ fn bench_hash(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("blake3_serial", &label),
             &chunks,
-            |b, chunks| {
-                b.iter(|| {
-                    black_box(
-                        chunks
-                            .iter()
-                            .map(|c| hash_chunk(black_box(c)))
-                            .collect::<Vec<_>>(),
-                    )
-                });
-            },
+            |b, chunks| b.iter(|| black_box(serial(chunks, hash_chunk))),
         );
         group.bench_with_input(
             BenchmarkId::new("blake3_rayon", &label),
@@ -71,16 +50,7 @@ fn bench_hash(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("crc32_serial", &label),
             &chunks,
-            |b, chunks| {
-                b.iter(|| {
-                    black_box(
-                        chunks
-                            .iter()
-                            .map(|c| crc_chunk(black_box(c)))
-                            .collect::<Vec<_>>(),
-                    )
-                });
-            },
+            |b, chunks| b.iter(|| black_box(serial(chunks, crc_chunk))),
         );
         group.bench_with_input(
             BenchmarkId::new("crc32_rayon", &label),

@@ -12,12 +12,13 @@
 //!
 //! Run: `cargo bench --bench index_lookup`
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{
-    BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
+use common::Rng;
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use snapkeep::backend::LocalBackend;
 use snapkeep::format::index_file::{self, BlobLocation};
 use snapkeep::format::pack::{BlobCompression, BlobKind};
@@ -27,29 +28,6 @@ use snapkeep::{BlobId, IndexId, PackId};
 const SIZES: [usize; 2] = [100_000, 1_000_000];
 const BATCH: usize = 4096;
 const PER_PACK: usize = 128;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn bytes32(&mut self) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        for part in out.chunks_exact_mut(8) {
-            part.copy_from_slice(&self.next().to_le_bytes());
-        }
-        out
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).expect("index fits usize")
-    }
-}
 
 fn entries(n: usize, rng: &mut Rng) -> Vec<(BlobId, BlobLocation)> {
     let mut pack = PackId::from_bytes(rng.bytes32());
@@ -86,11 +64,8 @@ fn bench_index(c: &mut Criterion) {
         let all = entries(n, &mut rng);
         let label = format!("{}k", n / 1000);
 
-        let mut group = c.benchmark_group("index/encode");
+        let mut group = common::flat_group(c, "index/encode", Duration::from_millis(500));
         group
-            .sampling_mode(SamplingMode::Flat)
-            .sample_size(10)
-            .warm_up_time(Duration::from_millis(500))
             // 10 flat samples of one encode each: about 0.6 s per encode at 1M entries.
             .measurement_time(Duration::from_secs(if n >= 1_000_000 { 8 } else { 2 }))
             .throughput(Throughput::Elements(n as u64));

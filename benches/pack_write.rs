@@ -15,13 +15,14 @@
 //!
 //! Run: `cargo bench --bench pack_write`
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{
-    BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
+use common::{MIB, pseudo_random, text_like};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use snapkeep::ChunkId;
 use snapkeep::backend::{Backend, LocalBackend, MemoryBackend};
 use snapkeep::format::pack::{BlobCompression, BlobKind};
@@ -29,7 +30,6 @@ use snapkeep::format::repo_config::RepoConfig;
 use snapkeep::id::AsBlob;
 use snapkeep::pack::PackWriter;
 
-const MIB: usize = 1 << 20;
 const CHUNK: usize = 256 * 1024;
 /// Total raw bytes added per iteration (N = size / 256 KiB blobs).
 const SIZES: [usize; 2] = [16 * MIB, 64 * MIB];
@@ -39,62 +39,6 @@ struct Blob {
     compression: BlobCompression,
     stored: Vec<u8>,
     raw_length: u32,
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = Rng(seed);
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        v.extend_from_slice(&rng.next().to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
-/// Log-like text: words from a small vocabulary and decimal numbers (zstd:1 ≈ 3×).
-fn text_like(len: usize, seed: u64) -> Vec<u8> {
-    const WORDS: [&str; 16] = [
-        "INSERT",
-        "INTO",
-        "users",
-        "VALUES",
-        "select",
-        "from",
-        "where",
-        "id",
-        "name",
-        "email",
-        "created_at",
-        "status",
-        "active",
-        "pending",
-        "orders",
-        "total",
-    ];
-    let mut rng = Rng(seed);
-    let mut v = Vec::with_capacity(len + 64);
-    while v.len() < len {
-        let r = rng.next();
-        v.extend_from_slice(WORDS[(r & 15) as usize].as_bytes());
-        v.push(b' ');
-        if r & 0x30 == 0 {
-            v.extend_from_slice(format!("{}", (r >> 8) % 1_000_000).as_bytes());
-            v.push(if r & 0x40 == 0 { b'\n' } else { b' ' });
-        }
-    }
-    v.truncate(len);
-    v
 }
 
 fn blobs(total: usize, compressed: bool) -> Vec<Blob> {
@@ -152,12 +96,8 @@ fn local_backend() -> (tempfile::TempDir, Arc<dyn Backend>) {
 }
 
 fn bench_pack_write(c: &mut Criterion) {
-    let mut group = c.benchmark_group("pack_write");
-    group
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    let mut group = common::flat_group(c, "pack_write", Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
     for (input, compressed) in [("raw", false), ("zstd", true)] {
         for size in SIZES {
             let data = blobs(size, compressed);

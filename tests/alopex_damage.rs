@@ -7,16 +7,16 @@
 //! (c) a damaged WAL record in the middle of the ring is the strict-replay finding ("damaged
 //!     record in the middle"), distinct from a torn tail.
 
-mod alopex_common;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use alopex_common::{Model, Op, commit, value};
+use common::alopex::{Model, Op, commit, value};
 use snapkeep::format::keys;
 use snapkeep::format::manifest::{FLAG_INCONSISTENT, FLAG_STAGE_FAILED, NodeKind};
 use snapkeep::progress::Progress;
-use snapkeep::{BackupOptions, Error, NoProgress, Repository, VerifyOptions, VerifyReport};
+use snapkeep::{BackupOptions, Error, NoProgress, Repository, VerifyReport};
 
 fn batch(b: u32) -> Vec<Op> {
     (0..25)
@@ -35,7 +35,7 @@ fn batch(b: u32) -> Vec<Op> {
 /// A stopped Alopex DB: batches 1-4 checkpointed into `sst/1.sst`, batches 5-6 only in the
 /// WAL (checkpoint.meta present). Returns its model.
 fn stopped_db(dir: &Path, checkpoint: bool) -> Model {
-    let store = alopex_common::open_db(dir);
+    let store = common::alopex::open_db(dir);
     let mut model = Model::new();
     for b in 1..=4 {
         commit(&store, &mut model, &batch(b));
@@ -62,15 +62,7 @@ impl Progress for Warnings {
 }
 
 fn verify_read_data(repo: &Repository) -> VerifyReport {
-    snapkeep::verify(
-        repo,
-        &VerifyOptions {
-            read_data: true,
-            ..VerifyOptions::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify reports findings, it does not fail")
+    common::verify_read_data(repo)
 }
 
 fn allow_inconsistent() -> BackupOptions {
@@ -118,7 +110,7 @@ fn fixture(checkpoint: bool) -> (Fixture, Model) {
     let db = root.join("db");
     let model = stopped_db(&db, checkpoint);
     let repo_dir = root.join("repo");
-    let repo = alopex_common::small_repo(&repo_dir);
+    let repo = common::small_repo(&repo_dir);
     (
         Fixture {
             _tmp: tmp,
@@ -136,11 +128,11 @@ fn a_flipped_byte_in_a_source_sstable_fails_the_snapshot_or_flags_it() {
     let (f, _) = fixture(true);
     // A clean snapshot of a healthy copy first, to tell flagged from unflagged.
     let healthy = f.root.join("healthy");
-    alopex_common::copy_data_dir(&f.db, &healthy);
-    let clean = alopex_common::snap(&f.repo, &healthy, &BackupOptions::default());
+    common::alopex::copy_data_dir(&f.db, &healthy);
+    let clean = common::alopex::snap(&f.repo, &healthy, &BackupOptions::default());
     assert_eq!(clean.record.flags & FLAG_INCONSISTENT, 0);
 
-    let ssts = alopex_common::sst_files(&f.db);
+    let ssts = common::alopex::sst_files(&f.db);
     assert_eq!(ssts.len(), 1, "{ssts:?}");
     let sst = &ssts[0];
     let len = std::fs::metadata(sst).expect("stat").len();
@@ -148,7 +140,7 @@ fn a_flipped_byte_in_a_source_sstable_fails_the_snapshot_or_flags_it() {
         len > 4096,
         "the SSTable is big enough to have a middle: {len}"
     );
-    alopex_common::flip_byte(sst, len / 2, 0x40);
+    common::alopex::flip_byte(sst, len / 2, 0x40);
     let rel = "sst/1.sst";
 
     // Default: recaptured 3 times, then refused; nothing committed.
@@ -187,7 +179,7 @@ fn a_flipped_byte_in_a_source_sstable_fails_the_snapshot_or_flags_it() {
     );
 
     // allow_inconsistent: committed, flagged, the file node flagged, the others not.
-    let out = alopex_common::snap(&f.repo, &f.db, &allow_inconsistent());
+    let out = common::alopex::snap(&f.repo, &f.db, &allow_inconsistent());
     let rec = &out.record;
     assert_ne!(rec.flags & FLAG_INCONSISTENT, 0, "record not flagged");
     assert_eq!(rec.summary.inconsistent_files, 1, "{:?}", rec.summary);
@@ -199,20 +191,20 @@ fn a_flipped_byte_in_a_source_sstable_fails_the_snapshot_or_flags_it() {
         out.warnings
     );
     for p in ["lsm.wal", "checkpoint.meta", rel] {
-        let node = alopex_common::find_node(&f.repo, &rec.tree, p).expect("node in the tree");
+        let node = common::alopex::find_node(&f.repo, &rec.tree, p).expect("node in the tree");
         let flagged = node.flags & FLAG_STAGE_FAILED != 0;
         assert_eq!(flagged, p == rel, "{p}: flags {:#x}", node.flags);
     }
     // The next snapshot of the still-damaged file checks it again (a flagged entry is never
     // reused or taken as already checked).
-    let again = alopex_common::snap(&f.repo, &f.db, &allow_inconsistent());
+    let again = common::alopex::snap(&f.repo, &f.db, &allow_inconsistent());
     assert_ne!(again.record.flags & FLAG_INCONSISTENT, 0);
     assert_eq!(again.record.parent, Some(rec.id));
 
     // list --json shows which snapshots are inconsistent.
-    let out = alopex_common::cli(&f.repo_dir, &["--json", "list"]);
+    let out = common::cli_exited(&f.repo_dir, &["--json", "list"]);
     assert_eq!(out.status.code(), Some(0));
-    let list = alopex_common::json_of(&out);
+    let list = common::json_of(&out);
     let flag_of = |id: &str| {
         list.as_array()
             .expect("array")
@@ -255,9 +247,9 @@ fn a_flipped_byte_in_a_source_sstable_fails_the_snapshot_or_flags_it() {
             "the clean snapshot was blamed: {x}"
         );
     }
-    let out = alopex_common::cli(&f.repo_dir, &["--json", "verify", "--read-data"]);
+    let out = common::cli_exited(&f.repo_dir, &["--json", "verify", "--read-data"]);
     assert_eq!(out.status.code(), Some(1));
-    let v = alopex_common::json_of(&out);
+    let v = common::json_of(&out);
     assert_eq!(v["ok"], false);
     assert!(
         v["findings"].as_array().expect("findings").iter().any(|x| {
@@ -268,43 +260,38 @@ fn a_flipped_byte_in_a_source_sstable_fails_the_snapshot_or_flags_it() {
 
     // The CLI: refused (exit 4, named on stderr) unless --allow-inconsistent.
     let db = f.db.to_str().expect("utf-8");
-    let out = alopex_common::cli(&f.repo_dir, &["snapshot", db]);
+    let out = common::cli_exited(&f.repo_dir, &["snapshot", db]);
     assert_eq!(out.status.code(), Some(4));
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains(rel));
-    let out = alopex_common::cli(
+    let out = common::cli_exited(
         &f.repo_dir,
         &["--json", "snapshot", db, "--allow-inconsistent"],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(alopex_common::json_of(&out)["inconsistent"], true);
+    common::assert_exit(&out, 0, "");
+    assert_eq!(common::json_of(&out)["inconsistent"], true);
     // --stages none takes it as plain bytes.
-    let out = alopex_common::cli(&f.repo_dir, &["--json", "snapshot", db, "--stages", "none"]);
+    let out = common::cli_exited(&f.repo_dir, &["--json", "snapshot", db, "--stages", "none"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(alopex_common::json_of(&out)["inconsistent"], false);
+    assert_eq!(common::json_of(&out)["inconsistent"], false);
 }
 
 #[test]
 fn a_flipped_byte_in_a_stored_pack_is_named_by_snapshot_and_file() {
     let (f, _) = fixture(true);
-    let id = alopex_common::snap(&f.repo, &f.db, &BackupOptions::default())
+    let id = common::alopex::snap(&f.repo, &f.db, &BackupOptions::default())
         .record
         .id;
     let rec = f.repo.load_snapshot(&id).expect("record");
     let rel = "sst/1.sst";
-    let node = alopex_common::find_node(&f.repo, &rec.tree, rel).expect("sst node");
+    let node = common::alopex::find_node(&f.repo, &rec.tree, rel).expect("sst node");
     let NodeKind::File { chunks, .. } = &node.kind else {
         panic!("{rel} is not a file");
     };
     let chunk = chunks.iter().max_by_key(|c| c.len).expect("chunks");
     let loc = f.repo.locate(&chunk.id).expect("located");
     let pack = f.repo_dir.join(keys::pack(&loc.pack));
-    alopex_common::flip_byte(
+    common::alopex::flip_byte(
         &pack,
         u64::from(loc.offset) + u64::from(loc.length) / 2,
         0x08,
@@ -328,9 +315,9 @@ fn a_flipped_byte_in_a_stored_pack_is_named_by_snapshot_and_file() {
             assert!(p.ends_with(rel), "an intact file was blamed: {x}");
         }
     }
-    let out = alopex_common::cli(&f.repo_dir, &["--json", "verify", "--read-data"]);
+    let out = common::cli_exited(&f.repo_dir, &["--json", "verify", "--read-data"]);
     assert_eq!(out.status.code(), Some(1));
-    let v = alopex_common::json_of(&out);
+    let v = common::json_of(&out);
     assert!(
         v["findings"].as_array().expect("findings").iter().any(|x| {
             x["snapshot"] == sid.as_str() && x["path"].as_str().is_some_and(|p| p.ends_with(rel))
@@ -350,16 +337,16 @@ fn a_flipped_byte_in_a_stored_pack_is_named_by_snapshot_and_file() {
 }
 
 /// The WAL fixture: six batches and no checkpoint, so every batch lives only in the WAL.
-fn wal_fixture() -> (Fixture, Model, Vec<alopex_common::WalRecord>) {
+fn wal_fixture() -> (Fixture, Model, Vec<common::alopex::WalRecord>) {
     let (f, model) = fixture(false);
-    let records = alopex_common::wal_records(&f.db.join("lsm.wal"));
+    let records = common::alopex::wal_records(&f.db.join("lsm.wal"));
     assert_eq!(records.len(), 6, "one record per commit: {records:?}");
     (f, model, records)
 }
 
 fn keys_after_open(dir: &Path) -> usize {
-    let db = alopex_common::open_db(dir);
-    alopex_common::scan_all(&db).len()
+    let db = common::alopex::open_db(dir);
+    common::alopex::scan_all(&db).len()
 }
 
 #[test]
@@ -367,12 +354,12 @@ fn a_damaged_wal_record_in_the_middle_is_the_strict_finding() {
     let (f, model, records) = wal_fixture();
     let wal = f.db.join("lsm.wal");
     let victim = records[1];
-    alopex_common::flip_byte(&wal, victim.physical + victim.len / 2, 0x01);
+    common::alopex::flip_byte(&wal, victim.physical + victim.len / 2, 0x01);
 
     // What the database itself would do with it: replay stops at the damage and every later
     // batch is silently gone. That is why the stage is strict.
     let probe = f.root.join("probe");
-    alopex_common::copy_data_dir(&f.db, &probe);
+    common::alopex::copy_data_dir(&f.db, &probe);
     let _ = std::fs::remove_file(probe.join(".alopex.lock"));
     assert_eq!(keys_after_open(&probe), 25, "only batch 1 survives replay");
     assert_eq!(model.len(), 150);
@@ -391,7 +378,7 @@ fn a_damaged_wal_record_in_the_middle_is_the_strict_finding() {
         "the offset of the damaged record is named: {problems}"
     );
 
-    let out = alopex_common::snap(&f.repo, &f.db, &allow_inconsistent());
+    let out = common::alopex::snap(&f.repo, &f.db, &allow_inconsistent());
     assert_ne!(out.record.flags & FLAG_INCONSISTENT, 0);
     let report = verify_read_data(&f.repo);
     let sid = out.record.id.to_string();
@@ -413,7 +400,7 @@ fn a_wal_cut_inside_its_last_record_is_a_torn_tail() {
     let wal = f.db.join("lsm.wal");
     let last = records[records.len() - 1];
     // The section header says the log ends 5 bytes into... short of the last record's end.
-    alopex_common::set_wal_end(&wal, last.logical + last.len - 5);
+    common::alopex::set_wal_end(&wal, last.logical + last.len - 5);
     let problems = expect_inconsistent(
         snapkeep::snapshot(
             &f.repo,

@@ -4,14 +4,14 @@
 //! the database opens at exactly state A. While a handle holds the database's OS lock the
 //! restore refuses (`Error::Locked`, CLI exit 3) and changes nothing; `force` overrides.
 
-mod alopex_common;
+mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use alopex_common::{Model, Op, commit, value};
+use common::alopex::{Model, Op, commit, value};
 use snapkeep::{BackupOptions, NoProgress, Repository, RestoreOptions, SnapshotId};
 
 fn put(k: &str, seed: u64) -> Op {
@@ -45,8 +45,8 @@ fn fixture() -> Fixture {
     let root = tmp.path().to_path_buf();
     let db = root.join("db");
     let repo_dir = root.join("repo");
-    let repo = alopex_common::small_repo(&repo_dir);
-    let store = alopex_common::open_db(&db);
+    let repo = common::small_repo(&repo_dir);
+    let store = common::alopex::open_db(&db);
     let mut model = Model::new();
 
     let batch = |from: u64, to: u64, seed: u64| -> Vec<Op> {
@@ -62,12 +62,12 @@ fn fixture() -> Fixture {
     commit(&store, &mut model, &[del("row/0005"), put("row/0006", 99)]);
     fs::create_dir_all(db.join(".lifecycle")).expect("mkdir .lifecycle");
     fs::write(db.join(".lifecycle/marker"), b"lifecycle state: serving\n").expect("marker");
-    let snap_a = alopex_common::snap(&repo, &db, &BackupOptions::default())
+    let snap_a = common::alopex::snap(&repo, &db, &BackupOptions::default())
         .record
         .id;
     let model_a = model.clone();
     let reference_a = root.join("reference-a");
-    alopex_common::copy_data_dir(&db, &reference_a);
+    common::alopex::copy_data_dir(&db, &reference_a);
     let _ = fs::remove_file(reference_a.join(".alopex.lock"));
     let _ = fs::remove_dir_all(reference_a.join(".lifecycle"));
 
@@ -97,7 +97,7 @@ fn fixture() -> Fixture {
 
 /// Relative path → (inode, content) of every regular file below `dir`.
 fn files_with_inodes(dir: &Path) -> BTreeMap<String, (u64, Vec<u8>)> {
-    alopex_common::dir_paths(dir)
+    common::alopex::dir_paths(dir)
         .into_iter()
         .filter(|rel| dir.join(rel).is_file())
         .filter(|rel| rel != "lsm.wal")
@@ -123,12 +123,12 @@ fn in_place_restore_returns_the_directory_to_state_a() {
     let lock_before = fs::read(f.db.join(".alopex.lock")).expect("lock file exists");
     let lock_ino = fs::metadata(f.db.join(".alopex.lock")).expect("stat").ino();
     let marker_before = fs::read(f.db.join(".lifecycle/marker")).expect("marker");
-    let before = alopex_common::dir_paths(&f.db);
-    let ssts_b = alopex_common::sst_files(&f.db);
+    let before = common::alopex::dir_paths(&f.db);
+    let ssts_b = common::alopex::sst_files(&f.db);
     let ino_of = |rel: &str| fs::metadata(f.db.join(rel)).expect("stat").ino();
 
     // What the restore must do, worked out from the files themselves.
-    let wanted = alopex_common::dir_paths(&f.reference_a);
+    let wanted = common::alopex::dir_paths(&f.reference_a);
     let mut identical = Vec::new();
     let mut differing = Vec::new();
     for rel in &wanted {
@@ -136,7 +136,7 @@ fn in_place_restore_returns_the_directory_to_state_a() {
         if !a.is_file() {
             continue;
         }
-        if b.is_file() && alopex_common::same_content(&a, &b) {
+        if b.is_file() && common::alopex::same_content(&a, &b) {
             identical.push(rel.clone());
         } else {
             differing.push(rel.clone());
@@ -176,7 +176,7 @@ fn in_place_restore_returns_the_directory_to_state_a() {
     for (rel, ino) in differing.iter().zip(&differing_inodes) {
         assert_ne!(ino_of(rel), *ino, "differing {rel} was not replaced");
         assert!(
-            alopex_common::same_content(&f.reference_a.join(rel), &f.db.join(rel)),
+            common::alopex::same_content(&f.reference_a.join(rel), &f.db.join(rel)),
             "{rel} does not hold A's bytes"
         );
     }
@@ -194,14 +194,14 @@ fn in_place_restore_returns_the_directory_to_state_a() {
     );
     assert!(stats.stage_files >= 3, "{stats:?}");
 
-    let mut after = alopex_common::dir_paths(&f.db);
+    let mut after = common::alopex::dir_paths(&f.db);
     after.retain(|p| !(p == ".alopex.lock" || p == ".lifecycle" || p.starts_with(".lifecycle/")));
     assert_eq!(
         after, wanted,
         "the directory does not hold exactly A's entries"
     );
     assert!(
-        !alopex_common::dir_paths(&f.db)
+        !common::alopex::dir_paths(&f.db)
             .iter()
             .any(|p| p.contains(".snapkeep-restore-")),
         "a temp file was left behind"
@@ -222,8 +222,8 @@ fn in_place_restore_returns_the_directory_to_state_a() {
     );
 
     // The database is at state A, and keeps working from there.
-    let store = alopex_common::open_db(&f.db);
-    alopex_common::assert_state(&store, &f.model_a, "in-place restore of A");
+    let store = common::alopex::open_db(&f.db);
+    common::alopex::assert_state(&store, &f.model_a, "in-place restore of A");
     let mut model = f.model_a.clone();
     commit(
         &store,
@@ -231,8 +231,8 @@ fn in_place_restore_returns_the_directory_to_state_a() {
         &[put("after/restore", 7), del("row/0010")],
     );
     drop(store);
-    let store = alopex_common::open_db(&f.db);
-    alopex_common::assert_state(&store, &model, "a write after the in-place restore");
+    let store = common::alopex::open_db(&f.db);
+    common::alopex::assert_state(&store, &model, "a write after the in-place restore");
     drop(store);
 
     // Restoring the same snapshot again changes nothing: everything is identical.
@@ -241,15 +241,15 @@ fn in_place_restore_returns_the_directory_to_state_a() {
     let stats2 = stats2.expect("second in-place restore");
     assert_eq!(stats2.deleted, 0, "{stats2:?}");
     assert_eq!(stats2.unchanged, stats2.files - 1, "{stats2:?}");
-    let store = alopex_common::open_db(&f.db);
-    alopex_common::assert_state(&store, &f.model_a, "second in-place restore of A");
+    let store = common::alopex::open_db(&f.db);
+    common::alopex::assert_state(&store, &f.model_a, "second in-place restore of A");
 }
 
 #[test]
 fn in_place_restore_refuses_while_the_database_runs_unless_forced() {
     let f = fixture();
-    let store = alopex_common::open_db(&f.db);
-    alopex_common::assert_state(&store, &f.model_b, "state B");
+    let store = common::alopex::open_db(&f.db);
+    common::alopex::assert_state(&store, &f.model_b, "state B");
     let before = files_with_inodes(&f.db);
     let wal_before = fs::metadata(f.db.join("lsm.wal")).expect("stat").ino();
 
@@ -277,19 +277,14 @@ fn in_place_restore_refuses_while_the_database_runs_unless_forced() {
     // The CLI: exit 3, nothing on stdout, the reason on stderr; --force needs --in-place.
     let db = f.db.to_str().expect("utf-8");
     let id = f.snap_a.to_string();
-    let out = alopex_common::cli(&f.repo_dir, &["restore", &id, db, "--in-place"]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::cli_exited(&f.repo_dir, &["restore", &id, db, "--in-place"]);
+    common::assert_exit(&out, 3, "");
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("alopex.lock"));
-    let out = alopex_common::cli(&f.repo_dir, &["--json", "restore", &id, db, "--in-place"]);
+    let out = common::cli_exited(&f.repo_dir, &["--json", "restore", &id, db, "--in-place"]);
     assert_eq!(out.status.code(), Some(3));
-    assert_eq!(alopex_common::json_of(&out)["exit_code"], 3);
-    let out = alopex_common::cli(&f.repo_dir, &["restore", &id, db, "--force"]);
+    assert_eq!(common::json_of(&out)["exit_code"], 3);
+    let out = common::cli_exited(&f.repo_dir, &["restore", &id, db, "--force"]);
     assert_eq!(out.status.code(), Some(2), "--force without --in-place");
     assert_eq!(
         files_with_inodes(&f.db),
@@ -307,22 +302,17 @@ fn in_place_restore_refuses_while_the_database_runs_unless_forced() {
         stats.stage_problems
     );
     drop(store);
-    let store = alopex_common::open_db(&f.db);
-    alopex_common::assert_state(&store, &f.model_a, "forced in-place restore of A");
+    let store = common::alopex::open_db(&f.db);
+    common::alopex::assert_state(&store, &f.model_a, "forced in-place restore of A");
     drop(store);
 
     // The CLI with --force while a handle is open succeeds too (exit 0).
-    let holder = alopex_common::open_db(&f.db);
-    let out = alopex_common::cli(&f.repo_dir, &["restore", &id, db, "--in-place", "--force"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let holder = common::alopex::open_db(&f.db);
+    let out = common::cli_exited(&f.repo_dir, &["restore", &id, db, "--in-place", "--force"]);
+    common::assert_exit(&out, 0, "");
     drop(holder);
-    let store = alopex_common::open_db(&f.db);
-    alopex_common::assert_state(&store, &f.model_a, "CLI forced in-place restore of A");
+    let store = common::alopex::open_db(&f.db);
+    common::alopex::assert_state(&store, &f.model_a, "CLI forced in-place restore of A");
 }
 
 /// Minimal form of the in-place "identical" check's blind spot: two files of the same size
@@ -348,8 +338,8 @@ fn in_place_restore_replaces_a_same_size_file_whose_crc32_collides() {
         "CRC32 residue"
     );
     fs::write(src.join("meta"), &old).expect("write");
-    let repo = alopex_common::small_repo(&tmp.path().join("repo"));
-    let id = alopex_common::snap(&repo, &src, &BackupOptions::default())
+    let repo = common::small_repo(&tmp.path().join("repo"));
+    let id = common::alopex::snap(&repo, &src, &BackupOptions::default())
         .record
         .id;
     fs::write(src.join("meta"), &new).expect("rewrite");

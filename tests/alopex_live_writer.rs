@@ -6,20 +6,20 @@
 //! `seq/<b - 20>`, so the state after batch k is a pure function of k and the value of
 //! `last` names the state a restored copy claims to be.
 
-mod alopex_common;
+mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use alopex_common::{Model, Op, value};
 use alopex_core::kv::{KVStore, KVTransaction};
 use alopex_core::lsm::LsmKV;
 use alopex_core::types::TxnMode;
+use common::alopex::{Model, Op, value};
 use snapkeep::backup::PreHook;
 use snapkeep::format::manifest::FLAG_INCONSISTENT;
 use snapkeep::progress::{Phase, Progress};
-use snapkeep::{BackupOptions, NoProgress, Repository, SnapshotId};
+use snapkeep::{BackupOptions, Repository, SnapshotId};
 
 fn batch(b: u64) -> Vec<Op> {
     let mut ops: Vec<Op> = vec![
@@ -70,15 +70,15 @@ fn commit_batch(store: &LsmKV, b: u64) {
 
 /// The batch number a restored database claims (its `last`), and its full state.
 fn restored_state(repo: &Repository, id: &SnapshotId, target: &std::path::Path) -> (u64, Model) {
-    let restore = alopex_common::restore_new(repo, id, target);
+    let restore = common::alopex::restore_new(repo, id, target);
     assert!(
         restore.stage_problems.is_empty(),
         "restored snapshot {id} fails the Alopex stage: {:?}",
         restore.stage_problems
     );
     assert!(!target.join(".alopex.lock").exists());
-    let db = alopex_common::open_db(target);
-    let state = alopex_common::scan_all(&db);
+    let db = common::alopex::open_db(target);
+    let state = common::alopex::scan_all(&db);
     let k = state.get(b"last".as_slice()).map_or(0, |v| {
         String::from_utf8_lossy(v)
             .parse()
@@ -122,8 +122,8 @@ fn snapshots_of_a_running_writer_restore_to_journaled_states() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().expect("tempdir");
     let db = tmp.path().join("db");
-    let repo = alopex_common::small_repo(&tmp.path().join("repo"));
-    let store = Arc::new(alopex_common::open_db(&db));
+    let repo = common::small_repo(&tmp.path().join("repo"));
+    let store = Arc::new(common::alopex::open_db(&db));
     let committed = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
 
@@ -177,7 +177,7 @@ fn snapshots_of_a_running_writer_restore_to_journaled_states() {
     for _ in 0..5 {
         std::thread::sleep(Duration::from_millis(400));
         let before = committed.load(Ordering::SeqCst);
-        let out = alopex_common::snap(&repo, &db, &opts);
+        let out = common::alopex::snap(&repo, &db, &opts);
         let after = committed.load(Ordering::SeqCst);
         let lo = hook_saw.load(Ordering::SeqCst);
         assert!(lo >= before);
@@ -215,16 +215,8 @@ fn snapshots_of_a_running_writer_restore_to_journaled_states() {
     );
 
     // The live database itself is still whole.
-    alopex_common::assert_state(&store, &state_after(total), "the live DB");
-    let report = snapkeep::verify(
-        &repo,
-        &snapkeep::VerifyOptions {
-            read_data: true,
-            ..Default::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify");
+    common::alopex::assert_state(&store, &state_after(total), "the live DB");
+    let report = common::verify_read_data(&repo);
     assert!(report.ok(), "{:?}", report.findings);
     eprintln!(
         "live writer: {total} batches, states {claimed:?}, {warnings} warnings, {:?}",
@@ -259,8 +251,8 @@ impl Progress for CheckpointAtCapture {
 fn a_checkpoint_between_walk_and_capture_still_yields_a_journaled_state() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let db = tmp.path().join("db");
-    let repo = alopex_common::small_repo(&tmp.path().join("repo"));
-    let store = Arc::new(alopex_common::open_db(&db));
+    let repo = common::small_repo(&tmp.path().join("repo"));
+    let store = Arc::new(common::alopex::open_db(&db));
     for b in 1..=10 {
         commit_batch(&store, b);
     }
@@ -284,7 +276,7 @@ fn a_checkpoint_between_walk_and_capture_still_yields_a_journaled_state() {
     );
     let done = progress.next.load(Ordering::SeqCst) - 1;
     assert_eq!(done, 16);
-    alopex_common::assert_state(&store, &state_after(done), "the live DB");
+    common::alopex::assert_state(&store, &state_after(done), "the live DB");
     drop(store);
 
     // The snapshot began at batch 14 (walked then) and ended at 16: any of 14, 15, 16 is a
@@ -307,9 +299,9 @@ fn a_checkpoint_between_walk_and_capture_still_yields_a_journaled_state() {
 fn a_wal_rewritten_in_place_while_captured_never_stores_a_blob_that_mismatches_its_id() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let db = tmp.path().join("db");
-    let repo = alopex_common::small_repo(&tmp.path().join("repo"));
+    let repo = common::small_repo(&tmp.path().join("repo"));
     {
-        let store = alopex_common::open_db(&db);
+        let store = common::alopex::open_db(&db);
         for b in 0..64u64 {
             let mut tx = store.begin(TxnMode::ReadWrite).expect("begin");
             tx.put(format!("big/{b:02}").into_bytes(), value(b, 64 * 1024))
@@ -326,8 +318,8 @@ fn a_wal_rewritten_in_place_while_captured_never_stores_a_blob_that_mismatches_i
         expected.insert(format!("big/{b:02}").into_bytes(), value(b, 64 * 1024));
     }
     let wal = db.join("lsm.wal");
-    let (_, end) = alopex_common::wal_bounds(&wal);
-    let stale_from = alopex_common::wal_physical(end) + 4096;
+    let (_, end) = common::alopex::wal_bounds(&wal);
+    let stale_from = common::alopex::wal_physical(end) + 4096;
     let stale_len = 4u64 << 20;
     let stop = Arc::new(AtomicBool::new(false));
     let hammer = {
@@ -351,7 +343,7 @@ fn a_wal_rewritten_in_place_while_captured_never_stores_a_blob_that_mismatches_i
     };
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let out = alopex_common::snap(&repo, &db, &BackupOptions::default());
+        let out = common::alopex::snap(&repo, &db, &BackupOptions::default());
         assert_eq!(
             out.record.flags & FLAG_INCONSISTENT,
             0,
@@ -364,15 +356,7 @@ fn a_wal_rewritten_in_place_while_captured_never_stores_a_blob_that_mismatches_i
     let writes = hammer.join().expect("writer thread");
     assert!(writes > 1000, "the writer hardly ran ({writes} writes)");
 
-    let report = snapkeep::verify(
-        &repo,
-        &snapkeep::VerifyOptions {
-            read_data: true,
-            ..Default::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify");
+    let report = common::verify_read_data(&repo);
     assert!(
         report.ok(),
         "{} findings after snapshotting a WAL rewritten in place, e.g. {:?}",
@@ -386,8 +370,8 @@ fn a_wal_rewritten_in_place_while_captured_never_stores_a_blob_that_mismatches_i
     );
     for (n, id) in ids.iter().enumerate() {
         let target = tmp.path().join(format!("restored{n}"));
-        alopex_common::restore_new(&repo, id, &target);
-        let db = alopex_common::open_db(&target);
-        alopex_common::assert_state(&db, &expected, &format!("snapshot {n}"));
+        common::alopex::restore_new(&repo, id, &target);
+        let db = common::alopex::open_db(&target);
+        common::alopex::assert_state(&db, &expected, &format!("snapshot {n}"));
     }
 }

@@ -4,15 +4,15 @@
 //! equal a model of that moment. The lock file and the other never-captured names never
 //! reach a snapshot; a snapshot of an idle database reuses its files and re-checks nothing.
 
-mod alopex_common;
+mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use alopex_common::{Model, Op, commit, value};
+use common::alopex::{Model, Op, commit, value};
 use snapkeep::format::manifest::FLAG_INCONSISTENT;
-use snapkeep::{BackupOptions, NoProgress, Repository, SnapshotId};
+use snapkeep::{BackupOptions, Repository, SnapshotId};
 
 /// Names the Alopex layout never captures, planted in the source before every snapshot.
 const JUNK: [&str; 6] = [
@@ -67,8 +67,8 @@ fn take(
     reference: PathBuf,
 ) -> (Taken, snapkeep::BackupOutcome) {
     plant_junk(src);
-    let out = alopex_common::snap(repo, src, &BackupOptions::default());
-    alopex_common::copy_data_dir(src, &reference);
+    let out = common::alopex::snap(repo, src, &BackupOptions::default());
+    common::alopex::copy_data_dir(src, &reference);
     for j in JUNK.iter().chain(&[".alopex.lock"]) {
         let _ = fs::remove_file(reference.join(j));
     }
@@ -99,8 +99,8 @@ fn every_round_restores_to_its_committed_state() {
     let root = tmp.path();
     let src = root.join("db");
     let repo_dir = root.join("repo");
-    let repo = alopex_common::small_repo(&repo_dir);
-    let store = alopex_common::open_db(&src);
+    let repo = common::small_repo(&repo_dir);
+    let store = common::alopex::open_db(&src);
     let mut model = Model::new();
     let mut taken = Vec::new();
 
@@ -210,7 +210,7 @@ fn every_round_restores_to_its_committed_state() {
     // of the never-captured names, sound for the stages, and the DB state of its moment.
     for (n, t) in taken.iter().enumerate() {
         let rec = repo.load_snapshot(&t.id).expect("record");
-        let in_tree = alopex_common::tree_paths(&repo, &rec.tree);
+        let in_tree = common::alopex::tree_paths(&repo, &rec.tree);
         for p in &in_tree {
             assert!(!is_junk(p), "snapshot {n} holds never-captured {p}");
         }
@@ -218,24 +218,24 @@ fn every_round_restores_to_its_committed_state() {
         assert!(in_tree.iter().any(|p| p == "checkpoint.meta"));
 
         let target = root.join(format!("restored{n}"));
-        let stats = alopex_common::restore_new(&repo, &t.id, &target);
+        let stats = common::alopex::restore_new(&repo, &t.id, &target);
         assert!(
             stats.stage_problems.is_empty(),
             "restore {n}: {:?}",
             stats.stage_problems
         );
-        let ssts = alopex_common::sst_files(&target).len() as u64;
+        let ssts = common::alopex::sst_files(&target).len() as u64;
         assert_eq!(
             stats.stage_files,
             2 + ssts,
             "restore {n}: lsm.wal, checkpoint.meta and every SSTable are checked"
         );
-        let restored = alopex_common::dir_paths(&target);
+        let restored = common::alopex::dir_paths(&target);
         assert!(
             !target.join(".alopex.lock").exists(),
             "restore {n} created the lock file"
         );
-        let expected = alopex_common::dir_paths(&t.reference);
+        let expected = common::alopex::dir_paths(&t.reference);
         assert_eq!(
             restored, expected,
             "restore {n}: entries differ from the source"
@@ -244,13 +244,13 @@ fn every_round_restores_to_its_committed_state() {
             let (a, b) = (target.join(rel), t.reference.join(rel));
             if a.is_file() {
                 assert!(
-                    alopex_common::same_content(&a, &b),
+                    common::alopex::same_content(&a, &b),
                     "restore {n}: {rel} differs from what was captured"
                 );
             }
         }
-        let db = alopex_common::open_db(&target);
-        alopex_common::assert_state(&db, &t.model, &format!("snapshot {n}"));
+        let db = common::alopex::open_db(&target);
+        common::alopex::assert_state(&db, &t.model, &format!("snapshot {n}"));
     }
     // The states really differ from round to round (the comparisons above are not vacuous).
     for w in taken[..4].windows(2) {
@@ -259,7 +259,7 @@ fn every_round_restores_to_its_committed_state() {
 
     // The CLI restores the same way and reports no stage problem.
     let target = root.join("restored-cli");
-    let out = alopex_common::cli(
+    let out = common::cli_exited(
         &repo_dir,
         &[
             "--json",
@@ -268,29 +268,16 @@ fn every_round_restores_to_its_committed_state() {
             target.to_str().expect("utf-8"),
         ],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = alopex_common::json_of(&out);
+    common::assert_exit(&out, 0, "");
+    let v = common::json_of(&out);
     assert_eq!(v["stage_problems"], serde_json::json!([]));
     assert!(v["stage_files"].as_u64().is_some_and(|n| n >= 3), "{v}");
     assert!(!target.join(".alopex.lock").exists());
-    let db = alopex_common::open_db(&target);
-    alopex_common::assert_state(&db, &taken[1].model, "CLI restore of snapshot 1");
+    let db = common::alopex::open_db(&target);
+    common::alopex::assert_state(&db, &taken[1].model, "CLI restore of snapshot 1");
 
     // The whole repository verifies clean, stages included.
-    let report = snapkeep::verify(
-        &repo,
-        &snapkeep::VerifyOptions {
-            read_data: true,
-            ..Default::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify");
+    let report = common::verify_read_data(&repo);
     assert!(report.ok(), "{:?}", report.findings);
     assert!(report.stage_files > 0);
     eprintln!("roundtrip took {:?}", started.elapsed());

@@ -3,11 +3,11 @@
 //! found by exactly the part that holds it; the CLI rejects subsets that select nothing or
 //! do not parse (exit 2).
 
-mod alopex_common;
+mod common;
 
 use std::collections::HashSet;
 
-use alopex_common::{Model, Op, commit, value};
+use common::alopex::{Model, Op, commit, value};
 use snapkeep::format::keys;
 use snapkeep::verify::Subset;
 use snapkeep::{BackupOptions, NoProgress, PackId, Repository, VerifyOptions, VerifyReport};
@@ -40,8 +40,8 @@ fn part_of(id: &PackId, m: u32) -> u32 {
 fn repository(root: &std::path::Path) -> (std::path::PathBuf, Repository) {
     let db = root.join("db");
     let repo_dir = root.join("repo");
-    let repo = alopex_common::small_repo(&repo_dir);
-    let store = alopex_common::open_db(&db);
+    let repo = common::small_repo(&repo_dir);
+    let store = common::alopex::open_db(&db);
     let mut model = Model::new();
     for round in 0..6u64 {
         let ops: Vec<Op> = (0..40u64)
@@ -59,7 +59,7 @@ fn repository(root: &std::path::Path) -> (std::path::PathBuf, Repository) {
         if round % 2 == 1 {
             store.checkpoint().expect("checkpoint");
         }
-        alopex_common::snap(&repo, &db, &BackupOptions::default());
+        common::alopex::snap(&repo, &db, &BackupOptions::default());
     }
     (repo_dir, repo)
 }
@@ -68,7 +68,7 @@ fn repository(root: &std::path::Path) -> (std::path::PathBuf, Repository) {
 fn parts_partition_the_packs_and_percent_100_reads_all() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (repo_dir, repo) = repository(tmp.path());
-    let packs: Vec<PackId> = alopex_common::dir_paths(&repo_dir.join("data"))
+    let packs: Vec<PackId> = common::alopex::dir_paths(&repo_dir.join("data"))
         .iter()
         .filter_map(|p| p.rsplit('/').next()?.parse().ok())
         .collect();
@@ -113,7 +113,7 @@ fn parts_partition_the_packs_and_percent_100_reads_all() {
     let pack_of_data: HashSet<PackId> = packs.iter().copied().collect();
     let victim = {
         let rec = &repo.snapshots().expect("list").0[0];
-        let node = alopex_common::find_node(&repo, &rec.tree, "lsm.wal").expect("wal");
+        let node = common::alopex::find_node(&repo, &rec.tree, "lsm.wal").expect("wal");
         let snapkeep::format::manifest::NodeKind::File { chunks, .. } = &node.kind else {
             panic!("lsm.wal is not a file");
         };
@@ -121,7 +121,7 @@ fn parts_partition_the_packs_and_percent_100_reads_all() {
         repo.locate(&c.id).expect("located")
     };
     assert!(pack_of_data.contains(&victim.pack));
-    alopex_common::flip_byte(
+    common::alopex::flip_byte(
         &repo_dir.join(keys::pack(&victim.pack)),
         u64::from(victim.offset) + u64::from(victim.length) / 2,
         0x20,
@@ -154,13 +154,8 @@ fn the_cli_rejects_subsets_that_select_nothing() {
         "3/2", "0/2", "1/0", "0%", "101%", "-5%", "half", "1/2/3", "",
     ] {
         let arg = format!("--read-data-subset={bad}");
-        let out = alopex_common::cli(&repo_dir, &["verify", &arg]);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "--read-data-subset {bad:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = common::cli_exited(&repo_dir, &["verify", &arg]);
+        common::assert_exit(&out, 2, &format!("--read-data-subset {bad:?}"));
         assert!(out.stdout.is_empty(), "{bad:?}");
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("subset"),
@@ -170,27 +165,19 @@ fn the_cli_rejects_subsets_that_select_nothing() {
     }
     let mut read = 0;
     for part in ["1/2", "2/2"] {
-        let out = alopex_common::cli(&repo_dir, &["--json", "verify", "--read-data-subset", part]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{part}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v = alopex_common::json_of(&out);
+        let out = common::cli_exited(&repo_dir, &["--json", "verify", "--read-data-subset", part]);
+        common::assert_exit(&out, 0, part);
+        let v = common::json_of(&out);
         assert_eq!(v["ok"], true, "{v}");
         read += v["packs_read"].as_u64().expect("packs_read");
     }
-    let out = alopex_common::cli(
+    let out = common::cli_exited(
         &repo_dir,
         &["--json", "verify", "--read-data-subset", "100%"],
     );
     assert_eq!(out.status.code(), Some(0));
-    let v = alopex_common::json_of(&out);
+    let v = common::json_of(&out);
     assert_eq!(v["packs_read"].as_u64(), Some(read), "{v}");
-    let out = alopex_common::cli(&repo_dir, &["--json", "verify", "--read-data"]);
-    assert_eq!(
-        alopex_common::json_of(&out)["packs_read"].as_u64(),
-        Some(read)
-    );
+    let out = common::cli_exited(&repo_dir, &["--json", "verify", "--read-data"]);
+    assert_eq!(common::json_of(&out)["packs_read"].as_u64(), Some(read));
 }

@@ -3,9 +3,8 @@
 //! repository; and on S3, `list` and a no-change snapshot make a handful of requests.
 
 mod common;
-mod s3_common;
 
-use s3_common::{TestRepo, targets, tree_contents};
+use common::s3::{TestRepo, targets, tree_contents};
 
 fn source(t: &TestRepo) -> std::path::PathBuf {
     let src = t.path("src");
@@ -47,11 +46,7 @@ fn round_trip_on_every_backend() {
 
         let target_dir = t.path("restored");
         let out = t.cli(&["restore", &id, target_dir.to_str().expect("utf-8")]);
-        assert!(
-            out.status.success(),
-            "[{name}] restore: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_success(&out, &format!("[{name}] restore"));
         assert!(
             tree_contents(&src) == tree_contents(&target_dir),
             "[{name}] restored bytes differ"
@@ -89,10 +84,10 @@ fn list_and_a_no_change_snapshot_make_few_requests() {
         let (out, snap_requests) = t.cli_counted(&["snapshot", src_s]);
         assert!(out.status.success(), "[{name}]");
         match target {
-            s3_common::Target::Local => {
+            common::s3::Target::Local => {
                 assert_eq!((list_requests, snap_requests), (0, 0), "[{name}]");
             }
-            s3_common::Target::S3(_) => {
+            common::s3::Target::S3(_) => {
                 let fresh_records = 2;
                 assert!(
                     list_requests <= 3 + fresh_records,

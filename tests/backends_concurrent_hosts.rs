@@ -4,11 +4,10 @@
 //! is stored at most once per writer that could not see the other's, and once from then on.
 
 mod common;
-mod s3_common;
 
 use std::process::Stdio;
 
-use s3_common::{targets, tree_contents};
+use common::s3::{targets, tree_contents};
 
 const SHARED: usize = 2 << 20;
 const OWN: usize = 1 << 20;
@@ -45,13 +44,8 @@ fn two_hosts_snapshot_concurrently_into_one_repository() {
         let mut ids = Vec::new();
         for child in children {
             let out = child.wait_with_output().expect("wait");
-            assert_eq!(
-                out.status.code(),
-                Some(0),
-                "[{name}] concurrent snapshot failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            common::assert_exit(&out, 0, &format!("[{name}] concurrent snapshot failed"));
+            let v = common::json_of(&out);
             ids.push(v["id"].as_str().expect("id").to_owned());
         }
 
@@ -61,11 +55,7 @@ fn two_hosts_snapshot_concurrently_into_one_repository() {
         for (src, id) in sources.iter().zip(&ids) {
             let dest = t.path(&format!("restore-{id}"));
             let out = t.cli(&["restore", id, dest.to_str().expect("utf-8")]);
-            assert!(
-                out.status.success(),
-                "[{name}] {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            common::assert_success(&out, &format!("[{name}]"));
             assert!(
                 tree_contents(src) == tree_contents(&dest),
                 "[{name}] restore of {id} differs"

@@ -3,9 +3,8 @@
 //! shares a file with the first stores only what is its own.
 
 mod common;
-mod s3_common;
 
-use s3_common::targets;
+use common::s3::targets;
 
 const SHARED: usize = 2 << 20;
 const OWN: usize = 1 << 20;

@@ -4,9 +4,8 @@
 //! while a snapshot runs in another process leaves both whole.
 
 mod common;
-mod s3_common;
 
-use s3_common::{targets, tree_contents};
+use common::s3::{targets, tree_contents};
 
 const OWN: usize = 1 << 20;
 
@@ -99,12 +98,8 @@ fn prune_while_another_process_snapshots() {
                 .expect("spawn")
                 .wait_with_output()
                 .expect("snapshot process");
-            assert!(
-                out.status.success(),
-                "[{name}] a snapshot failed next to a prune: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let id: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+            common::assert_success(&out, &format!("[{name}] a snapshot failed next to a prune"));
+            let id = common::json_of(&out);
             kept.push((
                 id["id"].as_str().expect("id").to_owned(),
                 tree_contents(&src),

@@ -9,10 +9,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-use snapkeep::{
-    BackupOptions, NoProgress, Repository, RestoreOptions, SnapshotId, SnapshotRecord,
-    VerifyOptions,
-};
+use snapkeep::{BackupOptions, NoProgress, Repository, RestoreOptions, SnapshotId, SnapshotRecord};
 
 /// An mtime long before any snapshot: old enough for any "settled file" rule.
 fn old_time() -> std::time::SystemTime {
@@ -40,15 +37,7 @@ fn restore(repo: &Repository, id: &SnapshotId, target: &Path) {
 }
 
 fn verify_ok(repo: &Repository) {
-    let r = snapkeep::verify(
-        repo,
-        &VerifyOptions {
-            read_data: true,
-            ..Default::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify");
+    let r = common::verify_read_data(repo);
     assert!(r.ok(), "{:?}", r.findings);
 }
 

@@ -1,5 +1,7 @@
 //! `snapkeep bench --json` runs every step on a small generated dataset and reports them.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
@@ -15,12 +17,8 @@ fn bench_reports_every_step_as_json() {
         ])
         .output()
         .expect("run bench");
-    assert!(
-        out.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    common::assert_success(&out, "bench failed");
+    let v = common::json_of(&out);
     let steps = v["steps"].as_array().expect("steps");
     let names: Vec<&str> = steps.iter().filter_map(|s| s["step"].as_str()).collect();
     assert_eq!(

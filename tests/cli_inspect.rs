@@ -61,12 +61,7 @@ fn inspect_commands_report_a_known_change() {
     );
 
     let ls = json(&repo, &["ls", &b]);
-    let names: Vec<&str> = ls
-        .as_array()
-        .expect("array")
-        .iter()
-        .filter_map(|e| e["path"].as_str())
-        .collect();
+    let names = common::json_strings(&ls, "path");
     assert!(
         names.contains(&"/d/becomes-dir") && names.contains(&"/new.txt"),
         "{names:?}"

@@ -22,7 +22,6 @@
 //! - `processes_snapshot_and_forget_prune_loops`: the same with CLI child processes.
 
 mod common;
-mod prune_common;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -31,23 +30,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use prune_common::{HookBackend, ListHookBackend, same_tree};
+use common::prune::{HookBackend, ListHookBackend, same_tree};
 use snapkeep::backend::{Backend, LocalBackend};
 use snapkeep::prune::{MaxUnused, PruneOptions, PruneReport, prune};
-use snapkeep::{
-    BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, SnapshotId, VerifyOptions,
-};
+use snapkeep::{BackupOptions, NoProgress, Repository, RestoreOptions, SnapshotId};
 
 fn init(dir: &Path) -> Repository {
-    Repository::init_local(
-        dir,
-        &InitOptions {
-            chunker: common::params(16 * 1024),
-            pack_size: 1 << 20,
-            ..InitOptions::default()
-        },
-    )
-    .expect("init")
+    common::small_packs_repo(dir)
 }
 
 fn grace0(max_unused: MaxUnused) -> PruneOptions {
@@ -59,15 +48,7 @@ fn grace0(max_unused: MaxUnused) -> PruneOptions {
 }
 
 fn verify_all(repo: &Repository) -> Vec<String> {
-    let report = snapkeep::verify(
-        repo,
-        &VerifyOptions {
-            read_data: true,
-            ..VerifyOptions::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify runs");
+    let report = common::verify_read_data(repo);
     report.findings.iter().map(ToString::to_string).collect()
 }
 
@@ -542,12 +523,12 @@ impl Workload {
         let mut rng = common::XorShift::new(seed);
         common::write_file(
             &src.join("big.bin"),
-            &common::random_bytes(1_500_000, prune_common::seed(rng.next_u64())),
+            &common::random_bytes(1_500_000, common::prune::seed(rng.next_u64())),
         );
         let mut history = Vec::new();
         for k in 0..6 {
             let data =
-                common::random_bytes(100_000 + 20_000 * k, prune_common::seed(rng.next_u64()));
+                common::random_bytes(100_000 + 20_000 * k, common::prune::seed(rng.next_u64()));
             common::write_file(&src.join(format!("dir{}/f{k}.bin", k % 2)), &data);
             history.push(data);
         }
@@ -570,23 +551,28 @@ impl Workload {
         let r = &mut self.rng;
         // New content for one small file.
         let k = r.next_u64() % 6;
-        #[allow(clippy::cast_possible_truncation)]
         let len = 50_000 + (r.next_u64() % 200_000) as usize;
-        let data = common::random_bytes(len, prune_common::seed(r.next_u64()));
+        let data = common::random_bytes(len, common::prune::seed(r.next_u64()));
         common::write_file(&Self::small(&self.src, k), &data);
         self.history.push(data);
         // A 64 KiB edit inside the big file: most of its chunks stay shared.
         let mut big = fs::read(self.src.join("big.bin")).expect("read big");
-        #[allow(clippy::cast_possible_truncation)]
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a value below a usize length or bound fits usize"
+        )]
         let at = (r.next_u64() % (big.len() as u64 - 65_536)) as usize;
         big[at..at + 65_536].copy_from_slice(&common::random_bytes(
             65_536,
-            prune_common::seed(r.next_u64()),
+            common::prune::seed(r.next_u64()),
         ));
         fs::write(self.src.join("big.bin"), &big).expect("write big");
         if self.round.is_multiple_of(3) && self.history.len() > 4 {
             // An old version comes back: its blobs may only be in packs marked meanwhile.
-            #[allow(clippy::cast_possible_truncation)]
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "a value below a usize length or bound fits usize"
+            )]
             let old = (r.next_u64() % (self.history.len() as u64 - 3)) as usize;
             let k2 = r.next_u64() % 6;
             common::write_file(&Self::small(&self.src, k2), &self.history[old]);
@@ -892,8 +878,7 @@ fn processes_snapshot_and_forget_prune_loops() {
                 let out = c.output().expect("run forget/prune");
                 let after = running.load(Ordering::SeqCst);
                 if out.status.success() {
-                    let v: serde_json::Value =
-                        serde_json::from_slice(&out.stdout).expect("one JSON document");
+                    let v = common::json_of(&out);
                     let p = if i.is_multiple_of(2) { &v["prune"] } else { &v };
                     passes.push(pass_from_json(p, before || after));
                 } else {
@@ -953,11 +938,7 @@ fn processes_snapshot_and_forget_prune_loops() {
         .args(["prune", "--grace", "0", "--max-unused", "0%"])
         .output()
         .expect("final prune");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out, "");
     failures.extend(check_end_state(
         &repo_dir,
         &states,

@@ -4,18 +4,14 @@
 mod common;
 
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 #[test]
 fn parallel_processes_commit_consistent_snapshots() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let repo = tmp.path().join("repo");
-    let bin = env!("CARGO_BIN_EXE_snapkeep");
-    let status = Command::new(bin)
-        .arg("--repo")
-        .arg(&repo)
+    let status = common::cli_command(&repo)
         .args(["init", "--chunk-avg", "16KiB"])
-        .env_remove("SNAPKEEP_REPO")
         .status()
         .expect("init");
     assert_eq!(status.code(), Some(0));
@@ -35,12 +31,9 @@ fn parallel_processes_commit_consistent_snapshots() {
     let children: Vec<_> = sources
         .iter()
         .map(|src| {
-            Command::new(bin)
-                .arg("--repo")
-                .arg(&repo)
+            common::cli_command(&repo)
                 .args(["--json", "snapshot"])
                 .arg(src)
-                .env_remove("SNAPKEEP_REPO")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -50,43 +43,27 @@ fn parallel_processes_commit_consistent_snapshots() {
     let mut ids = Vec::new();
     for child in children {
         let out = child.wait_with_output().expect("wait");
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "concurrent snapshot failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        common::assert_exit(&out, 0, "concurrent snapshot failed");
+        let v = common::json_of(&out);
         ids.push(v["id"].as_str().expect("id").to_owned());
     }
 
-    let out = Command::new(bin)
-        .arg("--repo")
-        .arg(&repo)
+    let out = common::cli_command(&repo)
         .args(["verify", "--read-data", "--json"])
-        .env_remove("SNAPKEEP_REPO")
         .output()
         .expect("verify");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let v = common::json_of(&out);
     assert_eq!(out.status.code(), Some(0), "{v}");
     assert_eq!(v["snapshots"], n);
 
     for (i, id) in (0u64..).zip(&ids) {
         let target = tmp.path().join(format!("out{i}"));
-        let out = Command::new(bin)
-            .arg("--repo")
-            .arg(&repo)
+        let out = common::cli_command(&repo)
             .args(["restore", id])
             .arg(&target)
-            .env_remove("SNAPKEEP_REPO")
             .output()
             .expect("restore");
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_exit(&out, 0, "");
         assert!(fs::read(target.join("shared.bin")).expect("read") == shared);
         let own = fs::read_dir(&target)
             .expect("list")

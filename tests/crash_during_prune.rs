@@ -5,7 +5,6 @@
 //! the same size as a prune that never failed.
 
 mod common;
-mod prune_common;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -14,14 +13,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prune_common::{pack_bytes, same_tree};
+use common::prune::{pack_bytes, same_tree};
 use snapkeep::backend::{Backend, Fault, FaultyBackend, LocalBackend};
 use snapkeep::format::gc::LockRecord;
 use snapkeep::format::keys::PRUNE_LOCK as PRUNE_LOCK_KEY;
 use snapkeep::prune::{MaxUnused, PruneOptions, PruneReport, prune};
-use snapkeep::{
-    BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, SnapshotId, VerifyOptions,
-};
+use snapkeep::{BackupOptions, NoProgress, Repository, RestoreOptions, SnapshotId};
 
 fn opts() -> PruneOptions {
     PruneOptions {
@@ -33,19 +30,11 @@ fn opts() -> PruneOptions {
 }
 
 fn verify_findings(repo: &Repository) -> Vec<String> {
-    snapkeep::verify(
-        repo,
-        &VerifyOptions {
-            read_data: true,
-            ..VerifyOptions::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify runs")
-    .findings
-    .iter()
-    .map(ToString::to_string)
-    .collect()
+    common::verify_read_data(repo)
+        .findings
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 /// A pid no process has: a child that has exited and been reaped.
@@ -71,15 +60,7 @@ struct Fixture {
 fn fixture(root: &Path) -> Fixture {
     let base = root.join("base");
     let src = root.join("src");
-    let repo = Repository::init_local(
-        &base,
-        &InitOptions {
-            chunker: common::params(16 * 1024),
-            pack_size: 1 << 20,
-            ..InitOptions::default()
-        },
-    )
-    .expect("init");
+    let repo = common::small_packs_repo(&base);
     let snap = |repo: &Repository| {
         snapkeep::snapshot(repo, &src, &BackupOptions::default(), &NoProgress)
             .expect("snapshot")
@@ -277,7 +258,10 @@ fn every_failing_write_of_a_prune_leaves_a_clean_repository() {
                         ));
                     }
                     let bytes = pack_bytes(&dir);
-                    #[allow(clippy::cast_possible_wrap)]
+                    #[expect(
+                        clippy::cast_possible_wrap,
+                        reason = "pack byte totals of a test repository are far below i64::MAX"
+                    )]
                     size_diffs.push(bytes as i64 - clean.pack_bytes_after as i64);
                     if bytes > clean.pack_bytes_after + slack {
                         problems.push(format!(

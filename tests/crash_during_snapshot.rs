@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use snapkeep::backend::{Backend, Fault, FaultyBackend, LocalBackend};
-use snapkeep::{BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, VerifyOptions};
+use snapkeep::{BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions};
 
 fn same_tree(a: &Path, b: &Path) {
     for e in fs::read_dir(a).expect("list").flatten() {
@@ -98,15 +98,7 @@ fn every_failing_write_leaves_a_clean_repository() {
                 "{fault:?} at {n}: {} snapshots listed after a failed snapshot",
                 records.len()
             );
-            let report = snapkeep::verify(
-                &repo,
-                &VerifyOptions {
-                    read_data: true,
-                    ..VerifyOptions::default()
-                },
-                &NoProgress,
-            )
-            .expect("verify runs");
+            let report = common::verify_read_data(&repo);
             assert!(report.ok(), "{fault:?} at {n}: {:?}", report.findings);
             let out = tmp.path().join(format!("out-{fault:?}-{n}"));
             snapkeep::restore(

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fs;
 
 use snapkeep::index::MERGE_THRESHOLD;
-use snapkeep::{BackupOptions, NoProgress, Repository, RestoreOptions, VerifyOptions};
+use snapkeep::{BackupOptions, NoProgress, Repository, RestoreOptions};
 
 #[test]
 fn many_snapshots_merge_their_index_files() {
@@ -51,15 +51,7 @@ fn many_snapshots_merge_their_index_files() {
     assert!(merged, "index files were never merged");
 
     let repo = Repository::open_local(&repo_dir).expect("reopen");
-    let report = snapkeep::verify(
-        &repo,
-        &VerifyOptions {
-            read_data: true,
-            ..Default::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify");
+    let report = common::verify_read_data(&repo);
     assert!(report.ok(), "{:?}", report.findings);
     assert_eq!(report.snapshots, ids.len() as u64);
     for (n, id) in [(1usize, ids[0]), (ids.len(), ids[ids.len() - 1])] {

@@ -9,9 +9,7 @@ use std::path::Path;
 
 use snapkeep::format::index_file::BlobLocation;
 use snapkeep::repair::{plan_index_rebuild, repair_index};
-use snapkeep::{
-    BackupOptions, BlobId, NoProgress, Repository, RestoreOptions, SnapshotId, VerifyOptions,
-};
+use snapkeep::{BackupOptions, BlobId, NoProgress, Repository, RestoreOptions, SnapshotId};
 
 /// Several snapshots of an evolving tree: several index files and packs of both kinds.
 fn repo_with_history(root: &Path) -> (Repository, Vec<(SnapshotId, Vec<u8>)>) {
@@ -52,15 +50,7 @@ fn assert_restores(repo_dir: &Path, snaps: &[(SnapshotId, Vec<u8>)], out: &Path)
         );
         assert!(target.join(format!("round{i}.bin")).is_file());
     }
-    let report = snapkeep::verify(
-        &repo,
-        &VerifyOptions {
-            read_data: true,
-            ..Default::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify");
+    let report = common::verify_read_data(&repo);
     assert!(report.ok(), "verify after rebuild: {:?}", report.findings);
     assert_eq!(report.snapshots, snaps.len() as u64);
 }
@@ -164,15 +154,7 @@ fn rebuild_replaces_a_damaged_index_file() {
     fs::write(&victim, &b).expect("damage index");
 
     let repo = Repository::open_local(&repo_dir).expect("open with a damaged index file");
-    let report = snapkeep::verify(
-        &repo,
-        &VerifyOptions {
-            read_data: true,
-            ..Default::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify");
+    let report = common::verify_read_data(&repo);
     let name = victim
         .file_name()
         .and_then(|n| n.to_str())

@@ -5,7 +5,6 @@
 //! leaves a repository that still verifies clean.
 
 mod common;
-mod prune_common;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use prune_common::same_tree;
+use common::prune::same_tree;
 use snapkeep::{NoProgress, Repository, RestoreOptions, SnapshotId};
 
 /// SIGKILLs to deliver (rounds go on until then, at most `MAX_ROUNDS`).
@@ -35,12 +34,7 @@ fn run(repo: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run snapkeep");
-    assert_ne!(
-        out.status.code(),
-        Some(101),
-        "{args:?} panicked: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_no_panic(&out, &format!("{args:?}"));
     out
 }
 
@@ -51,11 +45,14 @@ fn mutate(src: &Path, rng: &mut common::XorShift) {
         let p = src.join(format!("d{}/f{k}.bin", k % 2));
         let mut data = fs::read(&p).expect("read");
         for _ in 0..2 {
-            #[allow(clippy::cast_possible_truncation)]
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "a value below a usize length or bound fits usize"
+            )]
             let at = (rng.next_u64() % (FILE_LEN as u64 - (128 << 10))) as usize;
             data[at..at + (128 << 10)].copy_from_slice(&common::random_bytes(
                 128 << 10,
-                prune_common::seed(rng.next_u64()),
+                common::prune::seed(rng.next_u64()),
             ));
         }
         fs::write(&p, &data).expect("write");
@@ -70,11 +67,7 @@ fn snapshot(repo: &Path, src: &Path) -> SnapshotId {
         .arg(src)
         .output()
         .expect("snapshot");
-    assert!(
-        out.status.success(),
-        "snapshot failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out, "snapshot failed");
     String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
@@ -111,7 +104,7 @@ fn sigkill_during_prune_leaves_a_clean_repository() {
     for k in 0..FILES {
         common::write_file(
             &src.join(format!("d{}/f{k}.bin", k % 2)),
-            &common::random_bytes(FILE_LEN, prune_common::seed(rng.next_u64())),
+            &common::random_bytes(FILE_LEN, common::prune::seed(rng.next_u64())),
         );
     }
     let out = run(
@@ -146,13 +139,16 @@ fn sigkill_during_prune_leaves_a_clean_repository() {
     );
     let span = t.elapsed();
     assert!(out.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let v = common::json_of(&out);
     eprintln!("calibration prune: {span:?}: {v}");
     assert!(
         v["repacked_packs"].as_u64() > Some(0) && v["deleted_packs"].as_u64() > Some(0),
         "the workload does not make prune repack and delete: {v}"
     );
-    #[allow(clippy::cast_possible_truncation)]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "a test run lasts far less than u64::MAX milliseconds"
+    )]
     let mut span_ms = (span.as_millis() as u64).max(50);
 
     let mut kill_seed = common::XorShift::new(0x9e37_79b9);
@@ -249,12 +245,8 @@ fn sigkill_during_prune_leaves_a_clean_repository() {
             &repo_dir,
             &["--json", "prune", "--grace", "0", "--max-unused", "0%"],
         );
-        assert!(
-            out.status.success(),
-            "round {round}: the next prune failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        common::assert_success(&out, &format!("round {round}: the next prune failed"));
+        let v = common::json_of(&out);
         let notes: Vec<&str> = v["notes"]
             .as_array()
             .expect("notes")

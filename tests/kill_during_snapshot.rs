@@ -47,7 +47,10 @@ fn sigkill_at_random_moments_leaves_a_clean_repository() {
         .output()
         .expect("first snapshot");
     assert!(first.status.success());
-    #[allow(clippy::cast_possible_truncation)]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "a test run lasts far less than u64::MAX milliseconds"
+    )]
     let mut span_ms = (t.elapsed().as_millis() as u64).max(40);
     let first_id = String::from_utf8_lossy(&first.stdout).trim().to_owned();
     let base = fs::read(src.join("base.bin")).expect("read");

@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use snapkeep::backend::{Backend, CrashBackend};
 use snapkeep::prune::{MaxUnused, PruneOptions};
-use snapkeep::{
-    BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, SnapshotId, VerifyOptions,
-};
+use snapkeep::{BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, SnapshotId};
 
 type Image = Vec<(String, Vec<u8>)>;
 
@@ -64,15 +62,7 @@ fn check_after_cut(
     scratch: &Path,
 ) -> Vec<SnapshotId> {
     let (_, repo) = open(image, u64::MAX, staging);
-    let report = snapkeep::verify(
-        &repo,
-        &VerifyOptions {
-            read_data: true,
-            ..VerifyOptions::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify");
+    let report = common::verify_read_data(&repo);
     assert!(report.ok(), "{:?}", report.findings);
     let (records, bad) = repo.snapshots().expect("list");
     assert!(bad.is_empty(), "{bad:?}");

@@ -13,9 +13,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use snapkeep::format::manifest::NodeKind;
 use snapkeep::prune::{MaxUnused, PruneOptions};
-use snapkeep::{
-    BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, SnapshotId, VerifyOptions,
-};
+use snapkeep::{BackupOptions, NoProgress, Repository, RestoreOptions, SnapshotId};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -105,15 +103,7 @@ fn run(ops: &[Op]) -> (u64, u64, u64) {
     let src = tmp.path().join("src");
     fs::create_dir(&src).expect("mkdir");
     let repo_dir = tmp.path().join("repo");
-    let repo = Repository::init_local(
-        &repo_dir,
-        &InitOptions {
-            chunker: common::params(16 * 1024),
-            pack_size: 1 << 20,
-            ..InitOptions::default()
-        },
-    )
-    .expect("init");
+    let repo = common::small_packs_repo(&repo_dir);
     let mut state = State::new();
     let mut kept: Vec<(SnapshotId, State)> = Vec::new();
     let mut forgotten: Vec<SnapshotId> = Vec::new();
@@ -200,15 +190,7 @@ fn run(ops: &[Op]) -> (u64, u64, u64) {
     for id in &forgotten {
         assert!(repo.load_snapshot(id).is_err(), "forgotten {id} came back");
     }
-    let report = snapkeep::verify(
-        &repo,
-        &VerifyOptions {
-            read_data: true,
-            ..VerifyOptions::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify");
+    let report = common::verify_read_data(&repo);
     assert!(report.ok(), "{:?}", report.findings);
     if kept.is_empty() {
         assert!(

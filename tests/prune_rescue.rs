@@ -10,10 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use snapkeep::prune::{MaxUnused, PruneOptions, PruneReport};
-use snapkeep::{
-    BackupOptions, InitOptions, NoProgress, Phase, Progress, Repository, RestoreOptions,
-    VerifyOptions,
-};
+use snapkeep::{BackupOptions, NoProgress, Phase, Progress, Repository, RestoreOptions};
 
 /// Stops the snapshot at its main phase until the test lets it go.
 struct Pause {
@@ -35,15 +32,7 @@ fn setup(dir: &Path) -> (Repository, std::path::PathBuf) {
     fs::create_dir(&src).expect("mkdir");
     fs::write(src.join("a.bin"), common::random_bytes(600 * 1024, 11)).expect("write");
     fs::write(src.join("b.txt"), b"small file").expect("write");
-    let repo = Repository::init_local(
-        &dir.join("repo"),
-        &InitOptions {
-            chunker: common::params(16 * 1024),
-            pack_size: 1 << 20,
-            ..InitOptions::default()
-        },
-    )
-    .expect("init");
+    let repo = common::small_packs_repo(&dir.join("repo"));
     (repo, src)
 }
 
@@ -60,15 +49,7 @@ fn prune0(repo: &Repository) -> PruneReport {
 }
 
 fn verify_clean(repo: &Repository) {
-    let r = snapkeep::verify(
-        repo,
-        &VerifyOptions {
-            read_data: true,
-            ..VerifyOptions::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify");
+    let r = common::verify_read_data(repo);
     assert!(r.ok(), "{:?}", r.findings);
 }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use common::{cli as run, cli_json as json};
 use snapkeep::format::manifest::NodeKind;
-use snapkeep::{BackupOptions, InitOptions, NoProgress, PackId, Repository};
+use snapkeep::{BackupOptions, NoProgress, PackId, Repository};
 
 fn setup(dir: &Path) -> (Repository, std::path::PathBuf) {
     let src = dir.join("src");
@@ -23,15 +23,7 @@ fn setup(dir: &Path) -> (Repository, std::path::PathBuf) {
     ] {
         common::write_file(&src.join(p), &common::random_bytes(len, seed));
     }
-    let repo = Repository::init_local(
-        &dir.join("repo"),
-        &InitOptions {
-            chunker: common::params(16 * 1024),
-            pack_size: 1 << 20,
-            ..InitOptions::default()
-        },
-    )
-    .expect("init");
+    let repo = common::small_packs_repo(&dir.join("repo"));
     (repo, src)
 }
 

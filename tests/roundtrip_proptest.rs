@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proptest::prelude::*;
-use snapkeep::{BackupOptions, NoProgress, RestoreOptions, VerifyOptions};
+use snapkeep::{BackupOptions, NoProgress, RestoreOptions};
 
 /// Seconds and nanoseconds since the epoch (seconds may be negative).
 type Mtime = (i64, u32);
@@ -97,7 +97,7 @@ fn content() -> impl Strategy<Value = Content> {
                     .into_iter()
                     .map(|(f, data)| {
                         let room = size.saturating_sub(data.len() as u64);
-                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a fraction in [0, 1) of a room that fits u64")]
                         let at = (room as f64 * f) as u64;
                         (at.min(room), data)
                     })
@@ -338,15 +338,7 @@ fn roundtrip(tree: &BTreeMap<Vec<u8>, Entry>) {
     );
     compare_trees(&src, &target, "");
 
-    let report = snapkeep::verify(
-        &repo,
-        &VerifyOptions {
-            read_data: true,
-            ..Default::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify");
+    let report = common::verify_read_data(&repo);
     assert!(report.ok(), "verify: {:?}", report.findings);
     assert_eq!(report.files, want.files);
 

@@ -3,7 +3,6 @@
 //! decorator stack. Skipped (with a line saying so) when no server is configured.
 
 mod common;
-mod s3_common;
 
 use std::sync::Arc;
 
@@ -11,7 +10,7 @@ use snapkeep::backend::{
     Backend, CachingBackend, MULTIPART_THRESHOLD, RetryPolicy, RetryingBackend, contract,
 };
 
-use s3_common::S3Server;
+use common::s3::S3Server;
 
 #[test]
 fn meets_the_backend_contract() {

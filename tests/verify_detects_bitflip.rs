@@ -5,8 +5,7 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 
 use snapkeep::format::keys;
 use snapkeep::format::pack::{BlobKind, HEADER};
@@ -91,34 +90,8 @@ fn damaged_repo() -> Damaged {
     }
 }
 
-fn cli(repo: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_snapkeep"))
-        .arg("--repo")
-        .arg(repo)
-        .args(args)
-        .env_remove("SNAPKEEP_REPO")
-        .output()
-        .expect("run snapkeep");
-    assert_ne!(
-        out.status.code(),
-        Some(101),
-        "snapkeep panicked: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.code().is_some(), "killed by a signal");
-    out
-}
-
 fn verify(repo: &Repository, read_data: bool) -> snapkeep::VerifyReport {
-    snapkeep::verify(
-        repo,
-        &VerifyOptions {
-            read_data,
-            ..Default::default()
-        },
-        &NoProgress,
-    )
-    .expect("verify runs to the end and reports findings")
+    common::verify(repo, read_data)
 }
 
 #[test]
@@ -204,23 +177,18 @@ fn structure_only_verify_does_not_read_blob_content() {
     );
     assert_eq!(report.snapshots, 2);
     assert_eq!(report.packs_read, 0);
-    let out = cli(&d.repo_dir, &["verify", "--json"]);
+    let out = common::cli_exited(&d.repo_dir, &["verify", "--json"]);
     assert_eq!(out.status.code(), Some(0));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let v = common::json_of(&out);
     assert_eq!(v["ok"], true);
 }
 
 #[test]
 fn cli_verify_read_data_exits_1_with_findings() {
     let d = damaged_repo();
-    let out = cli(&d.repo_dir, &["verify", "--read-data", "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let out = common::cli_exited(&d.repo_dir, &["verify", "--read-data", "--json"]);
+    common::assert_exit(&out, 1, "stderr");
+    let v = common::json_of(&out);
     assert_eq!(v["ok"], false);
     let findings = v["findings"].as_array().expect("findings array");
     let bad = d.bad.to_string();
@@ -234,7 +202,7 @@ fn cli_verify_read_data_exits_1_with_findings() {
     }
 
     // Without --json the findings are on stdout, one per line, still exit 1.
-    let out = cli(&d.repo_dir, &["verify", "--read-data"]);
+    let out = common::cli_exited(&d.repo_dir, &["verify", "--read-data"]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&bad) && text.contains(FILE), "stdout: {text}");
@@ -262,7 +230,7 @@ fn restore_of_damaged_snapshot_fails_cleanly() {
         "unexpected error kind: {err:?}"
     );
 
-    let out = cli(
+    let out = common::cli_exited(
         &d.repo_dir,
         &[
             "restore",
@@ -278,7 +246,7 @@ fn restore_of_damaged_snapshot_fails_cleanly() {
     );
 
     // The undamaged snapshot still restores.
-    let out = cli(
+    let out = common::cli_exited(
         &d.repo_dir,
         &[
             "restore",

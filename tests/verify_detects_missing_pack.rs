@@ -4,11 +4,10 @@
 mod common;
 
 use std::fs;
-use std::process::Command;
 
 use snapkeep::format::keys;
 use snapkeep::format::manifest::NodeKind;
-use snapkeep::{BackupOptions, NoProgress, Repository, RestoreOptions, VerifyOptions};
+use snapkeep::{BackupOptions, NoProgress, Repository, RestoreOptions};
 
 #[test]
 fn missing_data_pack_is_reported_with_paths() {
@@ -43,15 +42,7 @@ fn missing_data_pack_is_reported_with_paths() {
     fs::remove_file(repo_dir.join(keys::pack(&pack))).expect("delete pack");
 
     for read_data in [false, true] {
-        let report = snapkeep::verify(
-            &repo,
-            &VerifyOptions {
-                read_data,
-                ..Default::default()
-            },
-            &NoProgress,
-        )
-        .expect("verify");
+        let report = common::verify(&repo, read_data);
         assert!(
             !report.ok(),
             "a missing pack went unnoticed (read_data={read_data})"
@@ -76,20 +67,9 @@ fn missing_data_pack_is_reported_with_paths() {
         );
     }
 
-    let out = Command::new(env!("CARGO_BIN_EXE_snapkeep"))
-        .arg("--repo")
-        .arg(&repo_dir)
-        .args(["verify", "--json"])
-        .env_remove("SNAPKEEP_REPO")
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let out = common::cli(&repo_dir, &["verify", "--json"]);
+    common::assert_exit(&out, 1, "");
+    let v = common::json_of(&out);
     assert_eq!(v["ok"], false);
 
     let err = snapkeep::restore(

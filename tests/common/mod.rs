@@ -1,11 +1,24 @@
-//! Helpers shared by the integration tests (each test binary uses a subset).
-#![allow(dead_code)]
+//! Helpers shared by the integration tests (each test binary uses a subset): test data,
+//! repositories, the CLI, and in submodules the fixtures of one family of tests:
+//! [`alopex`] (a real Alopex DB), [`prune`] (tree comparison, hooked backends) and [`s3`]
+//! (local and S3 targets).
+#![allow(
+    dead_code,
+    reason = "shared by the test binaries; each one uses a subset"
+)]
+
+#[cfg(feature = "alopex")]
+pub mod alopex;
+pub mod prune;
+#[cfg(feature = "s3")]
+pub mod s3;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use snapkeep::chunker::ChunkerParams;
-use snapkeep::{InitOptions, Repository};
+use snapkeep::{InitOptions, NoProgress, Repository, VerifyOptions, VerifyReport};
 
 /// xorshift64: a tiny deterministic PRNG, so test data never depends on a crate's RNG.
 #[derive(Clone, Debug)]
@@ -72,6 +85,40 @@ pub fn init_repo(path: &Path, avg: u32) -> Repository {
 #[must_use]
 pub fn small_repo(path: &Path) -> Repository {
     init_repo(path, 16 * 1024)
+}
+
+/// Verifies every snapshot of `repo`, reading every pack when `read_data`; the report, whatever
+/// it found (only an error that stops the run fails the test).
+pub fn verify(repo: &Repository, read_data: bool) -> VerifyReport {
+    snapkeep::verify(
+        repo,
+        &VerifyOptions {
+            read_data,
+            ..VerifyOptions::default()
+        },
+        &NoProgress,
+    )
+    .expect("verify runs to the end")
+}
+
+/// `verify --read-data` of the whole repository: its report.
+pub fn verify_read_data(repo: &Repository) -> VerifyReport {
+    verify(repo, true)
+}
+
+/// A new local repository with small chunks (16 KiB average) and small packs (1 MiB): a few
+/// MiB of data fill several packs, so prune has whole packs to delete and some to repack.
+#[must_use]
+pub fn small_packs_repo(path: &Path) -> Repository {
+    Repository::init_local(
+        path,
+        &InitOptions {
+            chunker: params(16 * 1024),
+            pack_size: 1 << 20,
+            ..InitOptions::default()
+        },
+    )
+    .expect("init repository")
 }
 
 /// Every regular file below `dir` (recursively), sorted.
@@ -143,19 +190,27 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The CLI with `--repo repo` (and no inherited `SNAPKEEP_REPO`), not yet run.
+#[must_use]
+pub fn cli_command(repo: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_snapkeep"));
+    c.arg("--repo").arg(repo).env_remove("SNAPKEEP_REPO");
+    c
+}
+
 /// Runs the CLI against `repo`; a panic (exit 101) fails the test.
-pub fn cli(repo: &Path, args: &[&str]) -> std::process::Output {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_snapkeep"))
-        .arg("--repo")
-        .arg(repo)
-        .args(args)
-        .output()
-        .expect("run snapkeep");
-    assert_ne!(
-        out.status.code(),
-        Some(101),
-        "panicked: {}",
-        String::from_utf8_lossy(&out.stderr)
+pub fn cli(repo: &Path, args: &[&str]) -> Output {
+    let out = cli_command(repo).args(args).output().expect("run snapkeep");
+    assert_no_panic(&out, &format!("snapkeep {args:?}"));
+    out
+}
+
+/// Runs the CLI against `repo`; a panic (exit 101) or a signal fails the test.
+pub fn cli_exited(repo: &Path, args: &[&str]) -> Output {
+    let out = cli(repo, args);
+    assert!(
+        out.status.code().is_some(),
+        "snapkeep {args:?} was killed by a signal"
     );
     out
 }
@@ -165,12 +220,57 @@ pub fn cli_json(repo: &Path, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
     let out = cli(repo, &all);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, &format!("{args:?} failed"));
     serde_json::from_slice(&out.stdout).expect("one JSON document")
+}
+
+/// stderr of a run, for messages.
+#[must_use]
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A panic (exit 101) of the run `what` fails the test.
+pub fn assert_no_panic(out: &Output, what: &str) {
+    assert_ne!(
+        out.status.code(),
+        Some(101),
+        "{what} panicked: {}",
+        stderr_of(out)
+    );
+}
+
+/// The run `what` must have exited with `code`.
+pub fn assert_exit(out: &Output, code: i32, what: &str) {
+    assert_eq!(out.status.code(), Some(code), "{what}: {}", stderr_of(out));
+}
+
+/// The run `what` must have succeeded.
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(out.status.success(), "{what}: {}", stderr_of(out));
+}
+
+/// The `key` strings of the elements of the JSON array `v` (e.g. the paths of `ls --json`);
+/// elements without one are left out.
+#[must_use]
+pub fn json_strings<'a>(v: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a JSON array: {v}"))
+        .iter()
+        .filter_map(|e| e[key].as_str())
+        .collect()
+}
+
+/// stdout of a `--json` run as one JSON document.
+#[must_use]
+pub fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr_of(out)
+        )
+    })
 }
 
 /// Prints a reliability test's summary line and appends it to

@@ -13,13 +13,12 @@
 //! A later test (e.g. prune against S3) uses it like this:
 //!
 //! ```ignore
-//! for target in s3_common::targets("prune_keeps_referenced") {
+//! for target in common::s3::targets("prune_keeps_referenced") {
 //!     let t = target.fresh("prune");
 //!     let out = t.cli(&["init"]);
 //!     // ... t.cli_json(&["prune", "--dry-run"]) ...
 //! }
 //! ```
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -167,13 +166,7 @@ impl TestRepo {
     /// Runs the CLI; a panic (exit 101) fails the test.
     pub fn cli(&self, args: &[&str]) -> Output {
         let out = self.command().args(args).output().expect("run snapkeep");
-        assert_ne!(
-            out.status.code(),
-            Some(101),
-            "[{}] panicked: {}",
-            self.target.name(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::assert_no_panic(&out, &format!("[{}]", self.target.name()));
         out
     }
 
@@ -182,12 +175,7 @@ impl TestRepo {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         let out = self.cli(&all);
-        assert!(
-            out.status.success(),
-            "[{}] {args:?} failed: {}",
-            self.target.name(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::assert_success(&out, &format!("[{}] {args:?} failed", self.target.name()));
         serde_json::from_slice(&out.stdout).expect("one JSON document")
     }
 

@@ -1,25 +1,20 @@
 //! Helpers shared by the `alopex_*` integration tests: a real Alopex DB (`alopex-core`), a
 //! model of its committed state, repositories, restores, the CLI, and byte surgery on the
 //! database's files (SSTables, the WAL ring, pack files).
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use alopex_core::kv::{KVStore, KVTransaction};
 use alopex_core::lsm::LsmKV;
 use alopex_core::lsm::wal::{WAL_SECTION_HEADER_SIZE, WAL_SEGMENT_HEADER_SIZE, WalEntry};
 use alopex_core::types::TxnMode;
 
-use snapkeep::chunker::ChunkerParams;
 use snapkeep::format::manifest::{Node, NodeKind};
 use snapkeep::id::TreeId;
-use snapkeep::{
-    BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions, RestoreStats, SnapshotId,
-};
+use snapkeep::{BackupOptions, NoProgress, Repository, RestoreOptions, RestoreStats, SnapshotId};
 
 /// The committed key/value state of a database.
 pub type Model = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -119,19 +114,6 @@ pub fn value(seed: u64, len: usize) -> Vec<u8> {
     }
     out.truncate(len.max(head.len()));
     out
-}
-
-/// A new local repository with small chunks (fast in debug builds).
-#[must_use]
-pub fn small_repo(path: &Path) -> Repository {
-    Repository::init_local(
-        path,
-        &InitOptions {
-            chunker: ChunkerParams::with_avg(16 * 1024).expect("chunker params"),
-            ..Default::default()
-        },
-    )
-    .expect("init repository")
 }
 
 /// Takes a snapshot with `opts`, panicking with the error's message on failure.
@@ -406,38 +388,4 @@ pub fn wal_records(path: &Path) -> Vec<WalRecord> {
         at += used;
     }
     out
-}
-
-/// Runs the CLI with `--repo repo` and `args`; never a panic or a signal.
-pub fn cli(repo: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_snapkeep"))
-        .arg("--repo")
-        .arg(repo)
-        .args(args)
-        .env_remove("SNAPKEEP_REPO")
-        .output()
-        .expect("run snapkeep");
-    assert_ne!(
-        out.status.code(),
-        Some(101),
-        "snapkeep {args:?} panicked: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.code().is_some(),
-        "snapkeep {args:?} was killed by a signal"
-    );
-    out
-}
-
-/// Parses stdout of a `--json` run as one JSON document.
-#[must_use]
-pub fn json_of(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON document ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }

@@ -2,7 +2,6 @@
 //! `concurrent_prune`): comparing a restored tree with the source state it was taken of, and a
 //! backend decorator that runs a callback just before a chosen write (a deterministic
 //! interleaving of "something else happens now").
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -68,7 +67,7 @@ pub fn same_tree(expected: &Path, restored: &Path) -> Result<(), String> {
 /// Total size of the pack files of a local repository.
 #[must_use]
 pub fn pack_bytes(repo_dir: &Path) -> u64 {
-    crate::common::pack_files(repo_dir)
+    super::pack_files(repo_dir)
         .iter()
         .map(|p| fs::metadata(p).expect("stat pack").len())
         .sum()

@@ -1,0 +1,66 @@
+//! Tags are recorded and listed; excluded files are neither counted nor restored.
+
+use std::fs;
+
+use crate::common;
+use crate::harness::{Sandbox, expect_code, json, stdout};
+
+#[test]
+fn tags_and_excludes() {
+    let sb = Sandbox::new();
+    let src = sb.source("src");
+    common::write_file(&src.join("scratch.tmp"), b"temporary");
+    common::write_file(&src.join("sub/deeper/x.tmp"), b"temporary too");
+    common::write_file(&src.join("sub/keep.tmpl"), b"kept");
+    let repo = sb.path("repo");
+    let out = sb.run(
+        &repo,
+        &[
+            "snapshot",
+            "--json",
+            "--tag",
+            "nightly",
+            "--tag",
+            "db",
+            "--exclude",
+            "*.tmp",
+            src.to_str().expect("utf8"),
+        ],
+    );
+    expect_code(&out, 0, "snapshot with tags and excludes");
+    let snap = json(&out);
+    assert_eq!(snap["files"], 3, "excluded files were counted: {snap}");
+    assert_eq!(snap["tags"], serde_json::json!(["nightly", "db"]));
+
+    let list = json(&sb.run(&repo, &["list", "--json"]));
+    assert_eq!(list[0]["tags"], serde_json::json!(["nightly", "db"]));
+    let table = stdout(&sb.run(&repo, &["list"]));
+    assert!(
+        table.contains("nightly,db"),
+        "tags missing from the table: {table}"
+    );
+
+    let target = sb.path("out");
+    expect_code(
+        &sb.run(
+            &repo,
+            &["restore", "latest", target.to_str().expect("utf8")],
+        ),
+        0,
+        "restore",
+    );
+    assert!(
+        !target.join("scratch.tmp").exists(),
+        "excluded file restored"
+    );
+    assert!(
+        !target.join("sub/deeper/x.tmp").exists(),
+        "excluded file restored"
+    );
+    assert!(target.join("sub/deeper").is_dir(), "its directory is kept");
+    assert_eq!(
+        fs::read(target.join("sub/keep.tmpl")).expect("kept"),
+        b"kept"
+    );
+    assert_eq!(fs::read(target.join("a.txt")).expect("kept"), b"alpha\n");
+}
