@@ -197,3 +197,99 @@ fn lost_root_tree_is_reported_and_forgotten() {
     assert_eq!(listed[0]["id"], s1.id.to_string());
     assert_eq!(json(&repo_dir, &["verify", "--read-data"])["ok"], true);
 }
+
+/// Stores `tree` as a tree blob in a pack of its own and indexes it; returns its id.
+fn store_tree(repo: &Repository, tree: &mut snapkeep::format::manifest::Tree) -> snapkeep::TreeId {
+    use snapkeep::format::pack::{BlobCompression, BlobKind};
+    use snapkeep::id::AsBlob;
+    let bytes = tree.to_bytes();
+    let id = snapkeep::TreeId::of(&bytes);
+    let writer = snapkeep::pack::PackWriter::new(std::sync::Arc::clone(repo.backend()), 1 << 20);
+    let len = u32::try_from(bytes.len()).expect("small tree");
+    writer
+        .add(id.blob(), BlobKind::Tree, BlobCompression::Raw, &bytes, len)
+        .expect("add");
+    let sealed = writer.finish().expect("seal");
+    snapkeep::index::write_index(
+        repo.backend().as_ref(),
+        sealed.iter().map(|s| (s.id, s.loc)).collect(),
+    )
+    .expect("index");
+    repo.reload_index().expect("reload");
+    id
+}
+
+#[test]
+fn lost_directory_tree_is_kept_as_an_empty_directory_named_by_its_path() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (repo, src) = setup(tmp.path());
+    let repo_dir = tmp.path().join("repo");
+    let s1 = snapkeep::snapshot(&repo, &src, &BackupOptions::default(), &NoProgress)
+        .expect("s1")
+        .record;
+    // A copy of s1 whose d1 holds one more directory, `lost`, whose tree is in no pack.
+    let mut root = repo.load_tree(&s1.tree).expect("root");
+    let d1 = root.nodes.iter_mut().find(|n| n.name == b"d1").expect("d1");
+    let NodeKind::Dir { tree: d1_tree } = d1.kind.clone() else {
+        panic!("d1 is a directory")
+    };
+    let mut d1_copy = repo.load_tree(&d1_tree).expect("d1 tree");
+    let mut lost = d1.clone();
+    lost.name = b"lost".to_vec();
+    lost.kind = NodeKind::Dir {
+        tree: snapkeep::TreeId::of(b"a tree that was never stored"),
+    };
+    d1_copy.nodes.push(lost);
+    d1.kind = NodeKind::Dir {
+        tree: store_tree(&repo, &mut d1_copy),
+    };
+    let mut broken = s1.clone();
+    broken.id = uuid::Uuid::now_v7();
+    broken.tree = store_tree(&repo, &mut root);
+    repo.commit_snapshot(&broken).expect("commit");
+
+    let plan = json(&repo_dir, &["repair", "snapshots", "--dry-run"]);
+    let snaps = plan["snapshots"].as_array().expect("snapshots");
+    let of = |id: &snapkeep::SnapshotId| {
+        snaps
+            .iter()
+            .find(|s| s["id"] == id.to_string())
+            .expect("reported")
+    };
+    assert_eq!(of(&s1.id)["status"], "intact", "{plan}");
+    let b = of(&broken.id);
+    assert_eq!(b["status"], "repaired", "{plan}");
+    assert_eq!(b["emptied_dirs"], serde_json::json!(["d1/lost"]), "{plan}");
+    assert_eq!(b["dropped_files"], serde_json::json!([]), "{plan}");
+
+    let done = json(&repo_dir, &["repair", "snapshots"]);
+    let fixed: snapkeep::SnapshotId = done["snapshots"]
+        .as_array()
+        .expect("snapshots")
+        .iter()
+        .find_map(|s| s["new_id"].as_str())
+        .expect("a repaired copy")
+        .parse()
+        .expect("id");
+    let target = tmp.path().join("out");
+    json(
+        &repo_dir,
+        &[
+            "restore",
+            &fixed.to_string(),
+            target.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(
+        target.join("d1/lost").is_dir(),
+        "the lost directory is kept"
+    );
+    assert_eq!(
+        fs::read_dir(target.join("d1/lost")).expect("dir").count(),
+        0
+    );
+    assert_eq!(
+        fs::read(target.join("d1/a")).expect("restored"),
+        fs::read(src.join("d1/a")).expect("source")
+    );
+}

@@ -190,11 +190,29 @@ pub trait Backend: Send + Sync {
 /// call that touches the store runs inside `self.METHOD(|failed_before| ...)` (a retry loop);
 /// `location`, `staging` and `local_path` are always forwarded plainly.
 ///
-/// ```ignore
-/// impl Backend for Counting {
-///     forward_backend!(inner: location, put_if_absent, get, get_range, list, delete);
-///     fn put(&self, key: &str, data: &[u8]) -> Result<()> { self.count(); self.inner.put(key, data) }
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use snapkeep::backend::{Backend, MemoryBackend};
+///
+/// /// Counts the writes that reach the store.
+/// struct Counting {
+///     inner: Arc<dyn Backend>,
+///     puts: AtomicU64,
 /// }
+///
+/// impl Backend for Counting {
+///     snapkeep::forward_backend!(inner: location, put_if_absent, get, get_range, list, delete);
+///     fn put(&self, key: &str, data: &[u8]) -> snapkeep::Result<()> {
+///         self.puts.fetch_add(1, Ordering::Relaxed);
+///         self.inner.put(key, data)
+///     }
+/// }
+///
+/// let c = Counting { inner: Arc::new(MemoryBackend::new()), puts: AtomicU64::new(0) };
+/// c.put("index/a", b"x").unwrap();
+/// assert_eq!(c.get("index/a").unwrap(), b"x");
+/// assert_eq!(c.puts.load(Ordering::Relaxed), 1);
 /// ```
 #[macro_export]
 macro_rules! forward_backend {

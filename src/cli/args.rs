@@ -79,7 +79,7 @@ pub enum Command {
         #[arg(long, value_parser = parse_size)]
         chunk_avg: Option<u64>,
         /// Compression of new data: off, zstd or zstd:LEVEL.
-        #[arg(long, default_value = "zstd:1")]
+        #[arg(long, default_value_t = snapkeep::Compression::default().to_string())]
         compression: String,
         /// Target pack size (1MiB..1GiB).
         #[arg(long, value_parser = parse_size)]

@@ -86,6 +86,15 @@ impl RepoConfig {
     /// by one blob).
     pub const MAX_PACK_SIZE: u32 = 1 << 30;
 
+    /// The rule for a target pack size, one place for every caller (config, init, CLI):
+    /// `size` as a pack size when it lies in `MIN_PACK_SIZE..=MAX_PACK_SIZE`.
+    #[must_use]
+    pub fn pack_size(size: u64) -> Option<u32> {
+        u32::try_from(size)
+            .ok()
+            .filter(|p| (Self::MIN_PACK_SIZE..=Self::MAX_PACK_SIZE).contains(p))
+    }
+
     /// Encodes the framed object.
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -104,7 +113,7 @@ impl RepoConfig {
             });
         }
         cfg.chunker.validate()?;
-        if !(RepoConfig::MIN_PACK_SIZE..=RepoConfig::MAX_PACK_SIZE).contains(&cfg.pack_size) {
+        if RepoConfig::pack_size(u64::from(cfg.pack_size)).is_none() {
             return Err(Error::corrupt(
                 "repository config",
                 format!("pack size {} is outside 1 MiB..1 GiB", cfg.pack_size),

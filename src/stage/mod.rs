@@ -182,7 +182,10 @@ impl StageSet {
                 .collect(),
             StageSelection::Explicit(n) => n.clone(),
         };
-        #[cfg_attr(not(feature = "alopex"), allow(unused_mut))]
+        #[cfg_attr(
+            not(feature = "alopex"),
+            expect(unused_mut, reason = "without the alopex feature no stage is pushed")
+        )]
         let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
         for n in &names {
             match n.as_str() {

@@ -4,6 +4,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use snapkeep::chunker::ChunkerParams;
+use snapkeep::format::repo_config::RepoConfig;
 use snapkeep::{Compression, InitOptions};
 
 use crate::cli::env::Env;
@@ -55,12 +56,9 @@ fn init_options(
     }
     opts.compression = compression.parse::<Compression>()?;
     if let Some(ps) = pack_size {
-        opts.pack_size = u32::try_from(ps)
-            .ok()
-            .filter(|&p| (1 << 20..=1 << 30).contains(&p))
-            .ok_or_else(|| {
-                usage_error(format!("--pack-size {ps} must be between 1MiB and 1GiB"))
-            })?;
+        opts.pack_size = RepoConfig::pack_size(ps).ok_or_else(|| {
+            usage_error(format!("--pack-size {ps} must be between 1MiB and 1GiB"))
+        })?;
     }
     Ok(opts)
 }
