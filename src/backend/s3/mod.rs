@@ -26,19 +26,26 @@ use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
-use object_store::client::{
-    HttpClient, HttpConnector, HttpError, HttpRequest, HttpResponse, HttpService, ReqwestConnector,
-};
 use object_store::path::Path as StorePath;
 use object_store::{
-    ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig,
-    WriteMultipart,
+    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig, WriteMultipart,
 };
+
+mod errors;
+mod location;
+mod requests;
+mod staging;
+
+pub use location::S3Location;
+pub use requests::RequestCounts;
+pub use staging::sweep_staging;
+
+use errors::store_error;
+use requests::{Counters, CountingConnector};
+use staging::STAGING_PREFIX;
 
 use super::{Backend, ObjectInfo, ObjectVersion, Staging, check_key};
 use crate::error::{Error, Result};
@@ -57,184 +64,6 @@ const SETTLE_SECS: i64 = 60;
 const SPLIT_READ_AT: u64 = 4 << 20;
 /// ...of this many bytes each.
 const READ_PART: u64 = 2 << 20;
-
-/// Number of HTTP requests sent, by kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RequestCounts {
-    /// Whole-object GETs.
-    pub get: u64,
-    /// Ranged GETs.
-    pub get_range: u64,
-    /// HEADs (exists).
-    pub head: u64,
-    /// List pages (ListObjectsV2).
-    pub list: u64,
-    /// Plain PUTs.
-    pub put: u64,
-    /// Conditional PUTs (`If-None-Match: *`).
-    pub put_if_absent: u64,
-    /// Multipart requests: create, each part, complete, abort.
-    pub multipart: u64,
-    /// Deletes (DELETE, or a one-key bulk delete `POST ?delete`).
-    pub delete: u64,
-    /// Anything else (credential look-ups and the like).
-    pub other: u64,
-}
-
-impl RequestCounts {
-    /// All requests.
-    #[must_use]
-    pub fn total(&self) -> u64 {
-        self.get
-            + self.get_range
-            + self.head
-            + self.list
-            + self.put
-            + self.put_if_absent
-            + self.multipart
-            + self.delete
-            + self.other
-    }
-
-    /// The counts as `(name, count)` pairs, in a fixed order.
-    #[must_use]
-    pub fn fields(&self) -> [(&'static str, u64); 9] {
-        [
-            ("get", self.get),
-            ("get_range", self.get_range),
-            ("head", self.head),
-            ("list", self.list),
-            ("put", self.put),
-            ("put_if_absent", self.put_if_absent),
-            ("multipart", self.multipart),
-            ("delete", self.delete),
-            ("other", self.other),
-        ]
-    }
-}
-
-#[derive(Debug, Default)]
-struct Counters([AtomicU64; 9]);
-
-impl Counters {
-    fn bump(&self, slot: usize) {
-        self.0[slot].fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> RequestCounts {
-        let v = |i: usize| self.0[i].load(Ordering::Relaxed);
-        RequestCounts {
-            get: v(0),
-            get_range: v(1),
-            head: v(2),
-            list: v(3),
-            put: v(4),
-            put_if_absent: v(5),
-            multipart: v(6),
-            delete: v(7),
-            other: v(8),
-        }
-    }
-}
-
-/// Counts each request by kind, then hands it to reqwest.
-#[derive(Debug)]
-struct CountingService {
-    inner: HttpClient,
-    counters: Arc<Counters>,
-}
-
-#[async_trait::async_trait]
-impl HttpService for CountingService {
-    async fn call(&self, req: HttpRequest) -> std::result::Result<HttpResponse, HttpError> {
-        let query = req.uri().query().unwrap_or("");
-        let has = |name: &str| query.split('&').any(|q| q.split('=').next() == Some(name));
-        let multipart = has("uploadId") || has("uploads");
-        let slot = match req.method().as_str() {
-            _ if multipart => 6,
-            "GET" if has("list-type") => 3,
-            "GET" if req.headers().contains_key("range") => 1,
-            "GET" => 0,
-            "HEAD" => 2,
-            "PUT" if req.headers().contains_key("if-none-match") => 5,
-            "PUT" => 4,
-            // object_store deletes through the bulk API (POST ?delete), one key per request.
-            "DELETE" => 7,
-            "POST" if has("delete") => 7,
-            _ => 8,
-        };
-        self.counters.bump(slot);
-        self.inner.execute(req).await
-    }
-}
-
-#[derive(Debug)]
-struct CountingConnector {
-    counters: Arc<Counters>,
-}
-
-impl HttpConnector for CountingConnector {
-    fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
-        let inner = ReqwestConnector::default().connect(options)?;
-        Ok(HttpClient::new(CountingService {
-            inner,
-            counters: Arc::clone(&self.counters),
-        }))
-    }
-}
-
-/// A repository location `s3://bucket/prefix`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct S3Location {
-    /// The bucket.
-    pub bucket: String,
-    /// The key prefix without leading or trailing `/` (empty: the bucket's root).
-    pub prefix: String,
-}
-
-impl S3Location {
-    /// Parses `s3://bucket[/prefix]`.
-    pub fn parse(url: &str) -> Result<Self> {
-        let bad = |why: &str| {
-            Error::InvalidInput(format!(
-                "'{url}' is not a usable S3 location ({why}); write it as s3://bucket/prefix"
-            ))
-        };
-        let rest = url
-            .strip_prefix("s3://")
-            .ok_or_else(|| bad("it does not start with s3://"))?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let bucket_ok = (3..=63).contains(&bucket.len())
-            && bucket
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-        if !bucket_ok {
-            return Err(bad(
-                "the bucket name must be 3 to 63 lowercase letters, digits, '-' or '.'",
-            ));
-        }
-        let prefix = prefix.trim_matches('/');
-        if !prefix.is_empty() && check_key(prefix).is_err() {
-            return Err(bad(
-                "the prefix may hold only letters, digits, '-', '_', '.' and '/' and no empty, '.' or '..' part",
-            ));
-        }
-        Ok(S3Location {
-            bucket: bucket.to_owned(),
-            prefix: prefix.to_owned(),
-        })
-    }
-}
-
-impl fmt::Display for S3Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.prefix.is_empty() {
-            write!(f, "s3://{}", self.bucket)
-        } else {
-            write!(f, "s3://{}/{}", self.bucket, self.prefix)
-        }
-    }
-}
 
 /// Objects in an S3-compatible bucket, under a prefix.
 pub struct S3Backend {
@@ -519,81 +348,6 @@ fn version_of(meta: &object_store::ObjectMeta) -> ObjectVersion {
     }
 }
 
-/// Converts an `object_store` error into ours: one sentence naming the object, transient or not.
-fn store_error(op: &'static str, url: &str, e: &object_store::Error) -> Error {
-    use std::io::ErrorKind as K;
-    let (kind, transient) = match e {
-        object_store::Error::NotFound { .. } => (K::NotFound, false),
-        object_store::Error::AlreadyExists { .. } => (K::AlreadyExists, false),
-        object_store::Error::PermissionDenied { .. }
-        | object_store::Error::Unauthenticated { .. } => (K::PermissionDenied, false),
-        object_store::Error::Generic { .. } | object_store::Error::JoinError { .. } => {
-            if is_transient(e) {
-                (K::TimedOut, true)
-            } else {
-                (K::Other, false)
-            }
-        }
-        _ => (K::Other, false),
-    };
-    let hint = match kind {
-        K::NotFound => "no such object",
-        K::PermissionDenied => {
-            "access denied; check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket policy"
-        }
-        _ if transient => "the store or network failed; retry later",
-        _ => "check the endpoint (AWS_ENDPOINT_URL), the bucket and the credentials",
-    };
-    Error::Backend {
-        op,
-        key: url.to_owned(),
-        source: std::io::Error::new(kind, format!("{hint} ({})", one_line(e))),
-        transient,
-    }
-}
-
-/// Transport failures, 5xx, 408 and 429 (and a 200 whose body is an error) may pass on retry.
-fn is_transient(e: &object_store::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if s.downcast_ref::<HttpError>().is_some() {
-            // A transport failure (connect, send, timeout, interrupted, a body cut short): the
-            // request may not have reached the store, or its answer was lost. Retrying is safe
-            // because every write here is idempotent or conditional.
-            return true;
-        }
-        source = s.source();
-    }
-    let text = e.to_string();
-    if text.contains("error response") {
-        return true;
-    }
-    match text.find("status code: ") {
-        Some(i) => {
-            let code = text[i + "status code: ".len()..]
-                .get(..3)
-                .and_then(|c| c.parse::<u16>().ok());
-            matches!(code, Some(500..=599 | 408 | 429))
-        }
-        None => false,
-    }
-}
-
-/// The error and its causes on one line, without repeating a cause the message already holds.
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let t = s.to_string();
-        if !out.contains(&t) {
-            out.push_str(": ");
-            out.push_str(&t);
-        }
-        source = s.source();
-    }
-    out.replace('\n', " ")
-}
-
 impl Backend for S3Backend {
     fn location(&self) -> String {
         self.location.to_string()
@@ -745,158 +499,5 @@ impl Backend for S3Backend {
             dir: self.staging.path().to_path_buf(),
             shared: false,
         }
-    }
-}
-
-/// Name prefix of a process's staging directory (packs waiting for upload) in the system
-/// temp directory: `snapkeep-s3-staging-<pid>-<random>`.
-const STAGING_PREFIX: &str = "snapkeep-s3-staging-";
-
-/// Removes the staging directories in `tmp` that killed processes left behind (a process
-/// that exits removes its own): those whose pid runs on no live process of this host, with
-/// nothing in them modified for `idle` (a guard for a temp directory shared across pid
-/// namespaces). Returns how many were removed; failures are skipped.
-pub fn sweep_staging(tmp: &Path, idle: Duration) -> usize {
-    let Ok(entries) = std::fs::read_dir(tmp) else {
-        return 0;
-    };
-    let now = std::time::SystemTime::now();
-    let idle_since = |p: &Path| -> Option<Duration> {
-        let mut newest = std::fs::symlink_metadata(p).ok()?.modified().ok()?;
-        for e in std::fs::read_dir(p).ok()?.flatten() {
-            newest = newest.max(e.metadata().ok()?.modified().ok()?);
-        }
-        now.duration_since(newest).ok()
-    };
-    let mut removed = 0;
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(STAGING_PREFIX))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let path = e.path();
-        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-        if !is_dir
-            || pid == std::process::id()
-            || crate::clock::process_alive(pid)
-            || idle_since(&path).is_none_or(|d| d < idle)
-        {
-            continue;
-        }
-        if std::fs::remove_dir_all(&path).is_ok() {
-            removed += 1;
-        }
-    }
-    removed
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::PathBuf;
-
-    use super::*;
-
-    /// A pid that ran on this host and is gone now.
-    fn dead_pid() -> u32 {
-        let mut child = std::process::Command::new("true").spawn().expect("spawn");
-        let pid = child.id();
-        child.wait().expect("wait");
-        pid
-    }
-
-    fn staging_dir(root: &Path, name: &str, idle: Duration) -> PathBuf {
-        let dir = root.join(name);
-        std::fs::create_dir(&dir).expect("mkdir");
-        let file = dir.join("pack-1-0.tmp");
-        std::fs::write(&file, b"half a pack").expect("write");
-        let then = std::time::SystemTime::now() - idle;
-        for p in [&file, &dir] {
-            std::fs::File::open(p)
-                .and_then(|f| f.set_modified(then))
-                .expect("set mtime");
-        }
-        dir
-    }
-
-    #[test]
-    fn sweep_removes_only_staging_of_processes_gone_for_a_while() {
-        let root = tempfile::tempdir().expect("tmp");
-        let hour = Duration::from_secs(3600);
-        let dead = dead_pid();
-        let me = std::process::id();
-        let gone = staging_dir(root.path(), &format!("{STAGING_PREFIX}{dead}-ab12"), hour);
-        let young = staging_dir(
-            root.path(),
-            &format!("{STAGING_PREFIX}{dead}-cd34"),
-            Duration::from_secs(5),
-        );
-        let mine = staging_dir(root.path(), &format!("{STAGING_PREFIX}{me}-ef56"), hour);
-        let foreign = staging_dir(root.path(), "snapkeep-other-1", hour);
-        assert_eq!(sweep_staging(root.path(), Duration::from_secs(600)), 1);
-        assert!(!gone.exists());
-        for kept in [&young, &mine, &foreign] {
-            assert!(kept.exists(), "{} was removed", kept.display());
-        }
-        // A missing temp directory is no error.
-        assert_eq!(
-            sweep_staging(&root.path().join("none"), Duration::from_secs(600)),
-            0
-        );
-    }
-
-    #[test]
-    fn locations_parse_or_say_why_not() {
-        let l = S3Location::parse("s3://my-bucket/some/prefix/").expect("parse");
-        assert_eq!(l.bucket, "my-bucket");
-        assert_eq!(l.prefix, "some/prefix");
-        assert_eq!(l.to_string(), "s3://my-bucket/some/prefix");
-        let root = S3Location::parse("s3://bucket").expect("parse");
-        assert_eq!(root.prefix, "");
-        assert_eq!(root.to_string(), "s3://bucket");
-        for bad in [
-            "bucket/x",
-            "s3://",
-            "s3://UPPER/x",
-            "s3://ok-bucket/../x",
-            "s3://ok-bucket/a//b",
-            "s3://ok-bucket/a b",
-        ] {
-            let e = S3Location::parse(bad).expect_err(bad);
-            assert!(e.is_input_error(), "{bad}: {e}");
-            assert!(e.to_string().contains(bad), "{e}");
-        }
-    }
-
-    #[test]
-    fn transient_classification_follows_the_status() {
-        let generic = |msg: &str| object_store::Error::Generic {
-            store: "S3",
-            source: msg.to_string().into(),
-        };
-        assert!(is_transient(&generic(
-            "Server returned non-2xx status code: 503 Service Unavailable: slow down"
-        )));
-        assert!(is_transient(&generic(
-            "Server returned non-2xx status code: 429 Too Many Requests: "
-        )));
-        assert!(!is_transient(&generic(
-            "Server returned non-2xx status code: 400 Bad Request: no"
-        )));
-        let e = store_error(
-            "read",
-            "s3://b/p/config",
-            &object_store::Error::NotFound {
-                path: "p/config".into(),
-                source: "gone".into(),
-            },
-        );
-        assert!(e.is_not_found());
-        assert!(!e.is_transient());
-        assert!(e.to_string().contains("s3://b/p/config"), "{e}");
     }
 }
