@@ -1,0 +1,232 @@
+//! The cache's rules, each against a store that counts its reads.
+
+use super::*;
+use crate::backend::MemoryBackend;
+
+/// A memory store with version tags (a counter per write) and a count of reads.
+#[derive(Default)]
+struct Tagged {
+    inner: MemoryBackend,
+    versions: Mutex<HashMap<String, u64>>,
+    next: AtomicU64,
+    reads: AtomicU64,
+}
+
+impl Tagged {
+    fn tag(&self, key: &str) -> ObjectVersion {
+        ObjectVersion {
+            etag: self
+                .versions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(key)
+                .map(|v| format!("v{v}")),
+            settled_mtime: None,
+        }
+    }
+    fn bump(&self, key: &str) {
+        let v = self.next.fetch_add(1, Ordering::SeqCst);
+        self.versions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_owned(), v);
+    }
+    fn reads(&self) -> u64 {
+        self.reads.load(Ordering::SeqCst)
+    }
+}
+
+impl Backend for Tagged {
+    fn location(&self) -> String {
+        "tagged".into()
+    }
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.inner.put(key, data)?;
+        self.bump(key);
+        Ok(())
+    }
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        let stored = self.inner.put_if_absent(key, data)?;
+        if stored {
+            self.bump(key);
+        }
+        Ok(stored)
+    }
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(key)
+    }
+    fn get_versioned(&self, key: &str) -> Result<(Vec<u8>, ObjectVersion)> {
+        Ok((self.get(key)?, self.tag(key)))
+    }
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_range(key, offset, len)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        Ok(self
+            .inner
+            .list(prefix)?
+            .into_iter()
+            .map(|o| ObjectInfo {
+                version: self.tag(&o.key),
+                ..o
+            })
+            .collect())
+    }
+    crate::forward_backend!(inner: delete, exists);
+}
+
+fn setup() -> (tempfile::TempDir, Arc<Tagged>, CachingBackend) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Tagged::default());
+    let cache = CachingBackend::new(Arc::clone(&store) as Arc<dyn Backend>, tmp.path().join("c"));
+    (tmp, store, cache)
+}
+
+#[test]
+fn meets_the_backend_contract() {
+    let (_tmp, _store, cache) = setup();
+    crate::backend::contract::check(&cache);
+}
+
+#[test]
+fn index_files_are_served_locally_and_checked_by_id() {
+    let (_tmp, store, cache) = setup();
+    let bytes = b"an index file".to_vec();
+    let id = IndexId::of(&bytes);
+    let key = format!("index/{id}");
+    store.put(&key, &bytes).expect("put");
+    assert_eq!(cache.get(&key).expect("miss"), bytes);
+    assert_eq!(cache.get(&key).expect("hit"), bytes);
+    assert_eq!(store.reads(), 1);
+    // Damage the entry: it is dropped and refetched, never an error.
+    let entry = cache.dir().expect("on").join("index").join(id.to_string());
+    let mut raw = std::fs::read(&entry).expect("entry");
+    let last = raw.len() - 40;
+    raw[last] ^= 1;
+    std::fs::write(&entry, &raw).expect("damage");
+    assert_eq!(cache.get(&key).expect("refetched"), bytes);
+    assert_eq!(store.reads(), 2);
+    assert_eq!(cache.stats().dropped, 1);
+    // An entry with a valid checksum but other content than its name is not used either.
+    cache.write_entry(&entry, "", b"something else");
+    assert_eq!(cache.get(&key).expect("refetched"), bytes);
+    assert_eq!(store.reads(), 3);
+    // A truncated entry, too.
+    std::fs::write(&entry, b"SKC").expect("truncate");
+    assert_eq!(cache.get(&key).expect("refetched"), bytes);
+    assert_eq!(store.reads(), 4);
+}
+
+#[test]
+fn snapshot_records_follow_the_listing_and_see_retags() {
+    let (_tmp, store, cache) = setup();
+    let key = "snapshots/0190b8a1-0000-7000-8000-000000000001";
+    store.put(key, b"record v1").expect("put");
+    cache.list("snapshots/").expect("list");
+    assert_eq!(cache.get(key).expect("miss"), b"record v1");
+    cache.list("snapshots/").expect("list");
+    assert_eq!(cache.get(key).expect("hit"), b"record v1");
+    assert_eq!(store.reads(), 1);
+    // Replaced by another process with a record of the same size: the tag tells.
+    store.put(key, b"record v2").expect("retag elsewhere");
+    cache.list("snapshots/").expect("list");
+    assert_eq!(cache.get(key).expect("refetched"), b"record v2");
+    assert_eq!(store.reads(), 2);
+    // Replaced through the cache: its entry goes at once, even before a new listing.
+    cache.put(key, b"record v3").expect("retag here");
+    assert_eq!(cache.get(key).expect("fetched"), b"record v3");
+    // Forgotten elsewhere: the next listing drops the entry.
+    let entry = cache.dir().expect("on").join("snapshots").join(&key[10..]);
+    assert!(entry.exists());
+    store.delete(key).expect("forget elsewhere");
+    cache.list("snapshots/").expect("list");
+    assert!(!entry.exists());
+    assert!(cache.get(key).expect_err("gone").is_not_found());
+}
+
+#[test]
+fn without_a_listing_records_are_always_fetched() {
+    let (_tmp, store, cache) = setup();
+    let key = "snapshots/0190b8a1-0000-7000-8000-000000000002";
+    store.put(key, b"rec").expect("put");
+    cache.get(key).expect("get");
+    cache.get(key).expect("get");
+    assert_eq!(store.reads(), 2);
+}
+
+#[test]
+fn tree_ranges_are_kept_and_damage_is_refetched() {
+    let (_tmp, store, cache) = setup();
+    let pack = "ab".repeat(32);
+    let key = format!("data/ab/{pack}");
+    store.put(&key, b"header tree-bytes trailer").expect("put");
+    assert_eq!(
+        cache.get_range_hot(&key, 7, 10).expect("miss"),
+        b"tree-bytes"
+    );
+    assert_eq!(
+        cache.get_range_hot(&key, 7, 10).expect("hit"),
+        b"tree-bytes"
+    );
+    assert_eq!(store.reads(), 1);
+    // Plain ranges (data chunks) are never cached.
+    cache.get_range(&key, 0, 6).expect("range");
+    cache.get_range(&key, 0, 6).expect("range");
+    assert_eq!(store.reads(), 3);
+    let entry = cache
+        .dir()
+        .expect("on")
+        .join("trees")
+        .join(format!("{pack}-7-10"));
+    std::fs::write(&entry, b"garbage that is long enough to parse as something").expect("damage");
+    assert_eq!(
+        cache.get_range_hot(&key, 7, 10).expect("refetch"),
+        b"tree-bytes"
+    );
+    assert_eq!(store.reads(), 4);
+}
+
+#[test]
+fn tree_entries_go_with_their_pack() {
+    let (_tmp, store, cache) = setup();
+    let (a, b) = ("ab".repeat(32), "cd".repeat(32));
+    let (ka, kb) = (format!("data/ab/{a}"), format!("data/cd/{b}"));
+    store.put(&ka, b"header tree-a trailer").expect("put");
+    store.put(&kb, b"header tree-b trailer").expect("put");
+    let trees = cache.dir().expect("on").join("trees");
+    let entries = || std::fs::read_dir(&trees).expect("trees").count();
+    cache.get_range_hot(&ka, 7, 6).expect("a");
+    cache.get_range_hot(&kb, 7, 6).expect("b");
+    cache.get_range_hot(&kb, 0, 6).expect("b again");
+    assert_eq!(entries(), 3);
+    // Deleted elsewhere: the next listing of the packs drops its entries.
+    store.delete(&kb).expect("prune elsewhere");
+    cache.list("data/").expect("list");
+    assert_eq!(entries(), 1);
+    // Other listings leave them alone; a delete through the cache drops them at once.
+    cache.list("data/ab/").expect("list");
+    assert_eq!(entries(), 1);
+    cache.delete(&ka).expect("prune here");
+    assert_eq!(entries(), 0);
+}
+
+#[test]
+fn for_repository_without_config_caches_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let c = CachingBackend::for_repository(Arc::clone(&store), tmp.path()).expect("cache");
+    assert!(c.dir().is_none());
+    assert!(c.get(keys::CONFIG).expect_err("none").is_not_found());
+}
+
+#[test]
+fn an_unusable_directory_turns_the_cache_off() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"x").expect("file");
+    let c = CachingBackend::new(Arc::new(MemoryBackend::new()), file.join("sub"));
+    assert!(c.dir().is_none());
+    crate::backend::contract::check(&c);
+}
