@@ -2,7 +2,7 @@
 //!
 //! Intervals here are for timeouts and grace periods: `m` means minutes. Retention durations
 //! (`--keep-within`, where `m` means months as in restic) are parsed by
-//! [`crate::retention::parse_duration`].
+//! `retention::parse_duration`.
 
 use std::time::Duration;
 

@@ -128,8 +128,8 @@ fn keep_path(path: &Path) -> PathBuf {
 }
 
 impl Backend for RetryingBackend {
-    crate::forward_backend!(inner: location);
-    crate::forward_backend!(inner via retry: put);
+    forward_backend!(inner: location);
+    forward_backend!(inner via retry: put);
 
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
         self.retry(|failed_before| match self.inner.put_if_absent(key, data)? {
@@ -165,8 +165,8 @@ impl Backend for RetryingBackend {
         res
     }
 
-    crate::forward_backend!(inner via retry: flush, get, get_versioned, get_range, get_range_hot, list, delete, exists);
-    crate::forward_backend!(inner: staging, local_path);
+    forward_backend!(inner via retry: flush, get, get_versioned, get_range, get_range_hot, list, delete, exists);
+    forward_backend!(inner: staging, local_path);
 }
 
 #[cfg(test)]

@@ -282,7 +282,7 @@ impl CachingBackend {
 }
 
 impl Backend for CachingBackend {
-    crate::forward_backend!(inner: location);
+    forward_backend!(inner: location);
 
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
         self.inner.put(key, data)?;
@@ -308,7 +308,7 @@ impl Backend for CachingBackend {
         Ok(stored)
     }
 
-    crate::forward_backend!(inner: put_file, flush, exists, staging, local_path);
+    forward_backend!(inner: put_file, flush, exists, staging, local_path);
 
     fn get(&self, key: &str) -> Result<Vec<u8>> {
         if key == keys::CONFIG {

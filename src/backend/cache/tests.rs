@@ -74,7 +74,7 @@ impl Backend for Tagged {
             })
             .collect())
     }
-    crate::forward_backend!(inner: delete, exists);
+    forward_backend!(inner: delete, exists);
 }
 
 fn setup() -> (tempfile::TempDir, Arc<Tagged>, CachingBackend) {
