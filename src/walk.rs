@@ -207,7 +207,7 @@ impl<'a> Walker<'a> {
             path.truncate(path_len);
             return Ok(());
         }
-        let loaded = if stack.len() >= MAX_DEPTH {
+        let loaded = if stack.len() > MAX_DEPTH {
             Err(Error::corrupt(
                 format!("tree {id}"),
                 format!("directories nested deeper than {MAX_DEPTH}"),
