@@ -120,3 +120,33 @@ impl Visitor for Planner<'_> {
         Ok(Step::Enter)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    use super::*;
+    use crate::{BackupOptions, InitOptions, NoProgress};
+
+    #[test]
+    fn raw_names_survive_into_planned_paths() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let src = tmp.path().join("src");
+        let name = OsStr::from_bytes(b"caf\xe9");
+        std::fs::create_dir_all(src.join("sub")).expect("mkdir");
+        std::fs::write(src.join("sub").join(name), b"x").expect("write");
+        let repo = Repository::init_local(&tmp.path().join("repo"), &InitOptions::default())
+            .expect("init");
+        let snap =
+            crate::snapshot(&repo, &src, &BackupOptions::default(), &NoProgress).expect("snapshot");
+        let target = tmp.path().join("out");
+        let plan = RestorePlan::new(&repo, &snap.record.tree, &target).expect("plan");
+        assert_eq!(plan.dirs.len(), 1);
+        assert_eq!(plan.dirs[0].0, target.join("sub"));
+        assert_eq!(plan.files.len(), 1);
+        assert_eq!(plan.files[0].path, target.join("sub").join(name));
+        assert_eq!(plan.files[0].display, "/sub/caf\u{fffd}");
+        assert_eq!(plan.total_bytes(), 1);
+    }
+}

@@ -379,3 +379,30 @@ impl Check<'_, '_> {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{BackupOptions, InitOptions, NoProgress, Repository, VerifyOptions};
+
+    #[test]
+    fn trees_shared_by_snapshots_are_counted_once() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let src = tmp.path().join("src");
+        std::fs::create_dir_all(src.join("sub")).expect("mkdir");
+        std::fs::write(src.join("sub/a"), b"a").expect("write");
+        let repo = Repository::init_local(&tmp.path().join("repo"), &InitOptions::default())
+            .expect("init");
+        for _ in 0..2 {
+            crate::snapshot(&repo, &src, &BackupOptions::default(), &NoProgress).expect("snapshot");
+        }
+        let opts = VerifyOptions {
+            read_data: true,
+            ..VerifyOptions::default()
+        };
+        let report = crate::verify(&repo, &opts, &NoProgress).expect("verify");
+        assert!(report.ok(), "{:?}", report.findings);
+        assert_eq!(report.snapshots, 2);
+        assert_eq!(report.trees, 2);
+        assert_eq!(report.files, 2);
+    }
+}
