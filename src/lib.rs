@@ -33,6 +33,7 @@ pub mod backup;
 pub mod chunker;
 pub mod clock;
 pub mod commit;
+pub mod content;
 pub mod error;
 pub mod format;
 pub mod hasher;

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
+use super::plan::FileJob;
 use super::{
     RestoreOptions, RestorePlan, RestoreStats, finish_dir, restore_link, set_file_meta,
     write_file_at,
@@ -39,6 +40,11 @@ fn protected(rel: &Path) -> bool {
         .map(|c| c.as_os_str().as_bytes().to_vec())
         .unwrap_or_default();
     first.ends_with(b".alopex.lock") || first == b".lifecycle"
+}
+
+/// Whether `path`, below `target`, is the lock file or in `.lifecycle/`.
+fn protected_in(target: &Path, path: &Path) -> bool {
+    protected(path.strip_prefix(target).unwrap_or(path))
 }
 
 /// Fails when a process holds an OS lock on a `*.alopex.lock` file at the root, or, for a
@@ -161,7 +167,7 @@ pub(super) fn restore_in_place(
 
     // 1. Directories: a real directory at every planned path (never through a symlink).
     for (path, _) in &plan.dirs {
-        if protected(path.strip_prefix(target).unwrap_or(path)) {
+        if protected_in(target, path) {
             continue;
         }
         match std::fs::symlink_metadata(path) {
@@ -174,34 +180,91 @@ pub(super) fn restore_in_place(
         }
     }
     // 2. Files: keep identical ones, rewrite the others atomically.
-    let unchanged = AtomicU64::new(0);
-    let data_bytes = AtomicU64::new(0);
-    plan.files.par_iter().try_for_each(|job| -> Result<()> {
-        if progress.is_cancelled() {
+    let files = Files {
+        repo,
+        target,
+        chunker: &chunker,
+        owner,
+        progress,
+        unchanged: AtomicU64::new(0),
+        data_bytes: AtomicU64::new(0),
+    };
+    plan.files
+        .par_iter()
+        .try_for_each(|job| files.restore(job))?;
+    // 3. Symlinks: keep identical ones, replace the others.
+    for (path, node) in &plan.links {
+        if !protected_in(target, path) {
+            replace_link(path, node, owner)?;
+        }
+    }
+    // 4. Delete what the snapshot does not have (never the lock file or .lifecycle/).
+    let deleted = delete_unwanted(&plan, target)?;
+    // 5. Directory modes and times, deepest first.
+    for (path, node) in plan.dirs.iter().rev() {
+        if !protected_in(target, path) {
+            finish_dir(path, node, owner)?;
+        }
+    }
+    Ok(RestoreStats {
+        files: plan.files.len() as u64,
+        dirs: plan.dirs.len() as u64,
+        symlinks: plan.links.len() as u64,
+        bytes: plan.total_bytes,
+        data_bytes: files.data_bytes.load(Ordering::Relaxed),
+        unchanged: files.unchanged.load(Ordering::Relaxed),
+        deleted,
+        ..RestoreStats::default()
+    })
+}
+
+/// The files step of an in-place restore, shared by its workers.
+struct Files<'a> {
+    repo: &'a Repository,
+    target: &'a Path,
+    chunker: &'a Chunker,
+    owner: bool,
+    progress: &'a dyn Progress,
+    unchanged: AtomicU64,
+    data_bytes: AtomicU64,
+}
+
+impl Files<'_> {
+    /// Keeps `job`'s file when its content is already the snapshot's (fixing mode, owner and
+    /// times), else writes it beside and renames it over.
+    fn restore(&self, job: &FileJob) -> Result<()> {
+        if self.progress.is_cancelled() {
             return Err(Error::Cancelled);
         }
-        if protected(job.path.strip_prefix(target).unwrap_or(&job.path)) {
+        if protected_in(self.target, &job.path) {
             return Ok(());
         }
         if let Ok(m) = std::fs::symlink_metadata(&job.path)
             && m.is_file()
             && m.len() == job.node.size
-            && same_content(&job.path, &job.node, &chunker).unwrap_or(false)
+            && same_content(&job.path, &job.node, self.chunker).unwrap_or(false)
         {
             // Read-only is enough to change mode, owner and times of our own file.
             let f = File::open(&job.path).map_err(|e| Error::io("open", &job.path, e))?;
             if m.mode() & 0o7777 != job.node.mode
                 || crate::clock::stamp_ns(m.mtime(), m.mtime_nsec()) != job.node.mtime_ns
-                || owner
+                || self.owner
             {
-                set_file_meta(&f, &job.path, &job.node, owner)?;
+                set_file_meta(&f, &job.path, &job.node, self.owner)?;
             }
-            unchanged.fetch_add(1, Ordering::Relaxed);
-            progress.advance(job.node.size, 1);
+            self.unchanged.fetch_add(1, Ordering::Relaxed);
+            self.progress.advance(job.node.size, 1);
             return Ok(());
         }
         let tmp = tmp_beside(&job.path);
-        let written = match write_file_at(repo, &job.node, &job.display, &tmp, owner, progress) {
+        let written = match write_file_at(
+            self.repo,
+            &job.node,
+            &job.display,
+            &tmp,
+            self.owner,
+            self.progress,
+        ) {
             Ok(w) => w,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -215,29 +278,31 @@ pub(super) fn restore_in_place(
             let _ = std::fs::remove_file(&tmp);
             Error::io("replace", &job.path, e)
         })?;
-        data_bytes.fetch_add(written, Ordering::Relaxed);
-        progress.advance(0, 1);
+        self.data_bytes.fetch_add(written, Ordering::Relaxed);
+        self.progress.advance(0, 1);
         Ok(())
-    })?;
-    // 3. Symlinks: keep identical ones, replace the others.
-    for (path, node) in &plan.links {
-        let NodeKind::Symlink { target: want } = &node.kind else {
-            continue;
-        };
-        if protected(path.strip_prefix(target).unwrap_or(path)) {
-            continue;
-        }
-        if std::fs::read_link(path).is_ok_and(|t| t.as_os_str().as_bytes() == want.as_slice()) {
-            continue;
-        }
-        let tmp = tmp_beside(path);
-        restore_link(&tmp, node, owner)?;
-        if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-            remove_any(path)?;
-        }
-        std::fs::rename(&tmp, path).map_err(|e| Error::io("replace", path, e))?;
     }
-    // 4. Delete what the snapshot does not have (never the lock file or .lifecycle/).
+}
+
+/// Keeps the symlink at `path` when it already points where `node` says, else replaces it.
+fn replace_link(path: &Path, node: &Node, owner: bool) -> Result<()> {
+    let NodeKind::Symlink { target: want } = &node.kind else {
+        return Ok(());
+    };
+    if std::fs::read_link(path).is_ok_and(|t| t.as_os_str().as_bytes() == want.as_slice()) {
+        return Ok(());
+    }
+    let tmp = tmp_beside(path);
+    restore_link(&tmp, node, owner)?;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        remove_any(path)?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("replace", path, e))
+}
+
+/// Deletes every entry below `target` the plan does not have (never the lock file or
+/// `.lifecycle/`); returns how many.
+fn delete_unwanted(plan: &RestorePlan, target: &Path) -> Result<u64> {
     let wanted: HashSet<PathBuf> = plan
         .dirs
         .iter()
@@ -266,23 +331,7 @@ pub(super) fn restore_in_place(
             deleted += 1;
         }
     }
-    // 5. Directory modes and times, deepest first.
-    for (path, node) in plan.dirs.iter().rev() {
-        if protected(path.strip_prefix(target).unwrap_or(path)) {
-            continue;
-        }
-        finish_dir(path, node, owner)?;
-    }
-    Ok(RestoreStats {
-        files: plan.files.len() as u64,
-        dirs: plan.dirs.len() as u64,
-        symlinks: plan.links.len() as u64,
-        bytes: plan.total_bytes,
-        data_bytes: data_bytes.load(Ordering::Relaxed),
-        unchanged: unchanged.load(Ordering::Relaxed),
-        deleted,
-        ..RestoreStats::default()
-    })
+    Ok(deleted)
 }
 
 fn mkdir(path: &Path) -> Result<()> {

@@ -10,31 +10,40 @@
 //! CRC32 as it is written; nothing is written outside the target: names are single safe
 //! components, files are created with `O_CREAT | O_EXCL | O_NOFOLLOW`, and since names are
 //! unique per directory no path ever passes through a symlink this restore created.
+//!
+//! Layout: this file holds the options, the stats, [`restore`] (staging, moving into place)
+//! and the metadata of what it writes; `plan` walks the trees with the one walker and checks
+//! every name; `in_place` restores into an existing directory. A file's content is written by
+//! [`crate::content`].
+//!
+//! Must not: import another verb (verify, backup).
 
 use std::ffi::OsStr;
-use std::fs::{File, FileTimes, OpenOptions};
+use std::fs::{File, FileTimes};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
+use crate::content::{create_private, write_content};
 use crate::error::{Error, Result};
-use crate::format::index_file::BlobLocation;
-use crate::format::keys;
-use crate::format::manifest::{ChunkRef, Extent, Node, NodeKind};
-use crate::hasher::FileCrc;
-use crate::id::{PackId, SnapshotId, TreeId};
+use crate::format::manifest::{Node, NodeKind};
+use crate::id::{SnapshotId, TreeId};
 use crate::progress::{Phase, Progress};
 use crate::repository::Repository;
 use crate::stage::{Layout, StageSelection, StageSet};
 
 mod in_place;
+mod plan;
 
-/// Dense files at least this large are preallocated before their chunks are written.
-const PREALLOCATE_FROM: u64 = 1 << 20;
+/// Kept where it always was: a file node's content written into a new file (see
+/// [`crate::content`]).
+pub use crate::content::materialize;
+use plan::FileJob;
+pub use plan::RestorePlan;
 
 /// Options for [`restore`].
 #[derive(Clone, Debug, Default)]
@@ -70,90 +79,6 @@ pub struct RestoreStats {
     /// Files the format stages checked.
     pub stage_files: u64,
     pub duration_ns: u64,
-}
-
-struct FileJob {
-    path: PathBuf,
-    display: String,
-    node: Node,
-}
-
-/// Everything a restore will create, checked before anything is written.
-pub struct RestorePlan {
-    dirs: Vec<(PathBuf, Node)>,
-    files: Vec<FileJob>,
-    links: Vec<(PathBuf, Node)>,
-    total_bytes: u64,
-}
-
-impl RestorePlan {
-    /// Walks the snapshot's trees below `target` and checks every name.
-    pub fn new(repo: &Repository, tree: &TreeId, target: &Path) -> Result<Self> {
-        let mut plan = RestorePlan {
-            dirs: Vec::new(),
-            files: Vec::new(),
-            links: Vec::new(),
-            total_bytes: 0,
-        };
-        plan.add_tree(repo, tree, target, "", 0)?;
-        Ok(plan)
-    }
-
-    fn add_tree(
-        &mut self,
-        repo: &Repository,
-        id: &TreeId,
-        dir: &Path,
-        rel: &str,
-        depth: u32,
-    ) -> Result<()> {
-        if depth > 4096 {
-            return Err(Error::corrupt(
-                format!("tree {}", id.short()),
-                "directories nested deeper than 4096",
-            ));
-        }
-        let tree = repo.load_tree(id)?;
-        for node in tree.nodes {
-            if !Node::name_is_safe(&node.name) {
-                return Err(Error::InvalidInput(format!(
-                    "snapshot entry '{}' in directory '/{rel}' is not a safe file name; restore refused",
-                    String::from_utf8_lossy(&node.name).escape_debug()
-                )));
-            }
-            let path = dir.join(OsStr::from_bytes(&node.name));
-            let display = format!("{rel}/{}", String::from_utf8_lossy(&node.name));
-            match &node.kind {
-                NodeKind::Dir { tree } => {
-                    let tree = *tree;
-                    self.dirs.push((path.clone(), node));
-                    self.add_tree(repo, &tree, &path, &display, depth + 1)?;
-                }
-                NodeKind::File { .. } => {
-                    self.total_bytes += node.size;
-                    self.files.push(FileJob {
-                        path,
-                        display,
-                        node,
-                    });
-                }
-                NodeKind::Symlink { .. } => self.links.push((path, node)),
-            }
-        }
-        Ok(())
-    }
-
-    /// Number of files to write.
-    #[must_use]
-    pub fn file_count(&self) -> usize {
-        self.files.len()
-    }
-
-    /// Logical bytes to write.
-    #[must_use]
-    pub fn total_bytes(&self) -> u64 {
-        self.total_bytes
-    }
 }
 
 /// Restores snapshot `id` into `target`, which must not exist or be an empty directory.
@@ -333,8 +258,6 @@ fn run_stages(target: &Path, opts: &RestoreOptions, stats: &mut RestoreStats) ->
     Ok(())
 }
 
-use std::os::unix::fs::DirBuilderExt;
-
 /// Checks that `target` is absent or an empty directory; returns the mode of an existing one.
 fn prepare_target(target: &Path) -> Result<Option<u32>> {
     match std::fs::symlink_metadata(target) {
@@ -363,262 +286,6 @@ fn time_of(ns: i64) -> SystemTime {
     } else {
         UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
     }
-}
-
-/// Logical offset of every chunk, given the holes between data extents.
-fn chunk_positions(chunks: &[ChunkRef], holes: &[Extent]) -> Vec<u64> {
-    let mut out = Vec::with_capacity(chunks.len());
-    let mut pos = 0u64;
-    let mut h = holes.iter().peekable();
-    for c in chunks {
-        while let Some(hole) = h.peek() {
-            if hole.offset <= pos {
-                pos = pos.max(hole.offset + hole.len);
-                h.next();
-            } else {
-                break;
-            }
-        }
-        out.push(pos);
-        pos += u64::from(c.len);
-    }
-    out
-}
-
-/// Largest ranged read of a restore: chunks stored back to back in one pack are fetched
-/// together up to this many stored bytes (one run in flight per worker bounds memory; on S3
-/// a run stays one GET, below the size at which a range is split into parts).
-const RUN_BYTES: u64 = 2 << 20;
-
-/// Consecutive chunks of a file (by index) and, when they lie back to back in one pack, the
-/// range that holds them all.
-struct Run {
-    chunks: std::ops::Range<usize>,
-    /// Pack, offset and length of the one read; `None`: read chunk by chunk.
-    read: Option<(PackId, u64, u64)>,
-    /// The chunks' locations, in order (empty without `read`).
-    locs: Vec<BlobLocation>,
-}
-
-/// Splits a file's chunks into runs: each run is either one chunk the index does not locate
-/// (read on its own, so the usual lookup and error apply) or chunks that follow each other in
-/// one pack, at most [`RUN_BYTES`] stored bytes together (a single larger chunk is a run alone).
-fn plan_runs(repo: &Repository, chunks: &[ChunkRef]) -> Vec<Run> {
-    // The index as loaded; a chunk it lacks is left to `Repository::read_blob`, which looks
-    // into marked packs and reloads the index (once per such chunk, when it is read).
-    let index = repo.index();
-    let mut runs: Vec<Run> = Vec::new();
-    for (k, c) in chunks.iter().enumerate() {
-        let Some(loc) = index.get(&c.id) else {
-            runs.push(Run {
-                chunks: k..k + 1,
-                read: None,
-                locs: Vec::new(),
-            });
-            continue;
-        };
-        let (off, len) = (u64::from(loc.offset), u64::from(loc.length));
-        if let Some(Run {
-            chunks: range,
-            read: Some((pack, start, run_len)),
-            locs,
-        }) = runs.last_mut()
-            && *pack == loc.pack
-            && *start + *run_len == off
-            && *run_len + len <= RUN_BYTES
-        {
-            range.end = k + 1;
-            *run_len += len;
-            locs.push(loc);
-            continue;
-        }
-        runs.push(Run {
-            chunks: k..k + 1,
-            read: Some((loc.pack, off, len)),
-            locs: vec![loc],
-        });
-    }
-    runs
-}
-
-/// Writes a file node's content into `file` (created empty at `path`): sparse where the node
-/// has holes, every chunk checked against its id, the whole file against its size and CRC32.
-/// Returns the data bytes written.
-fn write_content(
-    repo: &Repository,
-    file: &File,
-    path: &Path,
-    node: &Node,
-    display: &str,
-    progress: &dyn Progress,
-) -> Result<u64> {
-    let NodeKind::File {
-        crc32,
-        chunks,
-        holes,
-    } = &node.kind
-    else {
-        return Ok(0);
-    };
-    let size = node.size;
-    if !holes.is_empty() {
-        file.set_len(size).map_err(|e| Error::io("size", path, e))?;
-    } else if size >= PREALLOCATE_FROM {
-        // A dense file written by parallel chunk writes: reserve it in one extent first, so
-        // out-of-order writes do not fragment it. Filesystems without fallocate just skip it.
-        let _ = rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, size);
-    }
-    let positions = chunk_positions(chunks, holes);
-    // Damage is reported against the file it breaks; other failures (a missing pack, an I/O
-    // error) keep their own cause and advice.
-    let blame = |c: &ChunkRef, e: Error| match e {
-        Error::HashMismatch { .. } | Error::Corrupt { .. } => Error::corrupt(
-            format!("file '{display}'"),
-            format!("chunk {} does not match its id", c.id.short()),
-        ),
-        e if e.is_not_found() => Error::corrupt(
-            format!("file '{display}'"),
-            format!("chunk {} cannot be read: {e}", c.id.short()),
-        ),
-        other => other,
-    };
-    let put = |c: &ChunkRef, pos: u64, data: &[u8]| -> Result<u32> {
-        if data.len() != c.len as usize {
-            return Err(Error::corrupt(
-                format!("file '{display}'"),
-                format!(
-                    "chunk {} has {} bytes, the tree says {}",
-                    c.id.short(),
-                    data.len(),
-                    c.len
-                ),
-            ));
-        }
-        file.write_all_at(data, pos)
-            .map_err(|e| Error::io("write", path, e))?;
-        progress.advance(data.len() as u64, 0);
-        Ok(crc32fast::hash(data))
-    };
-    let write_one = |k: usize| -> Result<u32> {
-        let c = &chunks[k];
-        let data = repo.read_blob(&c.id).map_err(|e| blame(c, e))?;
-        put(c, positions[k], &data)
-    };
-    // Chunks stored back to back in one pack are fetched with one ranged read (a remote
-    // store pays per request); each is still decoded and checked against its id on its own.
-    let write_run = |run: &Run| -> Result<Vec<u32>> {
-        let Some((pack, start, len)) = run.read else {
-            return run.chunks.clone().map(write_one).collect();
-        };
-        let bytes = match repo.backend().get_range(&keys::pack(&pack), start, len) {
-            Ok(b) if b.len() as u64 == len => b,
-            // A pack gone (a prune repacked it meanwhile), short or unreadable: chunk by
-            // chunk, in parallel, each looked up again (index reload, marked packs) and named
-            // when it cannot be read.
-            _ => {
-                return run.chunks.clone().into_par_iter().map(write_one).collect();
-            }
-        };
-        let one = |(k, loc): (usize, &BlobLocation)| -> Result<u32> {
-            let c = &chunks[k];
-            // In bounds: the run's locations tile `start..start + len` exactly.
-            let from = usize::try_from(u64::from(loc.offset) - start).unwrap_or(usize::MAX);
-            let stored = bytes
-                .get(from..from.saturating_add(loc.length as usize))
-                .unwrap_or_default();
-            let data = crate::pack::decode_blob_cow(stored, loc, &c.id).map_err(|e| blame(c, e))?;
-            put(c, positions[k], &data)
-        };
-        // One after another: a worker holds one run's buffer at a time (runs of a file and
-        // files go in parallel), which bounds memory to a run per worker.
-        run.chunks.clone().zip(run.locs.iter()).map(one).collect()
-    };
-    let runs = plan_runs(repo, chunks);
-    let crcs: Vec<u32> = if runs.len() > 1 {
-        runs.par_iter()
-            .map(write_run)
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-            .collect()
-    } else {
-        runs.iter()
-            .map(write_run)
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-            .collect()
-    };
-    // File CRC over the logical content: chunk CRCs and zero runs in file order.
-    let mut crc = FileCrc::new();
-    let mut pos = 0u64;
-    let mut written = 0u64;
-    let mut hi = holes.iter().peekable();
-    for ((c, &at), cc) in chunks.iter().zip(&positions).zip(&crcs) {
-        while let Some(h) = hi.peek() {
-            if h.offset + h.len <= at {
-                crc.append_zeros(h.len);
-                pos = h.offset + h.len;
-                hi.next();
-            } else {
-                break;
-            }
-        }
-        if at != pos {
-            return Err(Error::corrupt(
-                format!("file '{display}'"),
-                "chunks and holes overlap",
-            ));
-        }
-        crc.append(*cc, u64::from(c.len));
-        pos += u64::from(c.len);
-        written += u64::from(c.len);
-    }
-    for h in hi {
-        crc.append_zeros(h.len);
-        pos = h.offset + h.len;
-    }
-    if pos != size {
-        return Err(Error::corrupt(
-            format!("file '{display}'"),
-            format!("chunks and holes cover {pos} bytes, the file has {size}"),
-        ));
-    }
-    let actual = crc.finalize();
-    if actual != *crc32 {
-        return Err(Error::corrupt(
-            format!("file '{display}'"),
-            format!("restored CRC32 {actual:08x} differs from the recorded {crc32:08x}"),
-        ));
-    }
-    Ok(written)
-}
-
-/// Creates `dest` for writing: it must not exist (`O_EXCL`), is never a symlink followed
-/// (`O_NOFOLLOW`), and is private (0600) until its metadata is restored.
-fn create_private(dest: &Path) -> Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
-        .open(dest)
-        .map_err(|e| Error::io("create", dest, e))
-}
-
-/// Writes the content of file `node` (shown as `display`) into a new file at `dest`,
-/// checked like a restore (used to hand stages a real file).
-pub fn materialize(repo: &Repository, node: &Node, display: &str, dest: &Path) -> Result<()> {
-    let file = create_private(dest)?;
-    write_content(
-        repo,
-        &file,
-        dest,
-        node,
-        display,
-        &crate::progress::NoProgress,
-    )
-    .map(|_| ())
 }
 
 fn restore_file(
@@ -704,21 +371,4 @@ fn finish_dir(path: &Path, node: &Node, owner: bool) -> Result<()> {
     dir.set_permissions(std::fs::Permissions::from_mode(node.mode))
         .map_err(|e| Error::io("set mode of", path, e))?;
     set_mtime_nofollow(path, node.mtime_ns)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::id::ChunkId;
-
-    #[test]
-    fn positions_skip_holes() {
-        let c = |len| ChunkRef {
-            id: ChunkId::of(b"x"),
-            len,
-        };
-        let holes = [Extent { offset: 0, len: 10 }, Extent { offset: 15, len: 5 }];
-        assert_eq!(chunk_positions(&[c(5), c(3)], &holes), vec![10, 20]);
-        assert_eq!(chunk_positions(&[c(4)], &[]), vec![0]);
-    }
 }

@@ -1,0 +1,152 @@
+//! The restore plan: everything a restore will create, found by walking the snapshot's trees
+//! with the one walker ([`crate::walk::Walker`]) before anything is written.
+//!
+//! Owns: [`RestorePlan`] (directories in walk order, files, symlinks, the logical byte total)
+//! and the name check: every entry name is one safe component, or the restore is refused.
+//!
+//! Invariants: a planned path is the target joined with the entry's raw path in the snapshot
+//! (`TreePath::relative`), so non-UTF-8 names survive byte for byte; a directory is planned
+//! before its entries (parents are created first, finished last); the first tree that cannot
+//! be loaded, or lies too deep, stops the plan with its error.
+//!
+//! Must not: touch the filesystem. Writing is the restore's, in `super` and `in_place`.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::format::manifest::{Node, NodeKind, Tree};
+use crate::id::TreeId;
+use crate::repository::Repository;
+use crate::walk::{MAX_DEPTH, Step, TreePath, Visitor, Walker};
+
+/// One file to write: where, how it is named in messages, and its node.
+pub(super) struct FileJob {
+    pub(super) path: PathBuf,
+    pub(super) display: String,
+    pub(super) node: Node,
+}
+
+/// Everything a restore will create, checked before anything is written.
+pub struct RestorePlan {
+    pub(super) dirs: Vec<(PathBuf, Node)>,
+    pub(super) files: Vec<FileJob>,
+    pub(super) links: Vec<(PathBuf, Node)>,
+    pub(super) total_bytes: u64,
+}
+
+impl RestorePlan {
+    /// Walks the snapshot's trees below `target` and checks every name.
+    pub fn new(repo: &Repository, tree: &TreeId, target: &Path) -> Result<Self> {
+        let mut planner = Planner {
+            plan: RestorePlan {
+                dirs: Vec::new(),
+                files: Vec::new(),
+                links: Vec::new(),
+                total_bytes: 0,
+            },
+            target,
+            depth: 0,
+        };
+        Walker::new(repo).walk(tree, "", &mut planner)?;
+        Ok(planner.plan)
+    }
+
+    /// Number of files to write.
+    #[must_use]
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Logical bytes to write.
+    #[must_use]
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+}
+
+/// The visitor that fills a plan.
+struct Planner<'a> {
+    plan: RestorePlan,
+    target: &'a Path,
+    /// Trees entered and not yet left (the walker's depth).
+    depth: usize,
+}
+
+impl Visitor for Planner<'_> {
+    fn tree(&mut self, _: &TreePath, _: &TreeId, _: &Tree) -> Result<Step> {
+        self.depth += 1;
+        Ok(Step::Enter)
+    }
+
+    fn leave(&mut self, _: &TreePath, _: &TreeId) -> Result<()> {
+        self.depth -= 1;
+        Ok(())
+    }
+
+    fn unreadable(&mut self, _: &TreePath, id: &TreeId, error: Error) -> Result<()> {
+        if self.depth >= MAX_DEPTH {
+            return Err(Error::corrupt(
+                format!("tree {}", id.short()),
+                format!("directories nested deeper than {MAX_DEPTH}"),
+            ));
+        }
+        Err(error)
+    }
+
+    fn node(&mut self, path: &TreePath, node: &Node) -> Result<Step> {
+        if !Node::name_is_safe(&node.name) {
+            // The directory's own path: the entry's without `/<name>`.
+            let raw = path.as_bytes();
+            let dir = &raw[..raw.len().saturating_sub(node.name.len() + 1)];
+            return Err(Error::InvalidInput(format!(
+                "snapshot entry '{}' in directory '/{}' is not a safe file name; restore refused",
+                String::from_utf8_lossy(&node.name).escape_debug(),
+                String::from_utf8_lossy(dir)
+            )));
+        }
+        let dest = self.target.join(path.relative());
+        match &node.kind {
+            NodeKind::Dir { .. } => self.plan.dirs.push((dest, node.clone())),
+            NodeKind::File { .. } => {
+                self.plan.total_bytes += node.size;
+                self.plan.files.push(FileJob {
+                    path: dest,
+                    display: path.lossy(),
+                    node: node.clone(),
+                });
+            }
+            NodeKind::Symlink { .. } => self.plan.links.push((dest, node.clone())),
+        }
+        Ok(Step::Enter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    use super::*;
+    use crate::{BackupOptions, InitOptions, NoProgress};
+
+    #[test]
+    fn raw_names_survive_into_planned_paths() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let src = tmp.path().join("src");
+        let name = OsStr::from_bytes(b"caf\xe9");
+        std::fs::create_dir_all(src.join("sub")).expect("mkdir");
+        std::fs::write(src.join("sub").join(name), b"x").expect("write");
+        let repo = Repository::init_local(&tmp.path().join("repo"), &InitOptions::default())
+            .expect("init");
+        let snap =
+            crate::snapshot(&repo, &src, &BackupOptions::default(), &NoProgress).expect("snapshot");
+        let target = tmp.path().join("out");
+        let plan = RestorePlan::new(&repo, &snap.record.tree, &target).expect("plan");
+        assert_eq!(plan.dirs.len(), 1);
+        assert_eq!(plan.dirs[0].0, target.join("sub"));
+        assert_eq!(plan.files.len(), 1);
+        assert_eq!(plan.files[0].path, target.join("sub").join(name));
+        assert_eq!(plan.files[0].display, "/sub/caf\u{fffd}");
+        assert_eq!(plan.total_bytes(), 1);
+    }
+}
