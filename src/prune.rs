@@ -291,6 +291,10 @@ struct State {
     snapshots: u64,
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "reads every part of the state in one place; gc/plan.rs splits it"
+)]
 fn read_state(repo: &Repository, opts: &PruneOptions, report: &mut PruneReport) -> Result<State> {
     let backend = repo.backend().as_ref();
     // A pending mark left by a prune that stopped before its mark proper: its packs are
@@ -479,6 +483,10 @@ fn reachable_from(
     Ok(reachable)
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "decides and acts in one pass; gc/ splits it into a plan and its execution"
+)]
 fn pass(
     repo: &Repository,
     opts: &PruneOptions,

@@ -164,6 +164,26 @@ impl Drop for Tee {
     }
 }
 
+/// What the format stages say of a file's captured copy: nothing when it was not staged, or
+/// when the parent's entry has the same content and passed its stages.
+fn stage_problems(
+    ctx: &Ctx<'_>,
+    rel: &str,
+    tee: Option<&Tee>,
+    old: Option<&Node>,
+    content: &FileContent,
+) -> Vec<String> {
+    match tee {
+        Some(t) if !stage_result_cached(ctx, old, content) => {
+            ctx.counters
+                .stage_bytes
+                .fetch_add(content.data_bytes, Ordering::Relaxed);
+            ctx.stages.check(rel, &t.path)
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// Whether the parent's entry has the same content and passed its stages (check cached).
 fn stage_result_cached(ctx: &Ctx<'_>, old: Option<&Node>, content: &FileContent) -> bool {
     ctx.parent_checked
@@ -223,15 +243,7 @@ fn process_file(
         if let (Some(content), true) = (&content, stable || last) {
             // Format stages on exactly the captured bytes, unless the parent already checked
             // this same content.
-            let problems = match &tee {
-                Some(t) if !stage_result_cached(ctx, old, content) => {
-                    ctx.counters
-                        .stage_bytes
-                        .fetch_add(content.data_bytes, Ordering::Relaxed);
-                    ctx.stages.check(rel, &t.path)
-                }
-                _ => Vec::new(),
-            };
+            let problems = stage_problems(ctx, rel, tee.as_ref(), old, content);
             drop(tee);
             if !problems.is_empty() && recaptures < ctx.max_recaptures {
                 recaptures += 1;

@@ -3,7 +3,6 @@
 //! Produces a [`ScannedDir`] tree with entries sorted by raw name. Fifos, sockets and devices
 //! are skipped with a counted warning; unreadable directories are skipped the same way.
 
-use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::fs::MetadataExt;
@@ -68,6 +67,26 @@ impl ScannedDir {
     }
 }
 
+impl ScannedDir {
+    fn new(path: PathBuf, name: Vec<u8>, meta: &std::fs::Metadata) -> Self {
+        ScannedDir {
+            path,
+            name,
+            meta: Meta::from(meta),
+            dirs: Vec::new(),
+            files: Vec::new(),
+            links: Vec::new(),
+            skipped: 0,
+        }
+    }
+
+    /// Counts an entry that is not snapshotted, and says why.
+    fn skip(&mut self, warnings: &mut Vec<String>, path: &Path, why: &str) {
+        warnings.push(format!("skipped {}: {why}", path.display()));
+        self.skipped += 1;
+    }
+}
+
 /// Walks `root` (a directory), applying `excludes` to names and root-relative paths.
 pub(crate) fn scan(
     root: &Path,
@@ -75,15 +94,7 @@ pub(crate) fn scan(
     warnings: &mut Vec<String>,
 ) -> Result<ScannedDir> {
     let meta = std::fs::symlink_metadata(root).map_err(|e| Error::io("stat source", root, e))?;
-    let mut dir = ScannedDir {
-        path: root.to_path_buf(),
-        name: Vec::new(),
-        meta: Meta::from(&meta),
-        dirs: Vec::new(),
-        files: Vec::new(),
-        links: Vec::new(),
-        skipped: 0,
-    };
+    let mut dir = ScannedDir::new(root.to_path_buf(), Vec::new(), &meta);
     let rd = std::fs::read_dir(root).map_err(|e| Error::io("read directory", root, e))?;
     fill(&mut dir, rd, Path::new(""), excludes, warnings, 0)?;
     Ok(dir)
@@ -121,11 +132,7 @@ fn fill(
         let meta = match std::fs::symlink_metadata(&path) {
             Ok(m) => m,
             Err(err) => {
-                warnings.push(format!(
-                    "skipped {}: cannot stat it ({err})",
-                    path.display()
-                ));
-                dir.skipped += 1;
+                dir.skip(warnings, &path, &format!("cannot stat it ({err})"));
                 continue;
             }
         };
@@ -139,37 +146,17 @@ fn fill(
                     dir.links
                         .push((bytes, Meta::from(&meta), t.as_os_str().as_bytes().to_vec()));
                 }
-                Err(err) => {
-                    warnings.push(format!(
-                        "skipped {}: cannot read link ({err})",
-                        path.display()
-                    ));
-                    dir.skipped += 1;
-                }
+                Err(err) => dir.skip(warnings, &path, &format!("cannot read link ({err})")),
             }
         } else if ft.is_dir() {
-            let rd = match std::fs::read_dir(&path) {
-                Ok(rd) => rd,
-                Err(err) => {
-                    warnings.push(format!(
-                        "skipped {}: cannot list it ({err})",
-                        path.display()
-                    ));
-                    dir.skipped += 1;
-                    continue;
+            match std::fs::read_dir(&path) {
+                Ok(rd) => {
+                    let mut sub = ScannedDir::new(path, bytes, &meta);
+                    fill(&mut sub, rd, &rel_path, excludes, warnings, depth + 1)?;
+                    dir.dirs.push(sub);
                 }
-            };
-            let mut sub = ScannedDir {
-                path: path.clone(),
-                name: bytes,
-                meta: Meta::from(&meta),
-                dirs: Vec::new(),
-                files: Vec::new(),
-                links: Vec::new(),
-                skipped: 0,
-            };
-            fill(&mut sub, rd, &rel_path, excludes, warnings, depth + 1)?;
-            dir.dirs.push(sub);
+                Err(err) => dir.skip(warnings, &path, &format!("cannot list it ({err})")),
+            }
         } else {
             let what = if ft.is_fifo() {
                 "a fifo"
@@ -178,14 +165,9 @@ fn fill(
             } else {
                 "a device"
             };
-            warnings.push(format!(
-                "skipped {}: {what} is not snapshotted",
-                path.display()
-            ));
-            dir.skipped += 1;
+            dir.skip(warnings, &path, &format!("{what} is not snapshotted"));
         }
     }
-    let _ = OsStr::new("");
     Ok(())
 }
 
