@@ -443,14 +443,19 @@ pub fn remove_stale(
                 continue;
             }
         };
-        backend.delete(&l.key)?;
-        let who = l.record.as_ref().map_or_else(
-            || "unknown holder".to_owned(),
-            |r| format!("{} (pid {} on {})", r.purpose, r.pid, r.host),
-        );
-        notes.push(format!("removed lock {} of {who}: {reason}", l.key));
+        notes.push(remove(backend, &l, &reason)?);
     }
     Ok((notes, live))
+}
+
+/// Removes the lock `l` found stale for `reason`; returns the note that says so.
+pub fn remove(backend: &dyn Backend, l: &FoundLock, reason: &str) -> Result<String> {
+    backend.delete(&l.key)?;
+    let who = l.record.as_ref().map_or_else(
+        || "unknown holder".to_owned(),
+        |r| format!("{} (pid {} on {})", r.purpose, r.pid, r.host),
+    );
+    Ok(format!("removed lock {} of {who}: {reason}", l.key))
 }
 
 #[cfg(test)]

@@ -1,0 +1,329 @@
+//! Reading the repository's state for a garbage-collection pass: the survey of marks and
+//! locks ([`survey`]), then the records, the index, the pack listing, the trailers of
+//! unindexed packs and the reachable set R ([`read_state`], through `walk.rs`), and which
+//! packs R may need ([`Needs`]). [`super::plan`] decides on what is read here.
+//!
+//! Invariants:
+//! - Marks and locks are read first; records are listed before the index, and the index
+//!   before the packs, so everything a listed record needs is in the later listings (design,
+//!   invariant 9). The caller removes stale locks between the survey and [`read_state`].
+//! - One location per blob, an existing pack preferred (the live blobs of a pack).
+//! - A snapshot record, index file or tree of R that cannot be read stops the prune
+//!   (invariant 11): prune cannot prove what a damaged snapshot needs.
+//! - A pack whose trailer cannot be read may hold any missing blob, unless every blob R needs
+//!   and the index lacks is in a readable trailer.
+//!
+//! Must not: write, delete or lock anything (it only lists and reads), nor read pack data
+//! beyond trailers and trees.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use super::plan::Entries;
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::format::gc::{LockKind, MarkRecord};
+use crate::format::index_file::BlobLocation;
+use crate::format::keys;
+use crate::id::{AsBlob, BlobId, PackId, SnapshotId, TreeId};
+use crate::index::Index;
+use crate::lock::{self, FoundLock};
+use crate::pack::{location, read_pack_entries};
+use crate::repository::Repository;
+use crate::walk::{Located, Reachable, Walker};
+
+/// The marks and locks of the repository, read before anything else.
+pub struct Survey {
+    /// Pending marks (`marks/<uuid>.pending`) that earlier runs left behind: deleted once this
+    /// run's index file is written (readers may still need them until then).
+    pub stale_pending: Vec<String>,
+    /// Marks that decode, with their keys.
+    pub marks: Vec<(String, MarkRecord)>,
+    /// Marks that do not decode: to be deleted. Their packs are unindexed and so get marked
+    /// again, with a fresh time: dropping a damaged mark only delays deletion.
+    pub damaged_marks: Vec<String>,
+    /// Every lock, stale or not ([`FoundLock::stale`]).
+    pub locks: Vec<FoundLock>,
+    /// One remark per damaged mark.
+    pub notes: Vec<String>,
+}
+
+impl Survey {
+    /// The live locks of jobs (snapshot, restore, verify, tag).
+    pub fn live_jobs(&self) -> impl Iterator<Item = &FoundLock> {
+        self.locks.iter().filter(|l| {
+            l.stale.is_none() && l.record.as_ref().is_some_and(|r| r.kind == LockKind::Job)
+        })
+    }
+
+    /// The locks that are stale, to be removed.
+    pub fn stale_locks(&self) -> impl Iterator<Item = &FoundLock> {
+        self.locks.iter().filter(|l| l.stale.is_some())
+    }
+}
+
+/// Reads the marks (pending ones apart) and every lock.
+pub fn survey(backend: &dyn Backend, stale_after: Duration) -> Result<Survey> {
+    let stale_pending: Vec<String> = backend
+        .list(keys::Kind::Mark.prefix())?
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| keys::is_pending_mark(k))
+        .collect();
+    let (mut marks, mut damaged_marks, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+    for key in lock::list_marks(backend)? {
+        let bytes = match backend.get(&key) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e),
+        };
+        match MarkRecord::from_bytes(&bytes, &key) {
+            Ok(m) => marks.push((key, m)),
+            Err(e) => {
+                notes.push(format!("{e}; its packs are marked again"));
+                damaged_marks.push(key);
+            }
+        }
+    }
+    let locks = lock::list_locks(backend, stale_after)?;
+    Ok(Survey {
+        stale_pending,
+        marks,
+        damaged_marks,
+        locks,
+        notes,
+    })
+}
+
+/// The state one pass decides on.
+pub struct State {
+    pub index: Index,
+    /// One location per blob id, preferring packs that exist.
+    pub entries: HashMap<BlobId, BlobLocation>,
+    pub indexed_packs: HashSet<PackId>,
+    /// Index entries naming each pack (its trailer size follows from it).
+    pub entry_counts: HashMap<PackId, u64>,
+    /// The packs listed, with their sizes.
+    pub listed: HashMap<PackId, u64>,
+    /// Trailers of packs no index file names (marked or not), or why they cannot be read.
+    pub trailers: HashMap<PackId, std::result::Result<Entries, String>>,
+    pub reachable: Reachable,
+    pub record_ids: HashSet<SnapshotId>,
+    pub snapshots: u64,
+    /// Remarks on what was read (names that are no pack names, dangling index entries).
+    pub notes: Vec<String>,
+}
+
+/// Reads records, index, packs and trailers, and computes R.
+pub fn read_state(repo: &Repository) -> Result<State> {
+    let backend = repo.backend().as_ref();
+    // Records, then index, then packs: a record is written after its index file and its
+    // packs, so everything a listed record needs is in the listings that follow.
+    let (records, bad) = repo.snapshots()?;
+    if let Some((id, e)) = bad.first() {
+        return Err(Error::InvalidInput(format!(
+            "snapshot record {id} cannot be read ({e}); prune needs every record: run 'snapkeep verify', then 'snapkeep forget {id}' if it is lost"
+        )));
+    }
+    // Index before packs: every pack an index file names was uploaded before that file was
+    // written, so it is in the listing below unless it was deleted.
+    let index = Index::open(backend)?;
+    if let Some((key, e)) = index.damaged().first() {
+        return Err(Error::InvalidInput(format!(
+            "index file {key} is damaged ({e}); run 'snapkeep repair index' before prune"
+        )));
+    }
+    let mut notes = Vec::new();
+    let listed = list_packs(backend, &mut notes)?;
+    let (entries, indexed_packs, entry_counts) = chosen_entries(&index, &listed, &mut notes);
+    let trailers = read_trailers(backend, &listed, &indexed_packs);
+    let mut extra: HashMap<BlobId, BlobLocation> = HashMap::new();
+    for es in trailers.values().flatten() {
+        for (id, loc) in es {
+            extra.entry(*id).or_insert(*loc);
+        }
+    }
+    let roots: Vec<(TreeId, SnapshotId)> = records.iter().map(|r| (r.tree, r.id)).collect();
+    let reachable = reachable_from(backend, &roots, |id| {
+        entries
+            .get(id)
+            .filter(|l| listed.contains_key(&l.pack))
+            .or_else(|| extra.get(id))
+            .copied()
+    })?;
+    Ok(State {
+        index,
+        entries,
+        indexed_packs,
+        entry_counts,
+        listed,
+        trailers,
+        reachable,
+        record_ids: records.iter().map(|r| r.id).collect(),
+        snapshots: records.len() as u64,
+        notes,
+    })
+}
+
+/// The packs under `data/` with their sizes; other names are noted and left alone.
+fn list_packs(backend: &dyn Backend, notes: &mut Vec<String>) -> Result<HashMap<PackId, u64>> {
+    let mut listed = HashMap::new();
+    for o in backend.list(keys::Kind::Pack.prefix())? {
+        match o
+            .key
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.parse::<PackId>().ok())
+        {
+            Some(id) if keys::pack(&id) == o.key => {
+                listed.insert(id, o.size);
+            }
+            _ => notes.push(format!("{} is not a pack name; left in place", o.key)),
+        }
+    }
+    Ok(listed)
+}
+
+/// One location per blob (an existing pack preferred), the packs the index names, and how
+/// many entries name each.
+fn chosen_entries(
+    index: &Index,
+    listed: &HashMap<PackId, u64>,
+    notes: &mut Vec<String>,
+) -> (
+    HashMap<BlobId, BlobLocation>,
+    HashSet<PackId>,
+    HashMap<PackId, u64>,
+) {
+    let mut entries: HashMap<BlobId, BlobLocation> = HashMap::new();
+    let mut indexed_packs = HashSet::new();
+    let mut entry_counts: HashMap<PackId, u64> = HashMap::new();
+    for f in index.files() {
+        for e in f.entries() {
+            let Ok((id, loc)) = e else { continue };
+            indexed_packs.insert(loc.pack);
+            *entry_counts.entry(loc.pack).or_default() += 1;
+            match entries.get(&id) {
+                Some(old) if listed.contains_key(&old.pack) => {}
+                _ => {
+                    entries.insert(id, loc);
+                }
+            }
+        }
+    }
+    let dangling = entries
+        .values()
+        .filter(|loc| !listed.contains_key(&loc.pack))
+        .count();
+    if dangling > 0 {
+        notes.push(format!(
+            "{dangling} index entries name packs that do not exist; run 'snapkeep verify' and 'snapkeep repair index'"
+        ));
+    }
+    (entries, indexed_packs, entry_counts)
+}
+
+/// The trailers of the listed packs no index file names (read in parallel).
+fn read_trailers(
+    backend: &dyn Backend,
+    listed: &HashMap<PackId, u64>,
+    indexed_packs: &HashSet<PackId>,
+) -> HashMap<PackId, std::result::Result<Entries, String>> {
+    use rayon::prelude::*;
+    let unindexed: Vec<(PackId, u64)> = listed
+        .iter()
+        .filter(|(id, _)| !indexed_packs.contains(id))
+        .map(|(id, size)| (*id, *size))
+        .collect();
+    unindexed
+        .par_iter()
+        .map(|(id, size)| {
+            let r = read_pack_entries(backend, id, *size)
+                .map(|es| es.iter().map(|e| (e.id, location(*id, e))).collect())
+                .map_err(|e| e.to_string());
+            (*id, r)
+        })
+        .collect()
+}
+
+/// Every tree and chunk reachable from `roots` (root tree, snapshot), trees located by
+/// `locate`.
+pub fn reachable_from(
+    backend: &dyn Backend,
+    roots: &[(TreeId, SnapshotId)],
+    locate: impl Fn(&BlobId) -> Option<BlobLocation>,
+) -> Result<Reachable> {
+    let snapshot = std::cell::Cell::new(None::<SnapshotId>);
+    let source = Located {
+        backend,
+        locate: |t: &TreeId| {
+            locate(&t.blob()).ok_or_else(|| {
+                let snap = snapshot.get().map(|s| s.to_string()).unwrap_or_default();
+                Error::InvalidInput(format!(
+                    "tree {} of snapshot {snap} is in no pack; prune cannot tell what that snapshot needs: run 'snapkeep verify' first",
+                    t.short()
+                ))
+            })
+        },
+    };
+    let mut walker = Walker::once(&source);
+    let mut reachable = Reachable::default();
+    for (root, snap) in roots {
+        snapshot.set(Some(*snap));
+        walker.walk(root, "", &mut reachable)?;
+    }
+    Ok(reachable)
+}
+
+/// Which packs R may need: those that may hold a reachable blob the index lacks (it lives
+/// only in marked or unindexed packs).
+pub struct Needs<'a> {
+    missing: HashSet<BlobId>,
+    /// Every missing blob is in a readable trailer.
+    accounted: bool,
+    trailers: &'a HashMap<PackId, std::result::Result<Entries, String>>,
+}
+
+impl<'a> Needs<'a> {
+    pub fn new(st: &'a State) -> Self {
+        let missing: HashSet<BlobId> = st
+            .reachable
+            .blobs()
+            .filter(|id| {
+                !st.entries
+                    .get(id)
+                    .is_some_and(|l| st.listed.contains_key(&l.pack))
+            })
+            .collect();
+        let in_trailers: HashSet<BlobId> = st
+            .trailers
+            .values()
+            .flatten()
+            .flat_map(|es| es.iter().map(|(id, _)| *id))
+            .collect();
+        let accounted = missing.iter().all(|id| in_trailers.contains(id));
+        Needs {
+            missing,
+            accounted,
+            trailers: &st.trailers,
+        }
+    }
+
+    /// Whether pack `p` may hold what R needs and the index lacks.
+    pub fn of(&self, p: &PackId) -> bool {
+        match self.trailers.get(p) {
+            Some(Ok(es)) => es.iter().any(|(id, _)| self.missing.contains(id)),
+            // A pack whose trailer cannot be read might hold what nothing else does.
+            Some(Err(_)) => !self.accounted,
+            None => false,
+        }
+    }
+
+    /// The trailer entries of pack `p`, when they could be read.
+    pub fn trailer(&self, p: &PackId) -> Option<&'a Entries> {
+        match self.trailers.get(p) {
+            Some(Ok(es)) => Some(es),
+            _ => None,
+        }
+    }
+}
