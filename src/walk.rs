@@ -25,6 +25,18 @@ use crate::id::{AsBlob, BlobId, ChunkId, TreeId};
 /// and every walk stops there).
 pub const MAX_DEPTH: usize = 4096;
 
+/// What the walker says of a tree nested deeper than [`MAX_DEPTH`].
+fn too_deep() -> String {
+    format!("directories nested deeper than {MAX_DEPTH}")
+}
+
+/// Whether `e` is the walker's refusal of a tree nested deeper than [`MAX_DEPTH`] (as told to
+/// [`Visitor::unreadable`]), not a tree that failed to load.
+#[must_use]
+pub fn is_too_deep(e: &Error) -> bool {
+    matches!(e, Error::Corrupt { detail, .. } if *detail == too_deep())
+}
+
 /// Where a walk loads trees from.
 pub trait TreeSource {
     /// The tree `id`, checked against its id.
@@ -208,10 +220,7 @@ impl<'a> Walker<'a> {
             return Ok(());
         }
         let loaded = if stack.len() > MAX_DEPTH {
-            Err(Error::corrupt(
-                format!("tree {id}"),
-                format!("directories nested deeper than {MAX_DEPTH}"),
-            ))
+            Err(Error::corrupt(format!("tree {id}"), too_deep()))
         } else {
             self.source.load_tree(id)
         };
@@ -447,7 +456,7 @@ mod tests {
         let err = Walker::new(&trees)
             .walk(&id, "", &mut Paths::default())
             .expect_err("bounded");
-        assert!(err.to_string().contains("nested deeper"), "{err}");
+        assert!(is_too_deep(&err), "{err}");
         // Visiting each tree once ends at once.
         Walker::once(&trees)
             .walk(&id, "", &mut Paths::default())

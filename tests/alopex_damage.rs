@@ -124,10 +124,7 @@ fn fixture(checkpoint: bool) -> (Fixture, Model) {
 }
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario, its steps and their checks in the order they happen"
-)]
+#[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn a_flipped_byte_in_a_source_sstable_fails_the_snapshot_or_flags_it() {
     let (f, _) = fixture(true);
     // A clean snapshot of a healthy copy first, to tell flagged from unflagged.

@@ -118,10 +118,7 @@ fn in_place(force: bool) -> RestoreOptions {
 }
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario, its steps and their checks in the order they happen"
-)]
+#[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn in_place_restore_returns_the_directory_to_state_a() {
     let f = fixture();
     let lock_before = fs::read(f.db.join(".alopex.lock")).expect("lock file exists");

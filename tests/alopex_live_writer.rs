@@ -118,10 +118,7 @@ fn assert_journaled(what: &str, k: u64, state: &Model, lo: u64, hi: u64) {
 }
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario, its steps and their checks in the order they happen"
-)]
+#[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn snapshots_of_a_running_writer_restore_to_journaled_states() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -93,10 +93,7 @@ fn take(
 }
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario, its steps and their checks in the order they happen"
-)]
+#[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn every_round_restores_to_its_committed_state() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().expect("tempdir");

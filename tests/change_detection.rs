@@ -52,10 +52,7 @@ fn snap_with_parent(repo: &Repository, src: &Path, parent: SnapshotId) -> Snapsh
 }
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario, its steps and their checks in the order they happen"
-)]
+#[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn changes_behind_unchanged_looking_metadata_are_captured() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = tmp.path().join("src");

@@ -87,10 +87,7 @@ fn diagnose(repo_dir: &Path, id: &SnapshotId, state: &Path, scratch: &Path) -> &
 /// everything repacked) runs just before each of its writes in turn. The snapshot must
 /// succeed, and right away — before any other prune — restore byte-identical and verify clean.
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario, its steps and their checks in the order they happen"
-)]
+#[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn prune_before_every_write_of_a_snapshot() {
     let tmp = tempfile::tempdir().expect("tmp");
     let base = tmp.path().join("base");
@@ -691,10 +688,7 @@ fn report_interleavings(what: &str, passes: &[PrunePass], snapshots: usize) {
 }
 
 /// One thread snapshots, another forgets (keep 3) and prunes, concurrently.
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario, its steps and their checks in the order they happen"
-)]
+#[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn threads(shared: bool, rounds: usize, seed: u64) {
     let tmp = tempfile::tempdir().expect("tmp");
     let repo_dir = tmp.path().join("repo");
@@ -843,10 +837,7 @@ fn pass_from_json(v: &serde_json::Value, snapshot_running: bool) -> PrunePass {
 /// The same with processes: a chain of `snapkeep snapshot` children, and concurrently a chain
 /// of `snapkeep forget --keep-last 3 --prune --grace 0` and `snapkeep prune --grace 0`.
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario, its steps and their checks in the order they happen"
-)]
+#[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn processes_snapshot_and_forget_prune_loops() {
     let tmp = tempfile::tempdir().expect("tmp");
     let repo_dir = tmp.path().join("repo");

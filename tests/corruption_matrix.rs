@@ -43,10 +43,7 @@ fn damage(path: &Path, how: Damage, at: usize) {
 }
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario, its steps and their checks in the order they happen"
-)]
+#[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn every_object_kind_damaged_is_reported_never_a_panic() {
     let tmp = tempfile::tempdir().expect("tmp");
     let src_a = tmp.path().join("a");

@@ -134,10 +134,7 @@ fn check(dir: &Path, fx: &Fixture, scratch: &Path, when: &str) -> Vec<String> {
 }
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario, its steps and their checks in the order they happen"
-)]
+#[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn every_failing_write_of_a_prune_leaves_a_clean_repository() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().expect("tmp");

@@ -30,10 +30,7 @@ fn same_tree(a: &Path, b: &Path) {
 }
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario, its steps and their checks in the order they happen"
-)]
+#[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn every_failing_write_leaves_a_clean_repository() {
     let tmp = tempfile::tempdir().expect("tmp");
     let src = tmp.path().join("src");

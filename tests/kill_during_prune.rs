@@ -94,10 +94,7 @@ fn gc_args(round: usize) -> Vec<&'static str> {
 }
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario, its steps and their checks in the order they happen"
-)]
+#[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn sigkill_during_prune_leaves_a_clean_repository() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().expect("tmp");

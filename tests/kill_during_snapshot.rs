@@ -15,10 +15,7 @@ const MAX_ROUNDS: usize = 150;
 use snapkeep::{NoProgress, Repository, RestoreOptions, VerifyOptions};
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario, its steps and their checks in the order they happen"
-)]
+#[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn sigkill_at_random_moments_leaves_a_clean_repository() {
     let tmp = tempfile::tempdir().expect("tmp");
     let src = tmp.path().join("src");

@@ -98,10 +98,7 @@ fn all_blobs_indexed(repo: &Repository, id: &SnapshotId) {
 }
 
 /// Totals over every prune of the run: (deleted packs, repacked packs, moved blobs).
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario, its steps and their checks in the order they happen"
-)]
+#[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn run(ops: &[Op]) -> (u64, u64, u64) {
     let tmp = tempfile::tempdir().expect("tmp");
     let src = tmp.path().join("src");

@@ -57,10 +57,7 @@ fn pack_path(repo_dir: &Path, id: &PackId) -> std::path::PathBuf {
 }
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario, its steps and their checks in the order they happen"
-)]
+#[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn lost_data_pack_salvages_the_other_files() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (repo, src) = setup(tmp.path());

@@ -14,10 +14,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::format::manifest::{Node, NodeKind, Tree};
+use crate::format::manifest::{Node, NodeKind};
 use crate::id::TreeId;
 use crate::repository::Repository;
-use crate::walk::{MAX_DEPTH, Step, TreePath, Visitor, Walker};
+use crate::walk::{MAX_DEPTH, Step, TreePath, Visitor, Walker, is_too_deep};
 
 /// One file to write: where, how it is named in messages, and its node.
 pub(super) struct FileJob {
@@ -45,7 +45,6 @@ impl RestorePlan {
                 total_bytes: 0,
             },
             target,
-            depth: 0,
         };
         Walker::new(repo).walk(tree, "", &mut planner)?;
         Ok(planner.plan)
@@ -68,23 +67,11 @@ impl RestorePlan {
 struct Planner<'a> {
     plan: RestorePlan,
     target: &'a Path,
-    /// Trees entered and not yet left (the walker's depth).
-    depth: usize,
 }
 
 impl Visitor for Planner<'_> {
-    fn tree(&mut self, _: &TreePath, _: &TreeId, _: &Tree) -> Result<Step> {
-        self.depth += 1;
-        Ok(Step::Enter)
-    }
-
-    fn leave(&mut self, _: &TreePath, _: &TreeId) -> Result<()> {
-        self.depth -= 1;
-        Ok(())
-    }
-
     fn unreadable(&mut self, _: &TreePath, id: &TreeId, error: Error) -> Result<()> {
-        if self.depth >= MAX_DEPTH {
+        if is_too_deep(&error) {
             return Err(Error::corrupt(
                 format!("tree {}", id.short()),
                 format!("directories nested deeper than {MAX_DEPTH}"),

@@ -27,7 +27,7 @@ use crate::id::{AsBlob, PackId, SnapshotId, TreeId};
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::stage::{Layout, StageSet};
-use crate::walk::{MAX_DEPTH, Step, TreePath, TreeSource, Visitor, Walker};
+use crate::walk::{Step, TreePath, TreeSource, Visitor, Walker, is_too_deep};
 
 /// Walks the trees of every record in `selected` and checks their files, into `report`.
 pub(super) fn check_snapshots(
@@ -51,7 +51,6 @@ pub(super) fn check_snapshots(
         trees: &trees,
         report,
         snapshot: None,
-        depth: 0,
         stages: StageSet::default(),
         stage_dir: None,
         stage_cache: HashMap::new(),
@@ -77,7 +76,6 @@ pub(super) fn check_snapshots(
             _ => StageSet::default(),
         };
         check.snapshot = Some(rec.id);
-        check.depth = 0;
         walker.walk(&rec.tree, "", &mut check)?;
     }
     check.report.trees = trees.loaded.borrow().len() as u64;
@@ -137,8 +135,6 @@ struct Check<'a, 'r> {
     report: &'r mut VerifyReport,
     /// The snapshot being walked.
     snapshot: Option<SnapshotId>,
-    /// Trees entered and not yet left (the walker's depth).
-    depth: usize,
     stages: StageSet,
     stage_dir: Option<tempfile::TempDir>,
     /// Stage problems by file content (chunk list and holes), so shared content is checked once.
@@ -146,18 +142,8 @@ struct Check<'a, 'r> {
 }
 
 impl Visitor for Check<'_, '_> {
-    fn tree(&mut self, _: &TreePath, _: &TreeId, _: &Tree) -> Result<Step> {
-        self.depth += 1;
-        Ok(Step::Enter)
-    }
-
-    fn leave(&mut self, _: &TreePath, _: &TreeId) -> Result<()> {
-        self.depth -= 1;
-        Ok(())
-    }
-
     fn unreadable(&mut self, path: &TreePath, id: &TreeId, error: Error) -> Result<()> {
-        let problem = if self.depth >= MAX_DEPTH {
+        let problem = if is_too_deep(&error) {
             "directories nested too deep".to_string()
         } else {
             self.trees.problem(id).unwrap_or_else(|| error.to_string())

@@ -113,10 +113,7 @@ fn file_in<'a>(tree: &'a Tree, name: &str, missing: &str) -> &'a Vec<u8> {
 }
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario, its steps and their checks in the order they happen"
-)]
+#[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn files_changing_between_walk_and_read_are_skipped_or_stored_consistently() {
     let (sb, repo_dir, base_id, base_tree) = with_baseline();
     let repo = snapkeep::Repository::open_local(&repo_dir).expect("open repository");

@@ -33,10 +33,7 @@ const SNAPSHOT_KEYS: [&str; 20] = [
 ];
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario, its steps and their checks in the order they happen"
-)]
+#[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn json_documents_of_every_command() {
     let sb = Sandbox::new();
     let src = sb.source("src");

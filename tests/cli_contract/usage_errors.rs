@@ -3,10 +3,7 @@
 use crate::harness::{Sandbox, expect_code, json, run, stderr, stdout};
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scenario, its steps and their checks in the order they happen"
-)]
+#[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn usage_and_input_errors_exit_2() {
     let sb = Sandbox::new();
     let src = sb.source("src");
