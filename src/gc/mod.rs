@@ -226,7 +226,7 @@ mod tests {
     use super::state;
     use crate::backend::{Backend, MemoryBackend};
     use crate::format::keys;
-    use crate::prune::PruneOptions;
+    use super::PruneOptions;
     use crate::{BackupOptions, InitOptions, NoProgress, Repository};
 
     #[test]
