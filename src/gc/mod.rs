@@ -222,11 +222,11 @@ fn pass(
 mod tests {
     use std::sync::Arc;
 
+    use super::PruneOptions;
     use super::plan::{Decision, MarkReason, plan};
     use super::state;
     use crate::backend::{Backend, MemoryBackend};
     use crate::format::keys;
-    use super::PruneOptions;
     use crate::{BackupOptions, InitOptions, NoProgress, Repository};
 
     #[test]
