@@ -24,7 +24,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::PruneReport;
-use super::plan::{Entries, GcPlan, IndexRewrite};
+use super::plan::{GcPlan, IndexRewrite};
+use super::state::Entries;
 use super::state::Survey;
 use super::{rescue, staging};
 use crate::backend::Backend;

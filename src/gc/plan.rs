@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use super::staging::{self, StagingPlan};
-use super::state::{Needs, State, Survey, read_state};
+use super::state::{Entries, Needs, State, Survey, read_state};
 use super::{MaxUnused, PruneOptions, PruneReport};
 use crate::clock::now_ns;
 use crate::error::Result;
@@ -41,9 +41,6 @@ use crate::repository::Repository;
 
 /// Bytes of one salt blob and its trailer entry (never counted as unused).
 const SALT_ALLOWANCE: usize = 16 + ENTRY_LEN;
-
-/// Index entries: blob ids with their locations.
-pub type Entries = Vec<(BlobId, BlobLocation)>;
 
 /// What one pass does, decided before anything is done.
 #[derive(Debug)]

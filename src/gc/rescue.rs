@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::PruneReport;
-use super::plan::Entries;
+use super::state::Entries;
 use super::state::reachable_from;
 use crate::error::Result;
 use crate::format::gc::{MarkRecord, MarkedPack};

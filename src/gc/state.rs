@@ -19,7 +19,6 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use super::plan::Entries;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::format::gc::{LockKind, MarkRecord};
@@ -31,6 +30,9 @@ use crate::lock::{self, FoundLock};
 use crate::pack::{location, read_pack_entries};
 use crate::repository::Repository;
 use crate::walk::{Located, Reachable, Walker};
+
+/// Index entries: blob ids with their locations.
+pub type Entries = Vec<(BlobId, BlobLocation)>;
 
 /// The marks and locks of the repository, read before anything else.
 pub struct Survey {
