@@ -294,3 +294,61 @@ fn lost_directory_tree_is_kept_as_an_empty_directory_named_by_its_path() {
         fs::read(src.join("d1/a")).expect("source")
     );
 }
+
+#[test]
+fn a_tree_nested_past_the_depth_bound_stops_the_repair_and_is_kept() {
+    use snapkeep::format::manifest::Tree;
+    use snapkeep::format::pack::{BlobCompression, BlobKind};
+    use snapkeep::id::AsBlob;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (repo, src) = setup(tmp.path());
+    let s1 = snapkeep::snapshot(&repo, &src, &BackupOptions::default(), &NoProgress)
+        .expect("s1")
+        .record;
+    // A record whose root holds `d` nested deeper than any walk goes, every tree present.
+    let root = repo.load_tree(&s1.tree).expect("root");
+    let template = root
+        .nodes
+        .iter()
+        .find(|n| n.name == b"d1")
+        .expect("d1")
+        .clone();
+    let writer = snapkeep::pack::PackWriter::new(std::sync::Arc::clone(repo.backend()), 1 << 20);
+    let mut below = None;
+    for _ in 0..=snapkeep::walk::MAX_DEPTH + 1 {
+        let mut t = Tree::default();
+        if let Some(sub) = below {
+            let mut d = template.clone();
+            d.name = b"d".to_vec();
+            d.kind = NodeKind::Dir { tree: sub };
+            t.nodes.push(d);
+        }
+        let bytes = t.to_bytes();
+        let id = snapkeep::TreeId::of(&bytes);
+        let len = u32::try_from(bytes.len()).expect("small tree");
+        writer
+            .add(id.blob(), BlobKind::Tree, BlobCompression::Raw, &bytes, len)
+            .expect("add");
+        below = Some(id);
+    }
+    let sealed = writer.finish().expect("seal");
+    snapkeep::index::write_index(
+        repo.backend().as_ref(),
+        sealed.iter().map(|s| (s.id, s.loc)).collect(),
+    )
+    .expect("index");
+    repo.reload_index().expect("reload");
+    let mut deep = s1.clone();
+    deep.id = uuid::Uuid::now_v7();
+    deep.tree = below.expect("a tree");
+    repo.commit_snapshot(&deep).expect("commit");
+
+    let opts = snapkeep::repair::SnapshotRepairOptions {
+        forget: true,
+        ..Default::default()
+    };
+    let err = snapkeep::repair::repair_snapshots(&repo, &opts).expect_err("refused");
+    assert!(snapkeep::walk::is_too_deep(&err), "{err}");
+    let (records, _) = repo.snapshots().expect("records");
+    assert_eq!(records.len(), 2, "nothing forgotten, nothing added");
+}

@@ -17,7 +17,7 @@ use crate::format::manifest::{Node, NodeKind, Tree};
 use crate::format::pack::{BlobCompression, BlobKind};
 use crate::id::{AsBlob, ChunkId, PackId, SnapshotId, TreeId};
 use crate::repository::Repository;
-use crate::walk::{Step, TreePath, Visitor, Walker};
+use crate::walk::{Step, TreePath, Visitor, Walker, is_too_deep};
 
 /// Options of [`repair_snapshots`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -200,7 +200,8 @@ impl Visitor for Rewrite<'_> {
 
     fn unreadable(&mut self, _: &TreePath, id: &TreeId, error: Error) -> Result<()> {
         let via = self.entering.take();
-        let outcome = if is_loss(&error) {
+        // A tree past the depth bound is not lost: stop rather than empty it.
+        let outcome = if is_loss(&error) && !is_too_deep(&error) {
             None
         } else {
             self.error.get_or_insert(error);
