@@ -27,6 +27,13 @@ fn setup(dir: &Path) -> (Repository, std::path::PathBuf) {
     (repo, src)
 }
 
+/// A snapshot of `src` (`what` names it in a failure).
+fn take(repo: &Repository, src: &Path, what: &str) -> snapkeep::SnapshotRecord {
+    snapkeep::snapshot(repo, src, &BackupOptions::default(), &NoProgress)
+        .expect(what)
+        .record
+}
+
 /// Files of a snapshot (relative paths) with the packs their chunks live in.
 fn files_and_packs(repo: &Repository, id: &snapkeep::SnapshotId) -> Vec<(String, Vec<PackId>)> {
     let rec = repo.load_snapshot(id).expect("record");
@@ -62,13 +69,9 @@ fn lost_data_pack_salvages_the_other_files() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (repo, src) = setup(tmp.path());
     let repo_dir = tmp.path().join("repo");
-    let s1 = snapkeep::snapshot(&repo, &src, &BackupOptions::default(), &NoProgress)
-        .expect("s1")
-        .record;
+    let s1 = take(&repo, &src, "s1");
     common::write_file(&src.join("d3/e"), &common::random_bytes(2_000, 5));
-    let s2 = snapkeep::snapshot(&repo, &src, &BackupOptions::default(), &NoProgress)
-        .expect("s2")
-        .record;
+    let s2 = take(&repo, &src, "s2");
     let files = files_and_packs(&repo, &s2.id);
     // Lose the pack holding the last chunk of d2/c.
     let lost = *files
@@ -169,13 +172,9 @@ fn lost_root_tree_is_reported_and_forgotten() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (repo, src) = setup(tmp.path());
     let repo_dir = tmp.path().join("repo");
-    let s1 = snapkeep::snapshot(&repo, &src, &BackupOptions::default(), &NoProgress)
-        .expect("s1")
-        .record;
+    let s1 = take(&repo, &src, "s1");
     common::write_file(&src.join("d3/e"), &common::random_bytes(2_000, 5));
-    let s2 = snapkeep::snapshot(&repo, &src, &BackupOptions::default(), &NoProgress)
-        .expect("s2")
-        .record;
+    let s2 = take(&repo, &src, "s2");
     let root_pack = repo.locate(&s2.tree).expect("root").pack;
     assert_ne!(
         repo.locate(&s1.tree).expect("root").pack,
@@ -199,17 +198,24 @@ fn lost_root_tree_is_reported_and_forgotten() {
     assert_eq!(json(&repo_dir, &["verify", "--read-data"])["ok"], true);
 }
 
-/// Stores `tree` as a tree blob in a pack of its own and indexes it; returns its id.
-fn store_tree(repo: &Repository, tree: &mut snapkeep::format::manifest::Tree) -> snapkeep::TreeId {
+/// Stores `trees` as tree blobs in one pack and indexes them; returns their ids.
+fn store_trees(
+    repo: &Repository,
+    trees: &mut [snapkeep::format::manifest::Tree],
+) -> Vec<snapkeep::TreeId> {
     use snapkeep::format::pack::{BlobCompression, BlobKind};
     use snapkeep::id::AsBlob;
-    let bytes = tree.to_bytes();
-    let id = snapkeep::TreeId::of(&bytes);
     let writer = snapkeep::pack::PackWriter::new(std::sync::Arc::clone(repo.backend()), 1 << 20);
-    let len = u32::try_from(bytes.len()).expect("small tree");
-    writer
-        .add(id.blob(), BlobKind::Tree, BlobCompression::Raw, &bytes, len)
-        .expect("add");
+    let mut ids = Vec::with_capacity(trees.len());
+    for tree in trees {
+        let bytes = tree.to_bytes();
+        let id = snapkeep::TreeId::of(&bytes);
+        let len = u32::try_from(bytes.len()).expect("small tree");
+        writer
+            .add(id.blob(), BlobKind::Tree, BlobCompression::Raw, &bytes, len)
+            .expect("add");
+        ids.push(id);
+    }
     let sealed = writer.finish().expect("seal");
     snapkeep::index::write_index(
         repo.backend().as_ref(),
@@ -217,7 +223,12 @@ fn store_tree(repo: &Repository, tree: &mut snapkeep::format::manifest::Tree) ->
     )
     .expect("index");
     repo.reload_index().expect("reload");
-    id
+    ids
+}
+
+/// Stores one tree; returns its id.
+fn store_tree(repo: &Repository, tree: &mut snapkeep::format::manifest::Tree) -> snapkeep::TreeId {
+    store_trees(repo, std::slice::from_mut(tree))[0]
 }
 
 #[test]
@@ -225,9 +236,7 @@ fn lost_directory_tree_is_kept_as_an_empty_directory_named_by_its_path() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (repo, src) = setup(tmp.path());
     let repo_dir = tmp.path().join("repo");
-    let s1 = snapkeep::snapshot(&repo, &src, &BackupOptions::default(), &NoProgress)
-        .expect("s1")
-        .record;
+    let s1 = take(&repo, &src, "s1");
     // A copy of s1 whose d1 holds one more directory, `lost`, whose tree is in no pack.
     let mut root = repo.load_tree(&s1.tree).expect("root");
     let d1 = root.nodes.iter_mut().find(|n| n.name == b"d1").expect("d1");
@@ -298,13 +307,9 @@ fn lost_directory_tree_is_kept_as_an_empty_directory_named_by_its_path() {
 #[test]
 fn a_tree_nested_past_the_depth_bound_stops_the_repair_and_is_kept() {
     use snapkeep::format::manifest::Tree;
-    use snapkeep::format::pack::{BlobCompression, BlobKind};
-    use snapkeep::id::AsBlob;
     let tmp = tempfile::tempdir().expect("tmp");
     let (repo, src) = setup(tmp.path());
-    let s1 = snapkeep::snapshot(&repo, &src, &BackupOptions::default(), &NoProgress)
-        .expect("s1")
-        .record;
+    let s1 = take(&repo, &src, "s1");
     // A record whose root holds `d` nested deeper than any walk goes, every tree present.
     let root = repo.load_tree(&s1.tree).expect("root");
     let template = root
@@ -313,7 +318,7 @@ fn a_tree_nested_past_the_depth_bound_stops_the_repair_and_is_kept() {
         .find(|n| n.name == b"d1")
         .expect("d1")
         .clone();
-    let writer = snapkeep::pack::PackWriter::new(std::sync::Arc::clone(repo.backend()), 1 << 20);
+    let mut trees = Vec::new();
     let mut below = None;
     for _ in 0..=snapkeep::walk::MAX_DEPTH + 1 {
         let mut t = Tree::default();
@@ -323,21 +328,10 @@ fn a_tree_nested_past_the_depth_bound_stops_the_repair_and_is_kept() {
             d.kind = NodeKind::Dir { tree: sub };
             t.nodes.push(d);
         }
-        let bytes = t.to_bytes();
-        let id = snapkeep::TreeId::of(&bytes);
-        let len = u32::try_from(bytes.len()).expect("small tree");
-        writer
-            .add(id.blob(), BlobKind::Tree, BlobCompression::Raw, &bytes, len)
-            .expect("add");
-        below = Some(id);
+        below = Some(snapkeep::TreeId::of(&t.to_bytes()));
+        trees.push(t);
     }
-    let sealed = writer.finish().expect("seal");
-    snapkeep::index::write_index(
-        repo.backend().as_ref(),
-        sealed.iter().map(|s| (s.id, s.loc)).collect(),
-    )
-    .expect("index");
-    repo.reload_index().expect("reload");
+    store_trees(&repo, &mut trees);
     let mut deep = s1.clone();
     deep.id = uuid::Uuid::now_v7();
     deep.tree = below.expect("a tree");
