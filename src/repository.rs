@@ -1,8 +1,9 @@
 //! A repository: its config, its index and its snapshots, over a [`Backend`].
 //!
 //! Owns: `init` / `open`, the commit protocol (packs → index → snapshot record, the record
-//! last and written put-if-absent), resolving snapshot specs (`latest`, id, unique prefix),
-//! and reading trees and blobs with their ids checked.
+//! last and written put-if-absent), resolving snapshot specs (`latest`, id, unique prefix,
+//! short id) among the snapshots a filter lets through (what they match is `select`'s), and
+//! reading trees and blobs with their ids checked.
 //!
 //! Invariant: a snapshot is listed if and only if its record exists, and a record is written
 //! only after every pack and index file it depends on is durable. Anything else in the
@@ -22,6 +23,7 @@ use crate::format::manifest::{SnapshotRecord, Tree};
 use crate::format::repo_config::{Compression, RepoConfig};
 use crate::id::{AsBlob, BlobId, SnapshotId, TreeId};
 use crate::index::Index;
+use crate::select::{SnapshotFilter, SnapshotSpec};
 
 /// Options for [`Repository::init`].
 #[derive(Clone, Debug)]
@@ -334,38 +336,61 @@ impl Repository {
         Ok((ok, bad))
     }
 
-    /// Resolves `latest`, a full id, or a unique prefix of the hyphenated id.
+    /// Resolves `spec` among every snapshot: `latest` is the newest snapshot of any host and
+    /// path (the CLI's `latest` is this machine's host: it calls [`Repository::resolve_filtered`]
+    /// with the host); an id is a full id, a unique prefix of it, or its short id
+    /// ([`crate::select::short_id`]).
     pub fn resolve(&self, spec: &str) -> Result<SnapshotId> {
-        let ids = self.snapshot_ids()?;
-        if spec == "latest" {
-            let (recs, _) = self.snapshots()?;
-            return recs.last().map(|r| r.id).ok_or_else(|| {
-                Error::NotFound(format!("any snapshot in {}", self.backend.location()))
-            });
+        self.resolve_filtered(spec, &SnapshotFilter::default())
+    }
+
+    /// Resolves `spec` among the snapshots `filter` lets through: `latest` is the newest of
+    /// them; an id must name exactly one of them (a snapshot it names outside the filter is an
+    /// error that says why, not another snapshot).
+    pub fn resolve_filtered(&self, spec: &str, filter: &SnapshotFilter) -> Result<SnapshotId> {
+        let parsed: SnapshotSpec = spec.parse()?;
+        if parsed == SnapshotSpec::Latest {
+            return self.latest(filter).map(|r| r.id);
         }
-        let want = spec.to_ascii_lowercase();
-        if want.is_empty() || !want.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-            return Err(Error::InvalidInput(format!(
-                "'{spec}' is not a snapshot id: give 'latest', an id, or a unique id prefix"
-            )));
-        }
-        let matches: Vec<SnapshotId> = ids
+        let matching: Vec<SnapshotId> = self
+            .snapshot_ids()?
             .into_iter()
-            .filter(|id| {
-                let h = id.hyphenated().to_string();
-                h.starts_with(&want) || h.replace('-', "").starts_with(&want)
-            })
+            .filter(|id| parsed.matches_id(id))
             .collect();
-        match matches.as_slice() {
-            [one] => Ok(*one),
-            [] => Err(Error::NotFound(format!(
-                "snapshot '{spec}' (run 'snapkeep list' to see the ids)"
-            ))),
-            many => Err(Error::InvalidInput(format!(
-                "snapshot prefix '{spec}' matches {} snapshots; give more digits",
-                many.len()
-            ))),
+        if filter.is_empty() || matching.is_empty() {
+            return parsed.pick(spec, &matching);
         }
+        let mut passing = Vec::new();
+        let mut outside = None;
+        for id in matching {
+            match self.load_snapshot(&id) {
+                Ok(r) if filter.matches(&r) => passing.push(id),
+                Ok(r) => outside = Some(r),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match (passing.as_slice(), outside) {
+            ([], Some(r)) => Err(Error::InvalidInput(format!(
+                "snapshot {} (host '{}', paths {}) is not one of {}; drop the filter or give \
+                 another id",
+                r.id,
+                r.host,
+                r.paths.join(" "),
+                filter.describe()
+            ))),
+            _ => parsed.pick(spec, &passing),
+        }
+    }
+
+    /// The newest snapshot `filter` lets through; when there is none, the error names the
+    /// hosts (and paths) the repository does have snapshots of.
+    pub fn latest(&self, filter: &SnapshotFilter) -> Result<SnapshotRecord> {
+        let (mut recs, _) = self.snapshots()?;
+        let location = self.backend.location();
+        let id = crate::select::latest(&recs, filter, &location)?.id;
+        let at = recs.iter().rposition(|r| r.id == id).unwrap_or_default();
+        Ok(recs.swap_remove(at))
     }
 
     /// Removes snapshot records (forget). Their data stays until a prune; nothing else is

@@ -70,6 +70,25 @@ impl GcArgs {
     }
 }
 
+/// The snapshot filters (restic's): which snapshots a command considers, and among which
+/// `latest` is the newest.
+#[derive(clap::Args, Debug, Default)]
+#[command(next_help_heading = "Snapshot filters")]
+pub struct FilterArgs {
+    /// Only snapshots of this host (repeatable: any of them). 'latest' is of this machine's
+    /// host unless --host is given.
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Only snapshots of this source directory (repeatable: each of them); a relative path is
+    /// taken from the current directory.
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Only snapshots with these tags (repeatable: any of the lists; 'a,b' means both a and b;
+    /// '' means no tags).
+    #[arg(long = "tag", value_name = "TAG[,TAG]")]
+    pub tags: Vec<String>,
+}
+
 /// The verbs.
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -88,13 +107,18 @@ pub enum Command {
     /// Snapshot a directory (creates the repository on first use when the path is new).
     Snapshot(SnapshotArgs),
     /// List snapshots, oldest first.
-    List,
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
     /// List the entries of a snapshot below PATH (recursively).
     Ls {
         /// Snapshot id, unique id prefix, or 'latest'.
         snapshot: String,
         /// Directory inside the snapshot (default: its root).
         path: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Show what changed between two snapshots.
     Diff {
@@ -102,16 +126,23 @@ pub enum Command {
         from: String,
         /// The newer snapshot.
         to: String,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Show one snapshot's record and summary.
     Show {
         /// Snapshot id, unique id prefix, or 'latest'.
         snapshot: String,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Sizes, dedup and compression ratios, chunk and pack counts, reclaimable bytes.
     Stats {
-        /// Only this snapshot (default: the whole repository).
+        /// Only this snapshot (default: the whole repository, or the snapshots the filters
+        /// select).
         snapshot: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Add or remove tags of a snapshot.
     Tag {
@@ -123,6 +154,18 @@ pub enum Command {
         /// Tag to remove (repeatable).
         #[arg(long = "remove")]
         remove: Vec<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Which snapshots hold a path: each PATTERN is a glob matched against an entry's path
+    /// inside the snapshot from any directory down (so '*.sst' matches names), or with a
+    /// leading '/' from the snapshot's root ('/db/*.sst').
+    Find {
+        /// Glob of names or paths (repeatable: any of them).
+        #[arg(required = true)]
+        patterns: Vec<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Forget snapshots by policy or by id: decide (the plan, with a reason for each kept
     /// snapshot), then remove the forgotten snapshots' records. Their data stays stored.
@@ -163,6 +206,8 @@ pub enum Command {
         /// Format stages with --read-data: auto (by layout), none, or a list (files,alopex).
         #[arg(long, default_value = "auto")]
         stages: String,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Measure snapshot, no-change snapshot, change + snapshot, restore and verify on a
     /// generated database-like directory (or DIR), against a plain read of the same files.
@@ -272,6 +317,8 @@ pub struct ForgetArgs {
     pub prune: bool,
     #[command(flatten)]
     pub gc: GcArgs,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 /// The arguments of `restore` (its help text is on [`Command::Restore`]).
@@ -294,6 +341,8 @@ pub struct RestoreArgs {
     /// Format stages run on the restored files: auto, none, or a list (files,alopex).
     #[arg(long, default_value = "auto")]
     pub stages: String,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 /// The arguments of `bench` (its help text is on [`Command::Bench`]).

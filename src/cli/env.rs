@@ -1,16 +1,17 @@
 //! What every verb reads: the global options (`--json`, `--quiet`, `--progress`) and the
 //! repository location, with the few things all verbs do with them: a message on stderr, a
-//! progress display, opening the repository (and resolving a snapshot in it), and printing a
-//! result as JSON or for people.
+//! progress display, opening the repository (and resolving a snapshot in it, with the snapshot
+//! filters and the host default of 'latest'), and printing a result as JSON or for people.
 
 use std::fmt::Display;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::Result;
-use snapkeep::{Repository, SnapshotId};
+use snapkeep::clock::rfc3339;
+use snapkeep::{Repository, SnapshotFilter, SnapshotId, SnapshotSpec, short_id};
 
-use super::args::Cli;
+use super::args::{Cli, FilterArgs};
 use super::location::RepoLocation;
 use super::progress::{CliProgress, ProgressMode};
 use super::usage_error;
@@ -54,11 +55,44 @@ impl Env {
         self.repo.open()
     }
 
-    /// Opens the repository and resolves `spec` (an id, a unique id prefix or 'latest').
-    pub fn open_snapshot(&self, spec: &str) -> Result<(Repository, SnapshotId)> {
+    /// Opens the repository and resolves `spec` among the snapshots `filter` selects (see
+    /// [`Env::resolve`]).
+    pub fn open_snapshot(
+        &self,
+        spec: &str,
+        filter: &FilterArgs,
+    ) -> Result<(Repository, SnapshotId)> {
         let repo = self.open()?;
-        let id = repo.resolve(spec)?;
+        let id = self.resolve(&repo, spec, filter)?;
         Ok((repo, id))
+    }
+
+    /// Resolves `spec` (an id, a unique id prefix, a short id or 'latest') among the snapshots
+    /// `filter` selects. 'latest' is the newest of this machine's host unless `--host` is
+    /// given, and the snapshot it chose is told on stderr.
+    pub fn resolve(
+        &self,
+        repo: &Repository,
+        spec: &str,
+        filter: &FilterArgs,
+    ) -> Result<SnapshotId> {
+        let mut filter = snapshot_filter(filter)?;
+        if spec.parse::<SnapshotSpec>()? != SnapshotSpec::Latest {
+            return Ok(repo.resolve_filtered(spec, &filter)?);
+        }
+        if filter.hosts.is_empty() {
+            filter.hosts.push(snapkeep::clock::hostname());
+        }
+        let r = repo.latest(&filter)?;
+        self.say(&format!(
+            "latest is snapshot {} ({}) of host {}, {}, taken {}",
+            short_id(&r.id),
+            r.id,
+            r.host,
+            r.paths.join(" "),
+            rfc3339(r.time_ns)
+        ));
+        Ok(r.id)
     }
 
     /// Prints the result: with `--json` the document `json` builds on stdout, else `human`.
@@ -69,6 +103,76 @@ impl Env {
             human();
         }
     }
+}
+
+/// The library filter of the filter flags: a `--path` is made absolute and canonical (as
+/// `snapshot` records its source), a `--tag a,b` is one list of tags that must all be there.
+pub fn snapshot_filter(args: &FilterArgs) -> Result<SnapshotFilter> {
+    if args.hosts.iter().any(String::is_empty) {
+        return Err(usage_error(
+            "--host needs a host name; 'snapkeep list' shows the hosts",
+        ));
+    }
+    let mut tags = Vec::new();
+    for t in &args.tags {
+        if t.is_empty() {
+            tags.push(Vec::new());
+            continue;
+        }
+        let group: Vec<String> = t.split(',').map(str::to_owned).collect();
+        if group.iter().any(String::is_empty) {
+            return Err(usage_error(format!(
+                "--tag '{t}' holds an empty tag; give tags separated by single commas"
+            )));
+        }
+        tags.push(group);
+    }
+    let paths = args
+        .paths
+        .iter()
+        .map(|p| absolute(p).map(|a| a.to_string_lossy().into_owned()))
+        .collect::<Result<_>>()?;
+    Ok(SnapshotFilter {
+        hosts: args.hosts.clone(),
+        paths,
+        tags,
+    })
+}
+
+/// `path` made absolute: canonical when it exists here, else cleaned of `.` and `..` (a
+/// source of another host, or one that is gone).
+fn absolute(path: &Path) -> Result<PathBuf> {
+    if path.as_os_str().is_empty() {
+        return Err(usage_error(
+            "--path needs a path; 'snapkeep list' shows the paths",
+        ));
+    }
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return Ok(p);
+    }
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| {
+                usage_error(format!(
+                    "cannot make --path {} absolute: {e}",
+                    path.display()
+                ))
+            })?
+            .join(path)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    Ok(out)
 }
 
 fn repo_path(cli: &Cli) -> Result<PathBuf> {

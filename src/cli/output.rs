@@ -1,7 +1,5 @@
 //! JSON and table rendering of library values.
 
-use std::fmt::Write as _;
-
 use serde_json::{Value, json};
 use snapkeep::SnapshotRecord;
 use snapkeep::clock::rfc3339;
@@ -77,33 +75,6 @@ pub fn summary_line(r: &SnapshotRecord) -> String {
             String::new()
         }
     )
-}
-
-/// The `list` table.
-pub fn table(records: &[SnapshotRecord]) -> String {
-    let mut out = format!(
-        "{:<36}  {:<24}  {:<12}  {:>10}  {:>10}  {}\n",
-        "ID", "TIME", "HOST", "SIZE", "NEW", "TAGS  PATH"
-    );
-    for r in records {
-        let _ = writeln!(
-            out,
-            "{:<36}  {:<24}  {:<12}  {:>10}  {:>10}  {}  {}",
-            r.id,
-            rfc3339(r.time_ns),
-            r.host,
-            human_bytes(r.summary.bytes),
-            human_bytes(r.summary.new_bytes),
-            if r.flags & snapkeep::format::manifest::FLAG_INCONSISTENT != 0 {
-                format!("INCONSISTENT {}", r.tags.join(","))
-            } else {
-                r.tags.join(",")
-            },
-            r.paths.join(" ")
-        );
-    }
-    let _ = writeln!(out, "{} snapshots", records.len());
-    out
 }
 
 /// A JSON object one field a line, the names right-aligned in `width` columns (`show`,

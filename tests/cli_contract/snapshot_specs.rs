@@ -85,3 +85,52 @@ fn restore_specs_and_targets() {
     fs::create_dir(&empty).expect("mkdir");
     restore_a("latest", "empty");
 }
+
+/// Listings show an 8-character short id taken from the random end of the id (ids taken
+/// moments apart share their leading, time-ordered digits), and every spec accepts it.
+#[test]
+fn short_ids_are_listed_and_accepted() {
+    let sb = Sandbox::new();
+    let src = sb.source("src");
+    let repo = sb.path("repo");
+    let s = src.to_str().expect("utf8");
+    let id1 = stdout(&sb.run(&repo, &["snapshot", s])).trim().to_owned();
+    common::write_file(&src.join("a.txt"), b"changed\n");
+    let id2 = stdout(&sb.run(&repo, &["snapshot", s])).trim().to_owned();
+    let short = |id: &str| id[id.len() - 8..].to_owned();
+    let (s1, s2) = (short(&id1), short(&id2));
+    assert_ne!(s1, s2, "two snapshots with one short id: {id1} {id2}");
+
+    let table = stdout(&sb.run(&repo, &["list"]));
+    let first_column: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        first_column,
+        ["ID", s1.as_str(), s2.as_str(), "2"],
+        "the table's ID column: {table}"
+    );
+
+    let target = sb.path("by-short");
+    let out = sb.run(&repo, &["restore", &s1, target.to_str().expect("utf8")]);
+    expect_code(&out, 0, "restore by short id");
+    assert_eq!(
+        fs::read(target.join("a.txt")).expect("restored"),
+        b"alpha\n"
+    );
+    for spec in [s2.clone(), s2.to_uppercase()] {
+        let out = sb.run(&repo, &["--json", "show", &spec]);
+        expect_code(&out, 0, &format!("show {spec}"));
+        assert_eq!(crate::harness::json(&out)["id"], id2.as_str());
+    }
+    // A short id is exact: a part of one is no id.
+    let out = sb.run(&repo, &["show", &s1[..7]]);
+    expect_code(&out, 2, "part of a short id");
+    let out = sb.run(&repo, &["show", "latest"]);
+    assert!(
+        stderr(&out).contains(&s2),
+        "latest is told by short id: {}",
+        stderr(&out)
+    );
+}

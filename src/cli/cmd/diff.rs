@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use snapkeep::format::manifest::{ChunkRef, Extent, Node, NodeKind};
 use snapkeep::{Repository, SnapshotId};
 
+use crate::cli::args::FilterArgs;
 use crate::cli::env::Env;
 use crate::cli::inspect::{entries, kind_name};
 
@@ -22,9 +23,9 @@ const SIGNS: [(&str, &str); 5] = [
 ];
 
 /// Prints what changed from snapshot `from` to snapshot `to`.
-pub fn run(env: &Env, from: &str, to: &str) -> Result<i32> {
-    let (repo, a) = env.open_snapshot(from)?;
-    let b = repo.resolve(to)?;
+pub fn run(env: &Env, from: &str, to: &str, filter: &FilterArgs) -> Result<i32> {
+    let (repo, a) = env.open_snapshot(from, filter)?;
+    let b = env.resolve(&repo, to, filter)?;
     let d = diff(&repo, &a, &b)?;
     env.print(
         || &d,

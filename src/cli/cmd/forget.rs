@@ -27,9 +27,11 @@ pub fn run(env: &Env, args: &ForgetArgs) -> Result<i32> {
     let explicit: Vec<SnapshotId> = args
         .ids
         .iter()
-        .map(|s| repo.resolve(s))
-        .collect::<snapkeep::Result<_>>()?;
-    let (records, _) = repo.snapshots()?;
+        .map(|s| env.resolve(&repo, s, &args.filter))
+        .collect::<Result<_>>()?;
+    let (mut records, _) = repo.snapshots()?;
+    let filter = crate::cli::env::snapshot_filter(&args.filter)?;
+    records.retain(|r| filter.matches(r));
     let (plan, mut forget) = if policy.is_empty() {
         if explicit.is_empty() {
             return Err(usage_error(

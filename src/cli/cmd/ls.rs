@@ -7,12 +7,13 @@ use serde_json::{Value, json};
 use snapkeep::clock::rfc3339;
 use snapkeep::format::manifest::{Node, NodeKind};
 
+use crate::cli::args::FilterArgs;
 use crate::cli::env::Env;
 use crate::cli::inspect::{entries, kind_name, show_bytes};
 
 /// Lists the entries of snapshot `spec` below `path` (default: its root).
-pub fn run(env: &Env, spec: &str, path: Option<&str>) -> Result<i32> {
-    let (repo, id) = env.open_snapshot(spec)?;
+pub fn run(env: &Env, spec: &str, path: Option<&str>, filter: &FilterArgs) -> Result<i32> {
+    let (repo, id) = env.open_snapshot(spec, filter)?;
     let list = Value::Array(
         entries(&repo, &id, path.unwrap_or("/"))?
             .iter()

@@ -4,6 +4,7 @@
 pub mod bench;
 mod completions;
 mod diff;
+mod find;
 mod forget;
 mod init;
 mod list;
@@ -34,16 +35,22 @@ pub fn dispatch(cli: &Cli, location: &mut Option<Env>) -> Result<i32> {
             pack_size,
         } => init::run(env, *chunk_avg, compression, *pack_size),
         Command::Snapshot(args) => snapshot::run(env, args),
-        Command::List => list::run(env),
-        Command::Ls { snapshot, path } => ls::run(env, snapshot, path.as_deref()),
-        Command::Diff { from, to } => diff::run(env, from, to),
-        Command::Show { snapshot } => show::run(env, snapshot),
-        Command::Stats { snapshot } => stats::run(env, snapshot.as_deref()),
+        Command::List { filter } => list::run(env, filter),
+        Command::Ls {
+            snapshot,
+            path,
+            filter,
+        } => ls::run(env, snapshot, path.as_deref(), filter),
+        Command::Diff { from, to, filter } => diff::run(env, from, to, filter),
+        Command::Show { snapshot, filter } => show::run(env, snapshot, filter),
+        Command::Stats { snapshot, filter } => stats::run(env, snapshot.as_deref(), filter),
         Command::Tag {
             snapshot,
             add,
             remove,
-        } => tag::run(env, snapshot, add, remove),
+            filter,
+        } => tag::run(env, snapshot, add, remove, filter),
+        Command::Find { patterns, filter } => find::run(env, patterns, filter),
         Command::Forget(args) => forget::run(env, args),
         Command::Prune { gc, dry_run } => prune::run(env, gc, *dry_run),
         Command::Unlock { remove_all } => unlock::run(env, *remove_all),
@@ -57,12 +64,14 @@ pub fn dispatch(cli: &Cli, location: &mut Option<Env>) -> Result<i32> {
             read_data,
             read_data_subset,
             stages,
+            filter,
         } => verify::run(
             env,
             snapshot.as_deref(),
             *read_data,
             read_data_subset.as_deref(),
             stages,
+            filter,
         ),
         Command::Repair { what } => repair::run(env, what),
         Command::Bench(args) => bench::run(env, args),

@@ -20,7 +20,7 @@ pub fn run(env: &Env, args: &RestoreArgs) -> Result<i32> {
         stages: args.stages.parse()?,
     };
     let target = args.target.as_path();
-    let (repo, id) = env.open_snapshot(&args.snapshot)?;
+    let (repo, id) = env.open_snapshot(&args.snapshot, &args.filter)?;
     let progress = env.progress().printing_warnings(!env.quiet);
     let stats = snapkeep::restore(&repo, &id, target, &opts, &progress)
         .with_context(|| format!("restore of snapshot {id} into {} failed", target.display()))?;

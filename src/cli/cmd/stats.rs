@@ -1,5 +1,6 @@
 //! `snapkeep stats [SNAPSHOT]`: sizes, dedup and compression ratios, chunk and pack counts and
-//! reclaimable bytes of one snapshot or of the whole repository.
+//! reclaimable bytes of one snapshot, of the snapshots the filters select, or of the whole
+//! repository.
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,24 +11,43 @@ use snapkeep::format::keys;
 use snapkeep::walk::Reachable;
 use snapkeep::{PackId, Repository, SnapshotId};
 
-use crate::cli::env::Env;
+use crate::cli::args::FilterArgs;
+use crate::cli::env::{Env, snapshot_filter};
 use crate::cli::output::print_fields;
 
-/// Prints the figures of snapshot `spec` (default: the whole repository).
-pub fn run(env: &Env, spec: Option<&str>) -> Result<i32> {
+/// Prints the figures of snapshot `spec` (default: the snapshots the filters select, or the
+/// whole repository without filters).
+pub fn run(env: &Env, spec: Option<&str>, filter: &FilterArgs) -> Result<i32> {
     let repo = env.open()?;
-    let id = spec.map(|s| repo.resolve(s)).transpose()?;
-    let v = stats(&repo, id.as_ref())?;
+    let only: Option<HashSet<SnapshotId>> = match spec {
+        Some(s) => Some(HashSet::from([env.resolve(&repo, s, filter)?])),
+        None => {
+            let f = snapshot_filter(filter)?;
+            if f.is_empty() {
+                None
+            } else {
+                Some(
+                    repo.snapshots()?
+                        .0
+                        .iter()
+                        .filter(|r| f.matches(r))
+                        .map(|r| r.id)
+                        .collect(),
+                )
+            }
+        }
+    };
+    let v = stats(&repo, only.as_ref())?;
     env.print(|| &v, || print_fields(&v, 22));
     Ok(0)
 }
 
-/// Sizes and ratios of one snapshot or of the whole repository.
-fn stats(repo: &Repository, only: Option<&SnapshotId>) -> Result<Value> {
+/// Sizes and ratios of some snapshots or of the whole repository.
+fn stats(repo: &Repository, only: Option<&HashSet<SnapshotId>>) -> Result<Value> {
     let (records, _) = repo.snapshots()?;
     let selected: Vec<_> = records
         .iter()
-        .filter(|r| only.is_none_or(|id| *id == r.id))
+        .filter(|r| only.is_none_or(|ids| ids.contains(&r.id)))
         .collect();
     let logical = selected.iter().map(|r| r.summary.bytes).sum::<u64>();
     let reach = Reachable::of(repo, selected.iter().map(|r| r.tree))?;

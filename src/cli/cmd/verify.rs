@@ -7,8 +7,10 @@ use serde_json::json;
 use snapkeep::VerifyOptions;
 use snapkeep::verify::VerifyReport;
 
-use crate::cli::env::Env;
+use crate::cli::args::FilterArgs;
+use crate::cli::env::{Env, snapshot_filter};
 use crate::cli::output::human_bytes;
+use crate::cli::usage_error;
 
 /// Verifies the repository (or one snapshot).
 pub fn run(
@@ -17,11 +19,18 @@ pub fn run(
     read_data: bool,
     subset: Option<&str>,
     stages: &str,
+    filter: &FilterArgs,
 ) -> Result<i32> {
     let read_data_subset: Option<snapkeep::verify::Subset> = subset.map(str::parse).transpose()?;
     let stages: snapkeep::stage::StageSelection = stages.parse()?;
+    if spec.is_none() && !snapshot_filter(filter)?.is_empty() {
+        return Err(usage_error(
+            "verify checks one snapshot or the whole repository: with --host, --path or --tag \
+             give 'latest' (or an id) to check the newest snapshot they select",
+        ));
+    }
     let repo = env.open()?;
-    let snapshot = spec.map(|s| repo.resolve(s)).transpose()?;
+    let snapshot = spec.map(|s| env.resolve(&repo, s, filter)).transpose()?;
     let progress = env.progress().printing_warnings(!env.quiet);
     let report = snapkeep::verify(
         &repo,
