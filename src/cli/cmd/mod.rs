@@ -2,6 +2,7 @@
 //! are a few lines), and `dispatch`, which hands each parsed command to its module.
 
 pub mod bench;
+mod cat;
 mod completions;
 mod diff;
 mod forget;
@@ -35,10 +36,15 @@ pub fn dispatch(cli: &Cli, location: &mut Option<Env>) -> Result<i32> {
         } => init::run(env, *chunk_avg, compression, *pack_size),
         Command::Snapshot(args) => snapshot::run(env, args),
         Command::List => list::run(env),
-        Command::Ls { snapshot, path } => ls::run(env, snapshot, path.as_deref()),
+        Command::Ls {
+            snapshot,
+            path,
+            long,
+        } => ls::run(env, snapshot, path.as_deref(), *long),
         Command::Diff { from, to } => diff::run(env, from, to),
         Command::Show { snapshot } => show::run(env, snapshot),
         Command::Stats { snapshot } => stats::run(env, snapshot.as_deref()),
+        Command::Cat { kind, id } => cat::run(env, *kind, id.as_deref()),
         Command::Tag {
             snapshot,
             add,

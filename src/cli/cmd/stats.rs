@@ -11,15 +11,57 @@ use snapkeep::walk::Reachable;
 use snapkeep::{PackId, Repository, SnapshotId};
 
 use crate::cli::env::Env;
-use crate::cli::output::print_fields;
+use crate::cli::output::{fields, human_bytes, human_bytes_exact, human_percent, human_ratio};
 
 /// Prints the figures of snapshot `spec` (default: the whole repository).
 pub fn run(env: &Env, spec: Option<&str>) -> Result<i32> {
     let repo = env.open()?;
     let id = spec.map(|s| repo.resolve(s)).transpose()?;
     let v = stats(&repo, id.as_ref())?;
-    env.print(|| &v, || print_fields(&v, 22));
+    env.print(|| &v, || print!("{}", fields(&rows(&v))));
     Ok(0)
+}
+
+/// The labelled lines of the figures for people: sizes in binary units (with the byte
+/// count), ratios and shares rounded.
+fn rows(v: &Value) -> Vec<(&'static str, String)> {
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    let (logical, unique, stored) = (n("logical_bytes"), n("unique_bytes"), n("stored_bytes"));
+    let mut rows = vec![
+        ("snapshots", n("snapshots").to_string()),
+        ("logical size", human_bytes_exact(logical)),
+        ("unique size", human_bytes_exact(unique)),
+        ("stored size", human_bytes_exact(stored)),
+        ("dedup ratio", human_ratio(logical, unique)),
+        ("compression ratio", human_ratio(unique, stored)),
+        (
+            "space saving",
+            if logical == 0 {
+                "-".to_owned()
+            } else {
+                human_percent(logical.saturating_sub(stored), logical)
+            },
+        ),
+        ("chunks", n("chunks").to_string()),
+        ("trees", n("trees").to_string()),
+        ("packs", n("packs").to_string()),
+        (
+            "repository packs",
+            human_bytes_exact(n("repository_pack_bytes")),
+        ),
+        ("index entries", n("index_entries").to_string()),
+    ];
+    if let Some(r) = v["reclaimable_bytes"].as_u64() {
+        rows.push((
+            "reclaimable",
+            format!(
+                "{} ({} of the packs)",
+                human_bytes(r),
+                human_percent(r, n("repository_pack_bytes"))
+            ),
+        ));
+    }
+    rows
 }
 
 /// Sizes and ratios of one snapshot or of the whole repository.
