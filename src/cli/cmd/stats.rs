@@ -36,11 +36,7 @@ fn rows(v: &Value) -> Vec<(&'static str, String)> {
         ("compression ratio", human_ratio(unique, stored)),
         (
             "space saving",
-            if logical == 0 {
-                "-".to_owned()
-            } else {
-                human_percent(logical.saturating_sub(stored), logical)
-            },
+            human_percent(logical.saturating_sub(stored), logical),
         ),
         ("chunks", n("chunks").to_string()),
         ("trees", n("trees").to_string()),
@@ -52,13 +48,18 @@ fn rows(v: &Value) -> Vec<(&'static str, String)> {
         ("index entries", n("index_entries").to_string()),
     ];
     if let Some(r) = v["reclaimable_bytes"].as_u64() {
+        let packs = n("repository_pack_bytes");
         rows.push((
             "reclaimable",
-            format!(
-                "{} ({} of the packs)",
-                human_bytes(r),
-                human_percent(r, n("repository_pack_bytes"))
-            ),
+            if packs == 0 {
+                human_bytes(r)
+            } else {
+                format!(
+                    "{} ({} of the packs)",
+                    human_bytes(r),
+                    human_percent(r, packs)
+                )
+            },
         ));
     }
     rows
