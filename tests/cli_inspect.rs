@@ -56,7 +56,7 @@ fn inspect_commands_report_a_known_change() {
     let human = run(&repo, &["diff", &a, &b]);
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(
-        text.contains("+    /new.txt") && text.contains("-    /gone.txt"),
+        text.contains("+  file  5 B  /new.txt\n") && text.contains("-  file  3 B  /gone.txt\n"),
         "{text}"
     );
 

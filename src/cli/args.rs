@@ -119,6 +119,9 @@ pub enum Command {
         path: Option<String>,
         #[command(flatten)]
         filter: FilterArgs,
+        /// Aligned columns: type and mode, uid, gid, size, mtime (UTC), path.
+        #[arg(long, short = 'l')]
+        long: bool,
     },
     /// Show what changed between two snapshots.
     Diff {
@@ -141,6 +144,19 @@ pub enum Command {
         /// Only this snapshot (default: the whole repository, or the snapshots the filters
         /// select).
         snapshot: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Print a repository object as JSON: config, snapshot ID, tree ID (or SNAPSHOT:PATH),
+    /// index [ID] (without an id: the list of index files), pack ID, or lock (the locks
+    /// present). Every object is checked against its hash or checksum first.
+    Cat {
+        /// The kind of object.
+        #[arg(value_enum)]
+        kind: CatKind,
+        /// Which one: a snapshot id, prefix or 'latest'; a tree id or SNAPSHOT:PATH; an index
+        /// or pack id or unique prefix.
+        id: Option<String>,
         #[command(flatten)]
         filter: FilterArgs,
     },
@@ -217,6 +233,24 @@ pub enum Command {
         #[command(subcommand)]
         what: RepairWhat,
     },
+}
+
+/// The kinds of object `cat` prints.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum CatKind {
+    /// The repository config.
+    Config,
+    /// A snapshot record.
+    Snapshot,
+    /// A tree (one directory).
+    Tree,
+    /// An index file (or the list of them).
+    Index,
+    /// A pack's trailer entries.
+    Pack,
+    /// The locks present.
+    #[value(alias = "locks")]
+    Lock,
 }
 
 /// What `repair` repairs.

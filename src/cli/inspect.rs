@@ -1,9 +1,10 @@
-//! Reading a snapshot's trees for the verbs that show them (`ls`, `diff`): every entry below
-//! a path with its path, an entry's type, and names as text.
+//! Reading a snapshot's trees for the verbs that show them (`ls`, `diff`, `cat`): every entry
+//! below a path with its path, the tree of a directory, an entry's type, and names as text.
 
 use std::fmt::Write as _;
 
 use anyhow::{Result, anyhow};
+use serde_json::{Value, json};
 
 use snapkeep::format::manifest::{Node, NodeKind};
 use snapkeep::walk::{Step, TreePath, Visitor, Walker};
@@ -31,6 +32,15 @@ pub fn show_bytes(b: &[u8]) -> String {
     out
 }
 
+/// Sets `key` of the JSON object `v` to the name bytes `b` as text ([`show_bytes`]), and
+/// `key_hex` to their hex when they are not UTF-8.
+pub fn name_fields(v: &mut Value, key: &str, b: &[u8]) {
+    v[key] = json!(show_bytes(b));
+    if std::str::from_utf8(b).is_err() {
+        v[format!("{key}_hex")] = json!(hex::encode(b));
+    }
+}
+
 /// Every entry below `path` inside a snapshot (`/` or empty for the root), depth first, each
 /// with its path (`/a/b`).
 pub fn entries(repo: &Repository, id: &SnapshotId, path: &str) -> Result<Vec<(String, Node)>> {
@@ -52,7 +62,7 @@ impl Visitor for Collect {
 
 /// The id of the tree at `path` inside a snapshot (`/` or empty for the root), and the path
 /// as shown.
-fn tree_at(repo: &Repository, id: &SnapshotId, path: &str) -> Result<(TreeId, String)> {
+pub fn tree_at(repo: &Repository, id: &SnapshotId, path: &str) -> Result<(TreeId, String)> {
     let mut tree = repo.load_snapshot(id)?.tree;
     let mut shown = String::new();
     for part in path.split('/').filter(|p| !p.is_empty()) {
@@ -61,7 +71,11 @@ fn tree_at(repo: &Repository, id: &SnapshotId, path: &str) -> Result<(TreeId, St
             .nodes
             .iter()
             .find(|n| n.name == part.as_bytes())
-            .ok_or_else(|| snapkeep::Error::NotFound(format!("'{path}' in snapshot {id}")))?;
+            .ok_or_else(|| {
+                snapkeep::Error::InvalidInput(format!(
+                    "snapshot {id} has no '{path}'; run 'snapkeep ls {id}' to see its paths"
+                ))
+            })?;
         let NodeKind::Dir { tree: sub } = &node.kind else {
             return Err(anyhow!(snapkeep::Error::InvalidInput(format!(
                 "'{path}' in snapshot {id} is not a directory"

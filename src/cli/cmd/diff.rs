@@ -1,7 +1,9 @@
 //! `snapkeep diff FROM TO`: what changed between two snapshots (added, removed, modified,
-//! type changed, metadata changed), as JSON or one `SIGN    PATH` line each.
+//! type changed, metadata changed), as JSON or, for people, one aligned line a change in path
+//! order (`SIGN  TYPE  SIZE  PATH`) and a summary line with the counts.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use anyhow::Result;
 use serde_json::{Value, json};
@@ -12,6 +14,7 @@ use snapkeep::{Repository, SnapshotId};
 use crate::cli::args::FilterArgs;
 use crate::cli::env::Env;
 use crate::cli::inspect::{entries, kind_name};
+use crate::cli::output::{human_bytes, plural};
 
 /// Each kind of change with its sign in the human listing, in the listing's order.
 const SIGNS: [(&str, &str); 5] = [
@@ -27,17 +30,69 @@ pub fn run(env: &Env, from: &str, to: &str, filter: &FilterArgs) -> Result<i32> 
     let (repo, a) = env.open_snapshot(from, filter)?;
     let b = env.resolve(&repo, to, filter)?;
     let d = diff(&repo, &a, &b)?;
-    env.print(
-        || &d,
-        || {
-            for (key, sign) in SIGNS {
-                for e in d[key].as_array().into_iter().flatten() {
-                    println!("{sign}    {}", e["path"].as_str().unwrap_or_default());
-                }
-            }
-        },
-    );
+    env.print(|| &d, || print!("{}", human(&d)));
     Ok(0)
+}
+
+/// The listing for people: one line a change, in path order, the type and size columns as
+/// wide as their widest value, then the summary line.
+fn human(d: &Value) -> String {
+    let mut rows: Vec<(&str, &str, String, String, String)> = Vec::new();
+    for (key, sign) in SIGNS {
+        for e in d[key].as_array().into_iter().flatten() {
+            let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            let size = |k: &str| human_bytes(e[k].as_u64().unwrap_or(0));
+            let (kind, size, note) = match key {
+                "modified" => (
+                    text("type"),
+                    size("new_size"),
+                    format!("  (was {})", size("old_size")),
+                ),
+                "type_changed" => (
+                    text("new_type"),
+                    size("size"),
+                    format!("  (was a {})", text("old_type")),
+                ),
+                "metadata_changed" => (text("type"), String::new(), String::new()),
+                _ => (text("type"), size("size"), String::new()),
+            };
+            let path = e["path"].as_str().unwrap_or_default();
+            rows.push((path, sign, kind, size, note));
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(b.0));
+    let wk = rows.iter().map(|r| r.2.len()).max().unwrap_or(0);
+    let ws = rows.iter().map(|r| r.3.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (path, sign, kind, size, note) in &rows {
+        let _ = writeln!(out, "{sign}  {kind:<wk$}  {size:>ws$}  {path}{note}");
+    }
+    let _ = writeln!(out, "{}", summary(d));
+    out
+}
+
+/// `2 files added, 1 removed, 0 modified, 0 type changed, 0 with new metadata; +5 B, -3 B`:
+/// the noun is `file` when every change is of a file, else `entry`.
+fn summary(d: &Value) -> String {
+    let count = |k: &str| d[k].as_array().map_or(0, Vec::len);
+    let all_files = SIGNS.iter().all(|(k, _)| {
+        d[*k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|e| e.get("type").is_some_and(|t| t == "file"))
+    });
+    let noun = if all_files { "file" } else { "entry" };
+    format!(
+        "{} added, {} removed, {} modified, {} type changed, {} with new metadata; +{}, -{}",
+        plural(count("added"), noun),
+        count("removed"),
+        count("modified"),
+        count("type_changed"),
+        count("metadata_changed"),
+        human_bytes(d["added_bytes"].as_u64().unwrap_or(0)),
+        human_bytes(d["removed_bytes"].as_u64().unwrap_or(0)),
+    )
 }
 
 /// What changed from snapshot `from` to snapshot `to`, as the documented JSON object.
@@ -62,9 +117,13 @@ fn diff(repo: &Repository, from: &SnapshotId, to: &SnapshotId) -> Result<Value> 
                 "path": path, "old_type": kind_name(o), "new_type": kind_name(n), "size": n.size
             })),
             Some(o) if content_differs(o, n) => {
-                modified.push(json!({"path": path, "old_size": o.size, "new_size": n.size}));
+                modified.push(json!({
+                    "path": path, "type": kind_name(n), "old_size": o.size, "new_size": n.size
+                }));
             }
-            Some(o) if metadata_differs(o, n) => metadata.push(json!({"path": path})),
+            Some(o) if metadata_differs(o, n) => {
+                metadata.push(json!({"path": path, "type": kind_name(n)}));
+            }
             Some(_) => {}
         }
     }

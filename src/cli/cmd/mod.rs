@@ -2,6 +2,7 @@
 //! are a few lines), and `dispatch`, which hands each parsed command to its module.
 
 pub mod bench;
+mod cat;
 mod completions;
 mod diff;
 mod find;
@@ -39,11 +40,13 @@ pub fn dispatch(cli: &Cli, location: &mut Option<Env>) -> Result<i32> {
         Command::Ls {
             snapshot,
             path,
+            long,
             filter,
-        } => ls::run(env, snapshot, path.as_deref(), filter),
+        } => ls::run(env, snapshot, path.as_deref(), *long, filter),
         Command::Diff { from, to, filter } => diff::run(env, from, to, filter),
         Command::Show { snapshot, filter } => show::run(env, snapshot, filter),
         Command::Stats { snapshot, filter } => stats::run(env, snapshot.as_deref(), filter),
+        Command::Cat { kind, id, filter } => cat::run(env, *kind, id.as_deref(), filter),
         Command::Tag {
             snapshot,
             add,

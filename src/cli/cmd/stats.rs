@@ -13,7 +13,7 @@ use snapkeep::{PackId, Repository, SnapshotId};
 
 use crate::cli::args::FilterArgs;
 use crate::cli::env::{Env, snapshot_filter};
-use crate::cli::output::print_fields;
+use crate::cli::output::{fields, human_bytes, human_bytes_exact, human_percent, human_ratio};
 
 /// Prints the figures of snapshot `spec` (default: the snapshots the filters select, or the
 /// whole repository without filters).
@@ -38,8 +38,51 @@ pub fn run(env: &Env, spec: Option<&str>, filter: &FilterArgs) -> Result<i32> {
         }
     };
     let v = stats(&repo, only.as_ref())?;
-    env.print(|| &v, || print_fields(&v, 22));
+    env.print(|| &v, || print!("{}", fields(&rows(&v))));
     Ok(0)
+}
+
+/// The labelled lines of the figures for people: sizes in binary units (with the byte
+/// count), ratios and shares rounded.
+fn rows(v: &Value) -> Vec<(&'static str, String)> {
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    let (logical, unique, stored) = (n("logical_bytes"), n("unique_bytes"), n("stored_bytes"));
+    let mut rows = vec![
+        ("snapshots", n("snapshots").to_string()),
+        ("logical size", human_bytes_exact(logical)),
+        ("unique size", human_bytes_exact(unique)),
+        ("stored size", human_bytes_exact(stored)),
+        ("dedup ratio", human_ratio(logical, unique)),
+        ("compression ratio", human_ratio(unique, stored)),
+        (
+            "space saving",
+            human_percent(logical.saturating_sub(stored), logical),
+        ),
+        ("chunks", n("chunks").to_string()),
+        ("trees", n("trees").to_string()),
+        ("packs", n("packs").to_string()),
+        (
+            "repository packs",
+            human_bytes_exact(n("repository_pack_bytes")),
+        ),
+        ("index entries", n("index_entries").to_string()),
+    ];
+    if let Some(r) = v["reclaimable_bytes"].as_u64() {
+        let packs = n("repository_pack_bytes");
+        rows.push((
+            "reclaimable",
+            if packs == 0 {
+                human_bytes(r)
+            } else {
+                format!(
+                    "{} ({} of the packs)",
+                    human_bytes(r),
+                    human_percent(r, packs)
+                )
+            },
+        ));
+    }
+    rows
 }
 
 /// Sizes and ratios of some snapshots or of the whole repository.
