@@ -21,7 +21,7 @@ const EXAMPLES: &str = "Examples:
 
 /// The command line: global options and one verb.
 #[derive(Parser, Debug)]
-#[command(name = "snapkeep", version, about = "Content-addressed, incremental snapshots of database data directories", after_help = EXAMPLES)]
+#[command(name = "snapkeep", version, next_help_heading = "Global options", about = "Content-addressed, incremental snapshots of database data directories", after_help = EXAMPLES)]
 pub struct Cli {
     /// Repository: a path (default: $XDG_DATA_HOME/snapkeep/repo) or s3://bucket/prefix
     /// (configured by AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
@@ -93,6 +93,7 @@ pub struct FilterArgs {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a repository.
+    #[command(display_order = 1)]
     Init {
         /// Average chunk size (power of two, 4KiB..4MiB); min = avg/2, max = avg*4.
         #[arg(long, value_parser = parse_size)]
@@ -105,13 +106,16 @@ pub enum Command {
         pack_size: Option<u64>,
     },
     /// Snapshot a directory (creates the repository on first use when the path is new).
+    #[command(display_order = 2, visible_alias = "backup")]
     Snapshot(SnapshotArgs),
     /// List snapshots, oldest first.
+    #[command(display_order = 3, visible_alias = "snapshots")]
     List {
         #[command(flatten)]
         filter: FilterArgs,
     },
     /// List the entries of a snapshot below PATH (recursively).
+    #[command(display_order = 6)]
     Ls {
         /// Snapshot id, unique id prefix, or 'latest'.
         snapshot: String,
@@ -124,6 +128,7 @@ pub enum Command {
         long: bool,
     },
     /// Show what changed between two snapshots.
+    #[command(display_order = 8)]
     Diff {
         /// The older snapshot.
         from: String,
@@ -133,6 +138,7 @@ pub enum Command {
         filter: FilterArgs,
     },
     /// Show one snapshot's record and summary.
+    #[command(display_order = 9)]
     Show {
         /// Snapshot id, unique id prefix, or 'latest'.
         snapshot: String,
@@ -140,6 +146,7 @@ pub enum Command {
         filter: FilterArgs,
     },
     /// Sizes, dedup and compression ratios, chunk and pack counts, reclaimable bytes.
+    #[command(display_order = 10)]
     Stats {
         /// Only this snapshot (default: the whole repository, or the snapshots the filters
         /// select).
@@ -150,6 +157,7 @@ pub enum Command {
     /// Print a repository object as JSON: config, snapshot ID, tree ID (or SNAPSHOT:PATH),
     /// index [ID] (without an id: the list of index files), pack ID, or lock (the locks
     /// present). Every object is checked against its hash or checksum first.
+    #[command(display_order = 11)]
     Cat {
         /// The kind of object.
         #[arg(value_enum)]
@@ -161,6 +169,7 @@ pub enum Command {
         filter: FilterArgs,
     },
     /// Add or remove tags of a snapshot.
+    #[command(display_order = 12)]
     Tag {
         /// Snapshot id, unique id prefix, or 'latest'.
         snapshot: String,
@@ -176,6 +185,7 @@ pub enum Command {
     /// Which snapshots hold a path: each PATTERN is a glob matched against an entry's path
     /// inside the snapshot from any directory down (so '*.sst' matches names), or with a
     /// leading '/' from the snapshot's root ('/db/*.sst').
+    #[command(display_order = 7)]
     Find {
         /// Glob of names or paths (repeatable: any of them).
         #[arg(required = true)]
@@ -185,9 +195,11 @@ pub enum Command {
     },
     /// Forget snapshots by policy or by id: decide (the plan, with a reason for each kept
     /// snapshot), then remove the forgotten snapshots' records. Their data stays stored.
+    #[command(display_order = 13)]
     Forget(ForgetArgs),
     /// Reclaim the space of data no snapshot needs. Never blocks a running snapshot: unused
     /// packs are first marked and deleted by a later prune after the grace period.
+    #[command(display_order = 14)]
     Prune {
         #[command(flatten)]
         gc: GcArgs,
@@ -196,19 +208,23 @@ pub enum Command {
         dry_run: bool,
     },
     /// Remove stale locks (of processes that are gone, or without a heartbeat for 10 min).
+    #[command(display_order = 15)]
     Unlock {
         /// Remove every lock, also those of running processes (only when you know none runs).
         #[arg(long)]
         remove_all: bool,
     },
     /// Print a shell completion script.
+    #[command(display_order = 18)]
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
     /// Restore a snapshot into a new or empty directory.
+    #[command(display_order = 4)]
     Restore(RestoreArgs),
     /// Check the repository: structure always, every byte with --read-data.
+    #[command(display_order = 5, visible_alias = "check")]
     Verify {
         /// Only this snapshot (id, prefix or 'latest').
         snapshot: Option<String>,
@@ -227,8 +243,10 @@ pub enum Command {
     },
     /// Measure snapshot, no-change snapshot, change + snapshot, restore and verify on a
     /// generated database-like directory (or DIR), against a plain read of the same files.
+    #[command(display_order = 17)]
     Bench(BenchArgs),
     /// Repair repository metadata.
+    #[command(display_order = 16)]
     Repair {
         #[command(subcommand)]
         what: RepairWhat,

@@ -13,6 +13,7 @@ mod common;
 mod config_version;
 mod find;
 mod harness;
+mod help_and_aliases;
 mod json_documents;
 mod quiet;
 mod repository_creation;
