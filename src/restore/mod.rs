@@ -30,30 +30,44 @@ use rayon::prelude::*;
 
 use crate::content::{create_private, write_content};
 use crate::error::{Error, Result};
-use crate::format::manifest::{Node, NodeKind};
+use crate::format::manifest::{Node, NodeKind, SnapshotRecord};
 use crate::id::{SnapshotId, TreeId};
 use crate::progress::{Phase, Progress};
 use crate::repository::Repository;
 use crate::stage::{Layout, StageSelection, StageSet};
 
+mod build;
+mod exchange;
 mod in_place;
 mod plan;
+mod preview;
 
 /// Kept where it always was: a file node's content written into a new file (see
 /// [`crate::content`]).
 pub use crate::content::materialize;
+use in_place::InPlacePlan;
 use plan::FileJob;
 pub use plan::RestorePlan;
+pub use preview::{PreviewEntry, RestorePreview, preview};
 
 /// Options for [`restore`].
 #[derive(Clone, Debug, Default)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent switches of one restore, each a CLI flag"
+)]
 pub struct RestoreOptions {
     /// Do not restore owner and group even when running as root.
     pub skip_owner: bool,
-    /// Restore into an existing directory (a database's): rewrite only files whose content
-    /// differs (atomically per file), delete what the snapshot does not have, never touch
-    /// the lock file or `.lifecycle/`.
+    /// Restore into an existing directory (a database's): build the snapshot's tree beside
+    /// it (hard links for files already identical, the others written), then exchange the
+    /// two in one step; what the snapshot does not have is gone; the lock file and
+    /// `.lifecycle/` are carried over untouched.
     pub in_place: bool,
+    /// With `in_place`: delete what the snapshot does not have even when the target is not
+    /// the snapshot's own source nor a directory of the same database layout (without it,
+    /// such a restore that would delete anything is refused).
+    pub delete: bool,
     /// With `in_place`: proceed even while a process holds the database's lock.
     pub force: bool,
     /// Format stages run on the restored files (default: by detected layout).
@@ -93,12 +107,16 @@ pub fn restore(
     let rec = repo.load_snapshot(id)?;
     StageSet::resolve(&opts.stages, Layout::Generic)?;
     let _lock = crate::lock::acquire_reader(repo, "restore", progress)?;
-    if opts.in_place && target.is_dir() {
-        let mut stats = in_place::restore_in_place(repo, &rec.tree, target, opts, progress)?;
-        run_stages(target, opts, &mut stats)?;
+    if opts.in_place && is_non_empty_dir(target)? {
+        let target = std::fs::canonicalize(target)
+            .map_err(|e| Error::io("resolve restore target", target, e))?;
+        exchange::remove_leftovers(&target, progress);
+        let mut stats = restore_in_place(repo, &rec, &target, opts, progress)?;
+        run_stages(&target, opts, &mut stats)?;
         stats.duration_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         return Ok(stats);
     }
+    exchange::remove_leftovers(target, progress);
     // Restore into a private staging directory and move the result into place only when every
     // file has been written and checked. A new target is the staging directory renamed; an
     // existing empty target (perhaps a mount point, owned by a service user) keeps its own
@@ -142,6 +160,50 @@ pub fn restore(
     run_stages(target, opts, &mut stats)?;
     stats.duration_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     Ok(stats)
+}
+
+/// Whether `target` is a directory (not a symlink to one) with at least one entry.
+fn is_non_empty_dir(target: &Path) -> Result<bool> {
+    match std::fs::symlink_metadata(target) {
+        Ok(m) if m.is_dir() => {
+            let mut rd = std::fs::read_dir(target).map_err(|e| Error::io("list", target, e))?;
+            Ok(rd.next().is_some())
+        }
+        _ => Ok(false),
+    }
+}
+
+/// The in-place restore: refusals first (a running database, a mount point, deletes not
+/// allowed), then the decision, then the new tree built beside the target and exchanged.
+fn restore_in_place(
+    repo: &Repository,
+    rec: &SnapshotRecord,
+    target: &Path,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreStats> {
+    if !opts.force {
+        in_place::check_lock(target)?;
+    }
+    exchange::refuse_mount_point(target)?;
+    let ip = decide_in_place(repo, rec, target, opts, progress)?;
+    ip.check_delete(target)?;
+    let owner = !opts.skip_owner && rustix::process::geteuid().is_root();
+    build::build_and_exchange(repo, &ip, target, None, owner, progress)
+}
+
+/// What an in-place restore into `target` would do.
+fn decide_in_place(
+    repo: &Repository,
+    rec: &SnapshotRecord,
+    target: &Path,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<InPlacePlan> {
+    let plan = RestorePlan::new(repo, &rec.tree, target)?;
+    let chunker = crate::chunker::Chunker::new(&repo.config().chunker)?;
+    progress.phase(Phase::Restore, plan.total_bytes, plan.files.len() as u64);
+    InPlacePlan::new(plan, rec, target, &chunker, opts.delete, progress)
 }
 
 /// Moves every entry of `staging` into `target` (same filesystem: renames).
@@ -220,7 +282,7 @@ fn restore_into(
         restore_link(path, node, owner)?;
     }
     for (path, node) in plan.dirs.iter().rev() {
-        finish_dir(path, node, owner)?;
+        finish_dir(path, node, owner, false)?;
     }
     let stats = RestoreStats {
         files: plan.files.len() as u64,
@@ -265,7 +327,10 @@ fn prepare_target(target: &Path) -> Result<Option<u32>> {
             let mut rd = std::fs::read_dir(target).map_err(|e| Error::io("list", target, e))?;
             if rd.next().is_some() {
                 return Err(Error::InvalidInput(format!(
-                    "restore target {} is not empty; give a new or empty directory (or --in-place)",
+                    "restore target {} is not empty; give a new or empty directory. To restore \
+                     over it, --in-place rewrites it to the snapshot's state and deletes what \
+                     the snapshot does not have: see first what it would change with \
+                     --in-place --dry-run",
                     target.display()
                 )));
             }
@@ -301,24 +366,37 @@ fn restore_file(
     if progress.is_cancelled() {
         return Err(Error::Cancelled);
     }
-    let written = write_file_at(repo, &job.node, &job.display, &job.path, owner, progress)?;
+    let written = write_file_at(
+        repo,
+        &job.node,
+        &job.display,
+        &job.path,
+        owner,
+        false,
+        progress,
+    )?;
     data_bytes.fetch_add(written, Ordering::Relaxed);
     progress.advance(0, 1);
     Ok(())
 }
 
-/// Creates `dest` (which must not exist) with the node's content, owner, mode and mtime.
+/// Creates `dest` (which must not exist) with the node's content, owner, mode and mtime;
+/// fsyncs it when `sync`.
 fn write_file_at(
     repo: &Repository,
     node: &Node,
     display: &str,
     dest: &Path,
     owner: bool,
+    sync: bool,
     progress: &dyn Progress,
 ) -> Result<u64> {
     let file = create_private(dest)?;
     let written = write_content(repo, &file, dest, node, display, progress)?;
     set_file_meta(&file, dest, node, owner)?;
+    if sync {
+        file.sync_all().map_err(|e| Error::io("sync", dest, e))?;
+    }
     Ok(written)
 }
 
@@ -362,7 +440,9 @@ fn restore_link(path: &Path, node: &Node, owner: bool) -> Result<()> {
     set_mtime_nofollow(path, node.mtime_ns)
 }
 
-fn finish_dir(path: &Path, node: &Node, owner: bool) -> Result<()> {
+/// Gives directory `path` the node's owner (when `owner`), mode and mtime; fsyncs it through
+/// the same handle when `sync`.
+fn finish_dir(path: &Path, node: &Node, owner: bool, sync: bool) -> Result<()> {
     let dir = File::open(path).map_err(|e| Error::io("open directory", path, e))?;
     if owner {
         std::os::unix::fs::fchown(&dir, Some(node.uid), Some(node.gid))
@@ -370,5 +450,10 @@ fn finish_dir(path: &Path, node: &Node, owner: bool) -> Result<()> {
     }
     dir.set_permissions(std::fs::Permissions::from_mode(node.mode))
         .map_err(|e| Error::io("set mode of", path, e))?;
-    set_mtime_nofollow(path, node.mtime_ns)
+    set_mtime_nofollow(path, node.mtime_ns)?;
+    if sync {
+        dir.sync_all()
+            .map_err(|e| Error::io("sync directory", path, e))?;
+    }
+    Ok(())
 }
