@@ -136,12 +136,20 @@ pub fn restore(
     } else {
         staging_dir_for(target)?
     };
+    let root = root_node(&rec);
+    let owner = !opts.skip_owner && rustix::process::geteuid().is_root();
     let result = restore_into(repo, &rec.tree, &staging, opts, progress).and_then(|stats| {
         if existing {
             move_entries_up(&staging, target)?;
             std::fs::remove_dir(&staging)
                 .map_err(|e| Error::io("remove restore staging directory", &staging, e))?;
+            if let Some(node) = &root {
+                finish_dir(target, node, owner, false)?;
+            }
         } else {
+            if let Some(node) = &root {
+                finish_dir(&staging, node, owner, false)?;
+            }
             std::fs::rename(&staging, target)
                 .map_err(|e| Error::io("move the restored tree into", target, e))?;
         }
@@ -189,7 +197,24 @@ fn restore_in_place(
     let ip = decide_in_place(repo, rec, target, opts, progress)?;
     ip.check_delete(target)?;
     let owner = !opts.skip_owner && rustix::process::geteuid().is_root();
-    build::build_and_exchange(repo, &ip, target, None, owner, progress)
+    build::build_and_exchange(repo, &ip, target, root_node(rec).as_ref(), owner, progress)
+}
+
+/// The snapshot's top directory as a directory node (mode, owner, mtime), when the record has
+/// it (records written before it was kept do not).
+fn root_node(rec: &SnapshotRecord) -> Option<Node> {
+    rec.root.map(|m| Node {
+        name: Vec::new(),
+        kind: NodeKind::Dir { tree: rec.tree },
+        mode: m.mode,
+        uid: m.uid,
+        gid: m.gid,
+        mtime_ns: m.mtime_ns,
+        ctime_ns: 0,
+        inode: 0,
+        size: 0,
+        flags: 0,
+    })
 }
 
 /// What an in-place restore into `target` would do.
