@@ -17,7 +17,7 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, CWD, RenameFlags, StatxAttributes, StatxFlags};
@@ -61,7 +61,7 @@ pub(super) fn remove_leftovers(target: &Path, progress: &dyn Progress) -> usize 
         if dir.try_lock().is_err() {
             continue; // another restore is using it (or it cannot be locked: leave it)
         }
-        match std::fs::remove_dir_all(&path) {
+        match remove_tree(&path) {
             Ok(()) => removed += 1,
             Err(err) => progress.warn(&format!(
                 "could not remove {} left by an interrupted in-place restore ({err}); remove it by hand",
@@ -158,7 +158,33 @@ impl Staging {
     /// Removes the staging path (the unfinished tree before the exchange, the old tree after
     /// it).
     pub(super) fn remove(&self) -> std::io::Result<()> {
-        std::fs::remove_dir_all(&self.path)
+        remove_tree(&self.path)
+    }
+}
+
+/// Removes the tree at `path`; a directory whose mode keeps its owner from removing entries
+/// (a read-only directory of a snapshot) is made writable first.
+fn remove_tree(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            for entry in walkdir::WalkDir::new(path)
+                .follow_links(false)
+                .into_iter()
+                .flatten()
+            {
+                if entry.file_type().is_dir()
+                    && let Ok(m) = entry.metadata()
+                {
+                    let mode = m.permissions().mode() | 0o700;
+                    let _ = std::fs::set_permissions(
+                        entry.path(),
+                        std::fs::Permissions::from_mode(mode),
+                    );
+                }
+            }
+            std::fs::remove_dir_all(path)
+        }
+        other => other,
     }
 }
 

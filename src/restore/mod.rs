@@ -1,20 +1,25 @@
-//! Restoring a snapshot into a new or empty directory.
+//! Restoring a snapshot: into a new or empty directory, or in place over an existing one.
 //!
 //! Owns: [`RestorePlan`] (the trees walked and checked: every name one safe component, unique
 //! per directory) and its execution: directories created first, files written in parallel
 //! (chunks of a large file in parallel too), sparse where the source had holes, symlinks last,
 //! directory modes and times last of all (deepest first), so a read-only directory can still
-//! be filled.
+//! be filled; the target's top directory gets the snapshot root's mode and mtime (and owner,
+//! as root) when the record has them.
 //!
 //! Invariants: every chunk is checked against its id and every file against its size and
 //! CRC32 as it is written; nothing is written outside the target: names are single safe
 //! components, files are created with `O_CREAT | O_EXCL | O_NOFOLLOW`, and since names are
-//! unique per directory no path ever passes through a symlink this restore created.
+//! unique per directory no path ever passes through a symlink this restore created. An
+//! in-place restore is crash-atomic: the target is at every moment exactly its old tree or
+//! exactly the snapshot's.
 //!
 //! Layout: this file holds the options, the stats, [`restore`] (staging, moving into place)
 //! and the metadata of what it writes; `plan` walks the trees with the one walker and checks
-//! every name; `in_place` restores into an existing directory. A file's content is written by
-//! [`crate::content`].
+//! every name; `in_place` decides an in-place restore (what is unchanged, new, changed or
+//! deleted, and whether deleting is allowed), `build` acts on that decision beside the target
+//! and `exchange` switches the two directories; `preview` is `--dry-run`. A file's content is
+//! written by [`crate::content`].
 //!
 //! Must not: import another verb (verify, backup).
 
@@ -170,9 +175,9 @@ pub fn restore(
     Ok(stats)
 }
 
-/// Whether `target` is a directory (not a symlink to one) with at least one entry.
+/// Whether `target` is a directory (or a symlink to one) with at least one entry.
 fn is_non_empty_dir(target: &Path) -> Result<bool> {
-    match std::fs::symlink_metadata(target) {
+    match std::fs::metadata(target) {
         Ok(m) if m.is_dir() => {
             let mut rd = std::fs::read_dir(target).map_err(|e| Error::io("list", target, e))?;
             Ok(rd.next().is_some())
