@@ -118,24 +118,30 @@ impl Builder<'_> {
                     return Err(Error::Cancelled);
                 }
                 let dest = self.at(&job.path);
+                let write = || -> Result<()> {
+                    let n = write_file_at(
+                        self.repo,
+                        &job.node,
+                        &job.display,
+                        &dest,
+                        self.owner,
+                        true,
+                        self.progress,
+                    )?;
+                    data_bytes.fetch_add(n, Ordering::Relaxed);
+                    self.progress.advance(0, 1);
+                    Ok(())
+                };
                 match c {
                     Change::Protected => Ok(()),
-                    Change::Unchanged => std::fs::hard_link(&job.path, &dest)
-                        .map_err(|e| Error::io("link the unchanged file", &dest, e)),
-                    Change::New | Change::Changed => {
-                        let n = write_file_at(
-                            self.repo,
-                            &job.node,
-                            &job.display,
-                            &dest,
-                            self.owner,
-                            true,
-                            self.progress,
-                        )?;
-                        data_bytes.fetch_add(n, Ordering::Relaxed);
-                        self.progress.advance(0, 1);
-                        Ok(())
-                    }
+                    Change::Unchanged => match std::fs::hard_link(&job.path, &dest) {
+                        Ok(()) => Ok(()),
+                        // A file this user may read but not link (protected_hardlinks): its
+                        // content is written from the repository instead.
+                        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => write(),
+                        Err(e) => Err(Error::io("link the unchanged file", &dest, e)),
+                    },
+                    Change::New | Change::Changed => write(),
                 }
             })?;
         for ((path, node), c) in plan.links.iter().zip(&self.ip.links) {

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::RestorePlan;
 use super::plan::FileJob;
+use super::{RestoreOptions, RestorePlan};
 use crate::chunker::Chunker;
 use crate::error::{Error, Result};
 use crate::format::manifest::{Node, NodeKind, SnapshotRecord};
@@ -66,16 +66,17 @@ struct OnDisk {
 }
 
 impl InPlacePlan {
-    /// Compares `plan` (made for `target`) with what is in `target`.
+    /// Compares `plan` (made for `target`) with what is in `target` (owners count only when
+    /// the restore sets them).
     pub(super) fn new(
         plan: RestorePlan,
         rec: &SnapshotRecord,
         target: &Path,
         chunker: &Chunker,
-        delete_flag: bool,
+        opts: &RestoreOptions,
         progress: &dyn Progress,
     ) -> Result<Self> {
-        let owner = rustix::process::geteuid().is_root();
+        let owner = !opts.skip_owner && rustix::process::geteuid().is_root();
         let disk = on_disk(target)?;
         let files = plan
             .files
@@ -111,7 +112,7 @@ impl InPlacePlan {
             .cloned()
             .collect();
         delete.sort();
-        let delete_allowed = delete_flag || is_own_target(rec, target, &plan);
+        let delete_allowed = opts.delete || is_own_target(rec, target, &plan);
         Ok(InPlacePlan {
             plan,
             dirs,

@@ -233,7 +233,7 @@ fn decide_in_place(
     let plan = RestorePlan::new(repo, &rec.tree, target)?;
     let chunker = crate::chunker::Chunker::new(&repo.config().chunker)?;
     progress.phase(Phase::Restore, plan.total_bytes, plan.files.len() as u64);
-    InPlacePlan::new(plan, rec, target, &chunker, opts.delete, progress)
+    InPlacePlan::new(plan, rec, target, &chunker, opts, progress)
 }
 
 /// Moves every entry of `staging` into `target` (same filesystem: renames).
