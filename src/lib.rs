@@ -65,6 +65,6 @@ pub use id::{BlobId, ChunkId, IndexId, PackId, SnapshotId, TreeId};
 pub use job::{JobHandle, JobKind, JobOutcome, JobState, SnapshotCoordinator};
 pub use progress::{NoProgress, Phase, Progress};
 pub use repository::{InitOptions, Repository};
-pub use restore::{RestoreOptions, RestoreStats, restore};
+pub use restore::{PreviewEntry, RestoreOptions, RestorePreview, RestoreStats, restore};
 pub use select::{SnapshotFilter, SnapshotSpec, short_id};
 pub use verify::{Finding, VerifyOptions, VerifyReport, verify};

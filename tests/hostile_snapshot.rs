@@ -70,6 +70,7 @@ fn commit(repo: &Repository, trees: &[Vec<u8>]) -> snapkeep::SnapshotId {
         program: "crafted".into(),
         stages: vec![],
         flags: 0,
+        root: None,
     };
     repo.commit_snapshot(&rec).expect("commit");
     rec.id

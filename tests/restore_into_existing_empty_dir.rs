@@ -1,5 +1,5 @@
-//! Restoring into an existing empty directory fills that directory (same inode, owner and
-//! mode); a failed restore leaves it empty.
+//! Restoring into an existing empty directory fills that directory (same inode), which takes
+//! the snapshot root's mode and mtime; a failed restore leaves it empty.
 
 mod common;
 
@@ -9,7 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use snapkeep::{BackupOptions, InitOptions, NoProgress, Repository, RestoreOptions};
 
 #[test]
-fn existing_empty_target_keeps_its_inode_and_mode() {
+fn existing_empty_target_keeps_its_inode_and_takes_the_snapshot_roots_mode() {
     let tmp = tempfile::tempdir().expect("tmp");
     let src = tmp.path().join("src");
     fs::create_dir_all(src.join("sub")).expect("mkdir");
@@ -34,7 +34,9 @@ fn existing_empty_target_keeps_its_inode_and_mode() {
     .expect("restore");
     let m = fs::metadata(&target).expect("stat");
     assert_eq!(m.ino(), ino, "the target directory was replaced");
-    assert_eq!(m.permissions().mode() & 0o7777, 0o751);
+    let src_mode = fs::metadata(&src).expect("stat").permissions().mode() & 0o7777;
+    assert_ne!(src_mode, 0o751);
+    assert_eq!(m.permissions().mode() & 0o7777, src_mode);
     assert_eq!(fs::read(target.join("a")).expect("a"), b"alpha");
     assert_eq!(fs::read(target.join("sub/b")).expect("b"), b"beta");
     let names: Vec<_> = fs::read_dir(&target)

@@ -32,6 +32,7 @@ fn snap(n: u128, time_ns: i64, host: &str, paths: &[&str], tags: &[&str]) -> Sna
         program: "test".into(),
         stages: vec![],
         flags: 0,
+        root: None,
     }
 }
 

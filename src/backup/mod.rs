@@ -163,6 +163,12 @@ pub fn snapshot(
         host,
         path: path_str,
         parent: parent_rec.as_ref().map(|r| r.id),
+        root: Some(crate::format::manifest::DirMeta {
+            mode: root.meta.mode,
+            uid: root.meta.uid,
+            gid: root.meta.gid,
+            mtime_ns: root.meta.mtime_ns,
+        }),
     };
     commit(ctx, &lock, tree, opts, stamp)
 }
@@ -174,6 +180,8 @@ struct Stamp {
     host: String,
     path: String,
     parent: Option<SnapshotId>,
+    /// The source directory's own metadata.
+    root: Option<crate::format::manifest::DirMeta>,
 }
 
 /// Seals the packs, then commits: index, record, re-index of marked packs, merge.
@@ -209,6 +217,7 @@ fn commit(
         } else {
             0
         },
+        root: stamp.root,
     };
     record.summary.stored_bytes += record.to_bytes().len() as u64;
     commit.record(&record)?;

@@ -375,6 +375,7 @@ pub struct ForgetArgs {
 
 /// The arguments of `restore` (its help text is on [`Command::Restore`]).
 #[derive(clap::Args, Debug)]
+#[expect(clippy::struct_excessive_bools, reason = "one field per flag")]
 pub struct RestoreArgs {
     /// Snapshot id, unique id prefix, or 'latest'.
     pub snapshot: String,
@@ -383,13 +384,21 @@ pub struct RestoreArgs {
     /// Do not restore file owners even as root.
     #[arg(long)]
     pub no_owner: bool,
-    /// Restore into an existing (database) directory: rewrite only files that differ,
-    /// delete what the snapshot lacks, never touch the lock file or .lifecycle/.
+    /// Restore into an existing (database) directory: it becomes exactly the snapshot's
+    /// tree (files that differ rewritten, what the snapshot lacks DELETED), switched over in
+    /// one atomic step; the lock file and .lifecycle/ are kept.
     #[arg(long)]
     pub in_place: bool,
     /// With --in-place: proceed even while a process holds the database's lock.
     #[arg(long, requires = "in_place")]
     pub force: bool,
+    /// With --in-place: delete what the snapshot lacks even when TARGET is not the
+    /// snapshot's own source nor a directory of the same database layout.
+    #[arg(long, requires = "in_place")]
+    pub delete: bool,
+    /// Show what would be written (+ new, ~ changed) and deleted (-); write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Format stages run on the restored files: auto, none, or a list (files,alopex).
     #[arg(long, default_value = "auto")]
     pub stages: String,

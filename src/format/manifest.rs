@@ -182,20 +182,43 @@ pub struct SnapshotRecord {
     pub stages: Vec<String>,
     /// `FLAG_INCONSISTENT` and future record flags.
     pub flags: u32,
+    /// The source directory's own mode, owner and mtime (restore gives them to the target's
+    /// top directory). Encoded after the other fields only when present: a record without it
+    /// keeps its exact version-1 bytes, and a reader that does not know it ignores it.
+    #[serde(skip)]
+    pub root: Option<DirMeta>,
+}
+
+/// The metadata of a snapshot's top directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirMeta {
+    /// `st_mode & 0o7777`.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime_ns: i64,
 }
 
 impl SnapshotRecord {
     /// The framed object.
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
-        frame(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, &encode(self))
+        let mut payload = encode(self);
+        if let Some(root) = &self.root {
+            payload.extend_from_slice(&encode(root));
+        }
+        frame(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, &payload)
     }
 
     /// Decodes and checks a framed record stored under `id`.
     pub fn from_bytes(b: &[u8], id: &SnapshotId) -> Result<Self> {
         let object = format!("snapshot record {id}");
         let payload = unframe(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, b, &object)?;
-        let rec: SnapshotRecord = decode(payload, &object)?;
+        let (mut rec, rest): (SnapshotRecord, &[u8]) = postcard::take_from_bytes(payload)
+            .map_err(|e| Error::corrupt(&object, format!("cannot decode: {e}")))?;
+        if !rest.is_empty() {
+            rec.root = Some(decode(rest, &format!("{object} (its top directory)"))?);
+        }
         if rec.id != *id {
             return Err(Error::corrupt(
                 &object,
@@ -225,6 +248,52 @@ mod tests {
             size: 1,
             flags: 0,
         }
+    }
+
+    fn record(root: Option<DirMeta>) -> SnapshotRecord {
+        SnapshotRecord {
+            id: uuid::Uuid::now_v7(),
+            time_ns: 7,
+            host: "h".into(),
+            paths: vec!["/src".into()],
+            tags: vec![],
+            parent: None,
+            tree: TreeId::of(b"t"),
+            summary: Summary::default(),
+            program: "p".into(),
+            stages: vec![],
+            flags: 0,
+            root,
+        }
+    }
+
+    #[test]
+    fn record_root_is_a_trailing_section_old_readers_skip() {
+        let root = DirMeta {
+            mode: 0o750,
+            uid: 1,
+            gid: 2,
+            mtime_ns: -3,
+        };
+        let with = record(Some(root));
+        let b = with.to_bytes();
+        assert_eq!(
+            SnapshotRecord::from_bytes(&b, &with.id).expect("decode"),
+            with
+        );
+        // Without a root the payload is the version-1 layout, byte for byte.
+        let mut without = with.clone();
+        without.root = None;
+        let b1 = without.to_bytes();
+        assert!(b1.len() < b.len());
+        assert_eq!(
+            SnapshotRecord::from_bytes(&b1, &with.id).expect("decode"),
+            without
+        );
+        // A reader that knows only the version-1 fields decodes the longer payload too.
+        let payload = unframe(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, &b, "r").expect("frame");
+        let old: SnapshotRecord = decode(payload, "r").expect("old reader");
+        assert_eq!(old, without);
     }
 
     #[test]

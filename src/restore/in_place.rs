@@ -1,39 +1,289 @@
-//! In-place restore into an existing directory (a database's data directory).
+//! In-place restore into an existing directory (a database's data directory): the decision.
 //!
-//! Rewrites only files whose content differs (size and holes, then the chunk ids of the data
-//! on disk against the snapshot's), each through a temp file in the same directory and a rename, so every
-//! file is either old or new; deletes entries the snapshot does not have; never deletes or
-//! replaces the lock file (`*.alopex.lock`) or `.lifecycle/` at the root; refuses while a
-//! process holds the lock unless forced. Existing symlinks are never followed: a symlink
-//! where the snapshot has a directory is replaced by the directory.
+//! Owns: [`InPlacePlan`], what an in-place restore will do, worked out before anything is
+//! written: each planned entry is unchanged (a file whose size, holes, chunk ids, mode, mtime
+//! and, as root, owner already equal the snapshot's), new or changed; every entry below the
+//! target the snapshot does not have is to be deleted; and whether deleting is allowed (the
+//! target is the snapshot's own source, holds the same database layout, or `--delete` was
+//! given). The lock check (a running database refuses the restore) lives here too.
+//!
+//! Invariants: the lock file (`*.alopex.lock`) and `.lifecycle/` at the root are never
+//! compared, deleted or replaced; existing symlinks are never followed.
+//!
+//! Must not: write anything. Acting on the plan is `build`'s (a new tree beside the target,
+//! exchanged with it in one step).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
 use super::plan::FileJob;
-use super::{
-    RestoreOptions, RestorePlan, RestoreStats, finish_dir, restore_link, set_file_meta,
-    write_file_at,
-};
+use super::{RestoreOptions, RestorePlan};
 use crate::chunker::Chunker;
 use crate::error::{Error, Result};
-use crate::format::manifest::Node;
-use crate::format::manifest::NodeKind;
+use crate::format::manifest::{Node, NodeKind, SnapshotRecord};
 use crate::id::ChunkId;
-use crate::id::TreeId;
-use crate::progress::{Phase, Progress};
-use crate::repository::Repository;
+use crate::progress::Progress;
 use crate::source::{WINDOW, data_extents, holes_of, read_window};
+use crate::stage::Layout;
 
-static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+/// How many entries a refusal to delete names.
+const NAMED_IN_REFUSAL: usize = 5;
 
-fn protected(rel: &Path) -> bool {
+/// What an in-place restore does with one planned entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Change {
+    /// Already the snapshot's (a file is hard-linked into the new tree).
+    Unchanged,
+    /// Absent from the target.
+    New,
+    /// Present with other content, kind or metadata.
+    Changed,
+    /// The lock file or `.lifecycle/`: never restored, the target's own is carried over.
+    Protected,
+}
+
+/// An in-place restore, decided: the plan, what each entry needs, what goes.
+pub(super) struct InPlacePlan {
+    pub(super) plan: RestorePlan,
+    pub(super) dirs: Vec<Change>,
+    pub(super) files: Vec<Change>,
+    pub(super) links: Vec<Change>,
+    /// Paths below the target the snapshot does not have, sorted (a directory before its
+    /// entries).
+    pub(super) delete: Vec<PathBuf>,
+    /// Whether the restore may delete them.
+    pub(super) delete_allowed: bool,
+}
+
+/// The metadata of an entry on disk that a comparison needs.
+struct OnDisk {
+    meta: std::fs::Metadata,
+}
+
+impl InPlacePlan {
+    /// Compares `plan` (made for `target`) with what is in `target` (owners count only when
+    /// the restore sets them).
+    pub(super) fn new(
+        plan: RestorePlan,
+        rec: &SnapshotRecord,
+        target: &Path,
+        chunker: &Chunker,
+        opts: &RestoreOptions,
+        progress: &dyn Progress,
+    ) -> Result<Self> {
+        let owner = !opts.skip_owner && rustix::process::geteuid().is_root();
+        let disk = on_disk(target)?;
+        let files = plan
+            .files
+            .par_iter()
+            .map(|job| {
+                let c = file_change(target, job, disk.get(&job.path), chunker, owner);
+                if c == Change::Unchanged {
+                    progress.advance(job.node.size, 1);
+                }
+                c
+            })
+            .collect();
+        let dirs = plan
+            .dirs
+            .iter()
+            .map(|(p, n)| dir_change(target, p, n, disk.get(p), owner))
+            .collect();
+        let links = plan
+            .links
+            .iter()
+            .map(|(p, n)| link_change(target, p, n, disk.get(p)))
+            .collect();
+        let wanted: HashSet<&Path> = plan
+            .dirs
+            .iter()
+            .map(|d| d.0.as_path())
+            .chain(plan.files.iter().map(|f| f.path.as_path()))
+            .chain(plan.links.iter().map(|l| l.0.as_path()))
+            .collect();
+        let mut delete: Vec<PathBuf> = disk
+            .keys()
+            .filter(|p| !wanted.contains(p.as_path()))
+            .cloned()
+            .collect();
+        delete.sort();
+        let delete_allowed = opts.delete || is_own_target(rec, target, &plan);
+        Ok(InPlacePlan {
+            plan,
+            dirs,
+            files,
+            links,
+            delete,
+            delete_allowed,
+        })
+    }
+
+    /// Fails when the restore would delete entries it is not allowed to delete, naming how
+    /// many and the first few.
+    pub(super) fn check_delete(&self, target: &Path) -> Result<()> {
+        if self.delete.is_empty() || self.delete_allowed {
+            return Ok(());
+        }
+        let shown: Vec<String> = self
+            .delete
+            .iter()
+            .take(NAMED_IN_REFUSAL)
+            .map(|p| rel_display(target, p))
+            .collect();
+        let more = if self.delete.len() > NAMED_IN_REFUSAL {
+            ", ..."
+        } else {
+            ""
+        };
+        Err(Error::InvalidInput(format!(
+            "restore --in-place into {} would delete {} {} the snapshot does not have ({}{more}), \
+             and {} is not the snapshot's source nor a directory of the same database layout; \
+             pass --delete to delete them, or --dry-run to list every change",
+            target.display(),
+            self.delete.len(),
+            if self.delete.len() == 1 {
+                "entry"
+            } else {
+                "entries"
+            },
+            shown.join(", "),
+            target.display(),
+        )))
+    }
+}
+
+/// `path` below `target` as a path inside the snapshot (`/a/b`).
+pub(super) fn rel_display(target: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(target).unwrap_or(path);
+    format!("/{}", rel.to_string_lossy())
+}
+
+/// Whether `target` is the snapshot's own source (its canonical path is one of the record's
+/// paths) or holds the same database layout as the snapshot.
+fn is_own_target(rec: &SnapshotRecord, target: &Path, plan: &RestorePlan) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let here = canon(target);
+    if rec.paths.iter().any(|p| canon(Path::new(p)) == here) {
+        return true;
+    }
+    let top = |p: &Path| p.parent() == Some(target);
+    let names: Vec<(&[u8], bool)> = plan
+        .dirs
+        .iter()
+        .filter(|d| top(&d.0))
+        .map(|d| (d.1.name.as_slice(), true))
+        .chain(
+            plan.files
+                .iter()
+                .filter(|f| top(&f.path))
+                .map(|f| (f.node.name.as_slice(), false)),
+        )
+        .collect();
+    let layout = Layout::detect_names(&names);
+    layout != Layout::Generic && Layout::detect(target) == layout
+}
+
+/// Every entry below `target` (not following symlinks), except the protected ones.
+fn on_disk(target: &Path) -> Result<HashMap<PathBuf, OnDisk>> {
+    let mut out = HashMap::new();
+    let walk = walkdir::WalkDir::new(target)
+        .min_depth(1)
+        .follow_links(false)
+        .into_iter()
+        .filter_entry(|e| !protected_in(target, e.path()));
+    for e in walk {
+        let e = e.map_err(|e| {
+            let path = e.path().unwrap_or(target).to_path_buf();
+            Error::io("list", &path, e.into())
+        })?;
+        let meta = e
+            .metadata()
+            .map_err(|err| Error::io("stat", e.path(), err.into()))?;
+        out.insert(e.path().to_path_buf(), OnDisk { meta });
+    }
+    Ok(out)
+}
+
+fn meta_same(m: &std::fs::Metadata, node: &Node, owner: bool) -> bool {
+    m.mode() & 0o7777 == node.mode
+        && crate::clock::stamp_ns(m.mtime(), m.mtime_nsec()) == node.mtime_ns
+        && (!owner || (m.uid() == node.uid && m.gid() == node.gid))
+}
+
+fn file_change(
+    target: &Path,
+    job: &FileJob,
+    disk: Option<&OnDisk>,
+    chunker: &Chunker,
+    owner: bool,
+) -> Change {
+    if protected_in(target, &job.path) {
+        return Change::Protected;
+    }
+    let Some(d) = disk else {
+        return Change::New;
+    };
+    if d.meta.is_file()
+        && d.meta.len() == job.node.size
+        && meta_same(&d.meta, &job.node, owner)
+        && same_content(&job.path, &job.node, chunker).unwrap_or(false)
+    {
+        Change::Unchanged
+    } else {
+        Change::Changed
+    }
+}
+
+fn dir_change(
+    target: &Path,
+    path: &Path,
+    node: &Node,
+    disk: Option<&OnDisk>,
+    owner: bool,
+) -> Change {
+    if protected_in(target, path) {
+        return Change::Protected;
+    }
+    match disk {
+        None => Change::New,
+        Some(d)
+            if d.meta.is_dir()
+                && d.meta.mode() & 0o7777 == node.mode
+                && (!owner || (d.meta.uid() == node.uid && d.meta.gid() == node.gid)) =>
+        {
+            Change::Unchanged
+        }
+        Some(_) => Change::Changed,
+    }
+}
+
+fn link_change(target: &Path, path: &Path, node: &Node, disk: Option<&OnDisk>) -> Change {
+    if protected_in(target, path) {
+        return Change::Protected;
+    }
+    let NodeKind::Symlink { target: want } = &node.kind else {
+        return Change::Changed;
+    };
+    match disk {
+        None => Change::New,
+        Some(d)
+            if d.meta.file_type().is_symlink()
+                && std::fs::read_link(path)
+                    .is_ok_and(|t| t.as_os_str().as_bytes() == want.as_slice()) =>
+        {
+            Change::Unchanged
+        }
+        Some(_) => Change::Changed,
+    }
+}
+
+/// Whether `rel` (relative to the target) is the lock file or in `.lifecycle/`.
+pub(super) fn protected(rel: &Path) -> bool {
     let first = rel
         .components()
         .next()
@@ -43,13 +293,13 @@ fn protected(rel: &Path) -> bool {
 }
 
 /// Whether `path`, below `target`, is the lock file or in `.lifecycle/`.
-fn protected_in(target: &Path, path: &Path) -> bool {
+pub(super) fn protected_in(target: &Path, path: &Path) -> bool {
     protected(path.strip_prefix(target).unwrap_or(path))
 }
 
 /// Fails when a process holds an OS lock on a `*.alopex.lock` file at the root, or, for a
 /// sidecar directory `X.alopex.d`, on `X.alopex.lock` beside it.
-fn check_lock(target: &Path) -> Result<()> {
+pub(super) fn check_lock(target: &Path) -> Result<()> {
     let rd = std::fs::read_dir(target).map_err(|e| Error::io("list", target, e))?;
     let mut candidates: Vec<PathBuf> = rd
         .flatten()
@@ -132,211 +382,4 @@ fn same_content(path: &Path, node: &Node, chunker: &Chunker) -> std::io::Result<
         }
     }
     Ok(want.next().is_none())
-}
-
-fn remove_any(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => {
-            std::fs::remove_dir_all(path).map_err(|e| Error::io("remove directory", path, e))
-        }
-        Ok(_) => std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("stat", path, e)),
-    }
-}
-
-fn tmp_beside(path: &Path) -> PathBuf {
-    let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
-    path.with_file_name(format!(".snapkeep-restore-{}-{n}.tmp", std::process::id()))
-}
-
-pub(super) fn restore_in_place(
-    repo: &Repository,
-    tree: &TreeId,
-    target: &Path,
-    opts: &RestoreOptions,
-    progress: &dyn Progress,
-) -> Result<RestoreStats> {
-    if !opts.force {
-        check_lock(target)?;
-    }
-    let plan = RestorePlan::new(repo, tree, target)?;
-    let chunker = Chunker::new(&repo.config().chunker)?;
-    progress.phase(Phase::Restore, plan.total_bytes, plan.files.len() as u64);
-    let owner = !opts.skip_owner && rustix::process::geteuid().is_root();
-
-    // 1. Directories: a real directory at every planned path (never through a symlink).
-    for (path, _) in &plan.dirs {
-        if protected_in(target, path) {
-            continue;
-        }
-        match std::fs::symlink_metadata(path) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                remove_any(path)?;
-                mkdir(path)?;
-            }
-            Err(_) => mkdir(path)?,
-        }
-    }
-    // 2. Files: keep identical ones, rewrite the others atomically.
-    let files = Files {
-        repo,
-        target,
-        chunker: &chunker,
-        owner,
-        progress,
-        unchanged: AtomicU64::new(0),
-        data_bytes: AtomicU64::new(0),
-    };
-    plan.files
-        .par_iter()
-        .try_for_each(|job| files.restore(job))?;
-    // 3. Symlinks: keep identical ones, replace the others.
-    for (path, node) in &plan.links {
-        if !protected_in(target, path) {
-            replace_link(path, node, owner)?;
-        }
-    }
-    // 4. Delete what the snapshot does not have (never the lock file or .lifecycle/).
-    let deleted = delete_unwanted(&plan, target)?;
-    // 5. Directory modes and times, deepest first.
-    for (path, node) in plan.dirs.iter().rev() {
-        if !protected_in(target, path) {
-            finish_dir(path, node, owner)?;
-        }
-    }
-    Ok(RestoreStats {
-        files: plan.files.len() as u64,
-        dirs: plan.dirs.len() as u64,
-        symlinks: plan.links.len() as u64,
-        bytes: plan.total_bytes,
-        data_bytes: files.data_bytes.load(Ordering::Relaxed),
-        unchanged: files.unchanged.load(Ordering::Relaxed),
-        deleted,
-        ..RestoreStats::default()
-    })
-}
-
-/// The files step of an in-place restore, shared by its workers.
-struct Files<'a> {
-    repo: &'a Repository,
-    target: &'a Path,
-    chunker: &'a Chunker,
-    owner: bool,
-    progress: &'a dyn Progress,
-    unchanged: AtomicU64,
-    data_bytes: AtomicU64,
-}
-
-impl Files<'_> {
-    /// Keeps `job`'s file when its content is already the snapshot's (fixing mode, owner and
-    /// times), else writes it beside and renames it over.
-    fn restore(&self, job: &FileJob) -> Result<()> {
-        if self.progress.is_cancelled() {
-            return Err(Error::Cancelled);
-        }
-        if protected_in(self.target, &job.path) {
-            return Ok(());
-        }
-        if let Ok(m) = std::fs::symlink_metadata(&job.path)
-            && m.is_file()
-            && m.len() == job.node.size
-            && same_content(&job.path, &job.node, self.chunker).unwrap_or(false)
-        {
-            // Read-only is enough to change mode, owner and times of our own file.
-            let f = File::open(&job.path).map_err(|e| Error::io("open", &job.path, e))?;
-            if m.mode() & 0o7777 != job.node.mode
-                || crate::clock::stamp_ns(m.mtime(), m.mtime_nsec()) != job.node.mtime_ns
-                || self.owner
-            {
-                set_file_meta(&f, &job.path, &job.node, self.owner)?;
-            }
-            self.unchanged.fetch_add(1, Ordering::Relaxed);
-            self.progress.advance(job.node.size, 1);
-            return Ok(());
-        }
-        let tmp = tmp_beside(&job.path);
-        let written = match write_file_at(
-            self.repo,
-            &job.node,
-            &job.display,
-            &tmp,
-            self.owner,
-            self.progress,
-        ) {
-            Ok(w) => w,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
-        if std::fs::symlink_metadata(&job.path).is_ok_and(|m| m.is_dir()) {
-            remove_any(&job.path)?;
-        }
-        std::fs::rename(&tmp, &job.path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io("replace", &job.path, e)
-        })?;
-        self.data_bytes.fetch_add(written, Ordering::Relaxed);
-        self.progress.advance(0, 1);
-        Ok(())
-    }
-}
-
-/// Keeps the symlink at `path` when it already points where `node` says, else replaces it.
-fn replace_link(path: &Path, node: &Node, owner: bool) -> Result<()> {
-    let NodeKind::Symlink { target: want } = &node.kind else {
-        return Ok(());
-    };
-    if std::fs::read_link(path).is_ok_and(|t| t.as_os_str().as_bytes() == want.as_slice()) {
-        return Ok(());
-    }
-    let tmp = tmp_beside(path);
-    restore_link(&tmp, node, owner)?;
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-        remove_any(path)?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("replace", path, e))
-}
-
-/// Deletes every entry below `target` the plan does not have (never the lock file or
-/// `.lifecycle/`); returns how many.
-fn delete_unwanted(plan: &RestorePlan, target: &Path) -> Result<u64> {
-    let wanted: HashSet<PathBuf> = plan
-        .dirs
-        .iter()
-        .map(|d| d.0.clone())
-        .chain(plan.files.iter().map(|f| f.path.clone()))
-        .chain(plan.links.iter().map(|l| l.0.clone()))
-        .collect();
-    let mut deleted = 0u64;
-    let mut stack = vec![target.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let rd = std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))?;
-        for e in rd {
-            let e = e.map_err(|e| Error::io("list", &dir, e))?;
-            let path = e.path();
-            let rel = path.strip_prefix(target).unwrap_or(&path).to_path_buf();
-            if protected(&rel) {
-                continue;
-            }
-            if wanted.contains(&path) {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(path);
-                }
-                continue;
-            }
-            remove_any(&path)?;
-            deleted += 1;
-        }
-    }
-    Ok(deleted)
-}
-
-fn mkdir(path: &Path) -> Result<()> {
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(path)
-        .map_err(|e| Error::io("create directory", path, e))
 }

@@ -1,20 +1,25 @@
-//! Restoring a snapshot into a new or empty directory.
+//! Restoring a snapshot: into a new or empty directory, or in place over an existing one.
 //!
 //! Owns: [`RestorePlan`] (the trees walked and checked: every name one safe component, unique
 //! per directory) and its execution: directories created first, files written in parallel
 //! (chunks of a large file in parallel too), sparse where the source had holes, symlinks last,
 //! directory modes and times last of all (deepest first), so a read-only directory can still
-//! be filled.
+//! be filled; the target's top directory gets the snapshot root's mode and mtime (and owner,
+//! as root) when the record has them.
 //!
 //! Invariants: every chunk is checked against its id and every file against its size and
 //! CRC32 as it is written; nothing is written outside the target: names are single safe
 //! components, files are created with `O_CREAT | O_EXCL | O_NOFOLLOW`, and since names are
-//! unique per directory no path ever passes through a symlink this restore created.
+//! unique per directory no path ever passes through a symlink this restore created. An
+//! in-place restore is crash-atomic: the target is at every moment exactly its old tree or
+//! exactly the snapshot's.
 //!
 //! Layout: this file holds the options, the stats, [`restore`] (staging, moving into place)
 //! and the metadata of what it writes; `plan` walks the trees with the one walker and checks
-//! every name; `in_place` restores into an existing directory. A file's content is written by
-//! [`crate::content`].
+//! every name; `in_place` decides an in-place restore (what is unchanged, new, changed or
+//! deleted, and whether deleting is allowed), `build` acts on that decision beside the target
+//! and `exchange` switches the two directories; `preview` is `--dry-run`. A file's content is
+//! written by [`crate::content`].
 //!
 //! Must not: import another verb (verify, backup).
 
@@ -30,30 +35,44 @@ use rayon::prelude::*;
 
 use crate::content::{create_private, write_content};
 use crate::error::{Error, Result};
-use crate::format::manifest::{Node, NodeKind};
+use crate::format::manifest::{Node, NodeKind, SnapshotRecord};
 use crate::id::{SnapshotId, TreeId};
 use crate::progress::{Phase, Progress};
 use crate::repository::Repository;
 use crate::stage::{Layout, StageSelection, StageSet};
 
+mod build;
+mod exchange;
 mod in_place;
 mod plan;
+mod preview;
 
 /// Kept where it always was: a file node's content written into a new file (see
 /// [`crate::content`]).
 pub use crate::content::materialize;
+use in_place::InPlacePlan;
 use plan::FileJob;
 pub use plan::RestorePlan;
+pub use preview::{PreviewEntry, RestorePreview, preview};
 
 /// Options for [`restore`].
 #[derive(Clone, Debug, Default)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent switches of one restore, each a CLI flag"
+)]
 pub struct RestoreOptions {
     /// Do not restore owner and group even when running as root.
     pub skip_owner: bool,
-    /// Restore into an existing directory (a database's): rewrite only files whose content
-    /// differs (atomically per file), delete what the snapshot does not have, never touch
-    /// the lock file or `.lifecycle/`.
+    /// Restore into an existing directory (a database's): build the snapshot's tree beside
+    /// it (hard links for files already identical, the others written), then exchange the
+    /// two in one step; what the snapshot does not have is gone; the lock file and
+    /// `.lifecycle/` are carried over untouched.
     pub in_place: bool,
+    /// With `in_place`: delete what the snapshot does not have even when the target is not
+    /// the snapshot's own source nor a directory of the same database layout (without it,
+    /// such a restore that would delete anything is refused).
+    pub delete: bool,
     /// With `in_place`: proceed even while a process holds the database's lock.
     pub force: bool,
     /// Format stages run on the restored files (default: by detected layout).
@@ -93,12 +112,16 @@ pub fn restore(
     let rec = repo.load_snapshot(id)?;
     StageSet::resolve(&opts.stages, Layout::Generic)?;
     let _lock = crate::lock::acquire_reader(repo, "restore", progress)?;
-    if opts.in_place && target.is_dir() {
-        let mut stats = in_place::restore_in_place(repo, &rec.tree, target, opts, progress)?;
-        run_stages(target, opts, &mut stats)?;
+    if opts.in_place && is_non_empty_dir(target)? {
+        let target = std::fs::canonicalize(target)
+            .map_err(|e| Error::io("resolve restore target", target, e))?;
+        exchange::remove_leftovers(&target, progress);
+        let mut stats = restore_in_place(repo, &rec, &target, opts, progress)?;
+        run_stages(&target, opts, &mut stats)?;
         stats.duration_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         return Ok(stats);
     }
+    exchange::remove_leftovers(target, progress);
     // Restore into a private staging directory and move the result into place only when every
     // file has been written and checked. A new target is the staging directory renamed; an
     // existing empty target (perhaps a mount point, owned by a service user) keeps its own
@@ -118,12 +141,20 @@ pub fn restore(
     } else {
         staging_dir_for(target)?
     };
+    let root = root_node(&rec);
+    let owner = !opts.skip_owner && rustix::process::geteuid().is_root();
     let result = restore_into(repo, &rec.tree, &staging, opts, progress).and_then(|stats| {
         if existing {
             move_entries_up(&staging, target)?;
             std::fs::remove_dir(&staging)
                 .map_err(|e| Error::io("remove restore staging directory", &staging, e))?;
+            if let Some(node) = &root {
+                finish_dir(target, node, owner, false)?;
+            }
         } else {
+            if let Some(node) = &root {
+                finish_dir(&staging, node, owner, false)?;
+            }
             std::fs::rename(&staging, target)
                 .map_err(|e| Error::io("move the restored tree into", target, e))?;
         }
@@ -142,6 +173,67 @@ pub fn restore(
     run_stages(target, opts, &mut stats)?;
     stats.duration_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     Ok(stats)
+}
+
+/// Whether `target` is a directory (or a symlink to one) with at least one entry.
+fn is_non_empty_dir(target: &Path) -> Result<bool> {
+    match std::fs::metadata(target) {
+        Ok(m) if m.is_dir() => {
+            let mut rd = std::fs::read_dir(target).map_err(|e| Error::io("list", target, e))?;
+            Ok(rd.next().is_some())
+        }
+        _ => Ok(false),
+    }
+}
+
+/// The in-place restore: refusals first (a running database, a mount point, deletes not
+/// allowed), then the decision, then the new tree built beside the target and exchanged.
+fn restore_in_place(
+    repo: &Repository,
+    rec: &SnapshotRecord,
+    target: &Path,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreStats> {
+    if !opts.force {
+        in_place::check_lock(target)?;
+    }
+    exchange::refuse_mount_point(target)?;
+    let ip = decide_in_place(repo, rec, target, opts, progress)?;
+    ip.check_delete(target)?;
+    let owner = !opts.skip_owner && rustix::process::geteuid().is_root();
+    build::build_and_exchange(repo, &ip, target, root_node(rec).as_ref(), owner, progress)
+}
+
+/// The snapshot's top directory as a directory node (mode, owner, mtime), when the record has
+/// it (records written before it was kept do not).
+fn root_node(rec: &SnapshotRecord) -> Option<Node> {
+    rec.root.map(|m| Node {
+        name: Vec::new(),
+        kind: NodeKind::Dir { tree: rec.tree },
+        mode: m.mode,
+        uid: m.uid,
+        gid: m.gid,
+        mtime_ns: m.mtime_ns,
+        ctime_ns: 0,
+        inode: 0,
+        size: 0,
+        flags: 0,
+    })
+}
+
+/// What an in-place restore into `target` would do.
+fn decide_in_place(
+    repo: &Repository,
+    rec: &SnapshotRecord,
+    target: &Path,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<InPlacePlan> {
+    let plan = RestorePlan::new(repo, &rec.tree, target)?;
+    let chunker = crate::chunker::Chunker::new(&repo.config().chunker)?;
+    progress.phase(Phase::Restore, plan.total_bytes, plan.files.len() as u64);
+    InPlacePlan::new(plan, rec, target, &chunker, opts, progress)
 }
 
 /// Moves every entry of `staging` into `target` (same filesystem: renames).
@@ -220,7 +312,7 @@ fn restore_into(
         restore_link(path, node, owner)?;
     }
     for (path, node) in plan.dirs.iter().rev() {
-        finish_dir(path, node, owner)?;
+        finish_dir(path, node, owner, false)?;
     }
     let stats = RestoreStats {
         files: plan.files.len() as u64,
@@ -265,7 +357,10 @@ fn prepare_target(target: &Path) -> Result<Option<u32>> {
             let mut rd = std::fs::read_dir(target).map_err(|e| Error::io("list", target, e))?;
             if rd.next().is_some() {
                 return Err(Error::InvalidInput(format!(
-                    "restore target {} is not empty; give a new or empty directory (or --in-place)",
+                    "restore target {} is not empty; give a new or empty directory. To restore \
+                     over it, --in-place rewrites it to the snapshot's state and deletes what \
+                     the snapshot does not have: see first what it would change with \
+                     --in-place --dry-run",
                     target.display()
                 )));
             }
@@ -301,24 +396,37 @@ fn restore_file(
     if progress.is_cancelled() {
         return Err(Error::Cancelled);
     }
-    let written = write_file_at(repo, &job.node, &job.display, &job.path, owner, progress)?;
+    let written = write_file_at(
+        repo,
+        &job.node,
+        &job.display,
+        &job.path,
+        owner,
+        false,
+        progress,
+    )?;
     data_bytes.fetch_add(written, Ordering::Relaxed);
     progress.advance(0, 1);
     Ok(())
 }
 
-/// Creates `dest` (which must not exist) with the node's content, owner, mode and mtime.
+/// Creates `dest` (which must not exist) with the node's content, owner, mode and mtime;
+/// fsyncs it when `sync`.
 fn write_file_at(
     repo: &Repository,
     node: &Node,
     display: &str,
     dest: &Path,
     owner: bool,
+    sync: bool,
     progress: &dyn Progress,
 ) -> Result<u64> {
     let file = create_private(dest)?;
     let written = write_content(repo, &file, dest, node, display, progress)?;
     set_file_meta(&file, dest, node, owner)?;
+    if sync {
+        file.sync_all().map_err(|e| Error::io("sync", dest, e))?;
+    }
     Ok(written)
 }
 
@@ -362,7 +470,9 @@ fn restore_link(path: &Path, node: &Node, owner: bool) -> Result<()> {
     set_mtime_nofollow(path, node.mtime_ns)
 }
 
-fn finish_dir(path: &Path, node: &Node, owner: bool) -> Result<()> {
+/// Gives directory `path` the node's owner (when `owner`), mode and mtime; fsyncs it through
+/// the same handle when `sync`.
+fn finish_dir(path: &Path, node: &Node, owner: bool, sync: bool) -> Result<()> {
     let dir = File::open(path).map_err(|e| Error::io("open directory", path, e))?;
     if owner {
         std::os::unix::fs::fchown(&dir, Some(node.uid), Some(node.gid))
@@ -370,5 +480,10 @@ fn finish_dir(path: &Path, node: &Node, owner: bool) -> Result<()> {
     }
     dir.set_permissions(std::fs::Permissions::from_mode(node.mode))
         .map_err(|e| Error::io("set mode of", path, e))?;
-    set_mtime_nofollow(path, node.mtime_ns)
+    set_mtime_nofollow(path, node.mtime_ns)?;
+    if sync {
+        dir.sync_all()
+            .map_err(|e| Error::io("sync directory", path, e))?;
+    }
+    Ok(())
 }

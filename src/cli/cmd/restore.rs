@@ -1,10 +1,11 @@
 //! `snapkeep restore SNAPSHOT TARGET`: restore into a new or empty directory, or in place;
-//! print what was written and the format stages' problems.
+//! print what was written and the format stages' problems; with `--dry-run`, what would be
+//! written and deleted.
 
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use snapkeep::RestoreOptions;
+use snapkeep::{Repository, RestoreOptions, SnapshotId};
 
 use crate::cli::args::RestoreArgs;
 use crate::cli::env::Env;
@@ -16,11 +17,15 @@ pub fn run(env: &Env, args: &RestoreArgs) -> Result<i32> {
     let opts = RestoreOptions {
         skip_owner: args.no_owner,
         in_place: args.in_place,
+        delete: args.delete,
         force: args.force,
         stages: args.stages.parse()?,
     };
     let target = args.target.as_path();
     let (repo, id) = env.open_snapshot(&args.snapshot, &args.filter)?;
+    if args.dry_run {
+        return dry_run(env, &repo, &id, target, &opts);
+    }
     let progress = env.progress().printing_warnings(!env.quiet);
     let stats = snapkeep::restore(&repo, &id, target, &opts, &progress)
         .with_context(|| format!("restore of snapshot {id} into {} failed", target.display()))?;
@@ -65,4 +70,66 @@ pub fn run(env: &Env, args: &RestoreArgs) -> Result<i32> {
     );
     // Like verify: the restore ran, but the result failed a format stage.
     Ok(i32::from(!stats.stage_problems.is_empty()))
+}
+
+/// `--dry-run`: the paths on stdout (`+` new, `~` changed, `-` deleted), a summary on stderr.
+fn dry_run(
+    env: &Env,
+    repo: &Repository,
+    id: &SnapshotId,
+    target: &std::path::Path,
+    opts: &RestoreOptions,
+) -> Result<i32> {
+    let p = snapkeep::restore::preview(repo, id, target, opts, &snapkeep::NoProgress)
+        .with_context(|| {
+            format!(
+                "dry run of restoring snapshot {id} into {}",
+                target.display()
+            )
+        })?;
+    env.print(
+        || {
+            json!({
+                "dry_run": true,
+                "id": id.to_string(),
+                "target": target.display().to_string(),
+                "in_place": p.in_place,
+                "write": p.write.iter().map(|e| json!({
+                    "path": e.path,
+                    "type": e.kind,
+                    "change": if e.new { "new" } else { "changed" },
+                })).collect::<Vec<_>>(),
+                "delete": p.delete,
+                "unchanged": p.unchanged,
+                "write_bytes": p.write_bytes,
+                "delete_allowed": p.delete_allowed,
+            })
+        },
+        || {
+            for e in &p.write {
+                println!("{} {}", if e.new { '+' } else { '~' }, e.path);
+            }
+            for d in &p.delete {
+                println!("- {d}");
+            }
+            let new = p.write.iter().filter(|e| e.new).count();
+            env.say(&format!(
+                "dry run of snapshot {id} into {}: would write {} ({new} new, {} changed, {}), \
+                 delete {}, keep {} unchanged; nothing was written",
+                target.display(),
+                p.write.len(),
+                p.write.len() - new,
+                human_bytes(p.write_bytes),
+                p.delete.len(),
+                p.unchanged
+            ));
+            if !p.delete.is_empty() && !p.delete_allowed {
+                env.say(
+                    "the restore would refuse to delete: the target is not the snapshot's \
+                     source nor a directory of the same database layout; add --delete to allow it",
+                );
+            }
+        },
+    );
+    Ok(0)
 }

@@ -1,0 +1,73 @@
+//! `restore --in-place` into a mount point is refused (exit 2, naming it) before anything is
+//! written: the atomic exchange cannot cross file systems, and there is no non-atomic
+//! fallback. Needs a real mount: runs as root (as CI does) with a tmpfs, and says so and
+//! returns where it cannot mount.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A tmpfs mounted at a path, unmounted on drop.
+struct Mount(PathBuf);
+
+impl Mount {
+    fn tmpfs(at: &Path) -> Option<Mount> {
+        if !rustix::process::geteuid().is_root() {
+            return None;
+        }
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "none"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Mount(at.to_path_buf()))
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn in_place_into_a_mount_point_is_refused_and_writes_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("src");
+    common::write_file(&src.join("a"), b"alpha");
+    let repo = tmp.path().join("repo");
+    let _ = common::small_repo(&repo);
+    let out = common::cli(
+        &repo,
+        &["--quiet", "snapshot", src.to_str().expect("utf-8")],
+    );
+    common::assert_exit(&out, 0, "snapshot");
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+
+    let target = tmp.path().join("mnt");
+    fs::create_dir(&target).expect("mkdir");
+    let Some(_mount) = Mount::tmpfs(&target) else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    fs::write(target.join("a"), b"old").expect("write");
+    let t = target.to_str().expect("utf-8");
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let mut args = vec!["restore", id.as_str(), t, "--in-place", "--delete"];
+        args.extend_from_slice(extra);
+        let out = common::cli(&repo, &args);
+        common::assert_exit(&out, 2, "in place into a mount point");
+        let err = common::stderr_of(&out);
+        assert!(err.contains("mount point") && err.contains(t), "{err}");
+        assert_eq!(fs::read(target.join("a")).expect("a"), b"old");
+    }
+    let names: Vec<String> = fs::read_dir(tmp.path())
+        .expect("list")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("snapkeep"))
+        .collect();
+    assert!(names.is_empty(), "left beside the target: {names:?}");
+}
