@@ -240,6 +240,7 @@ mod tests {
             program: String::new(),
             stages: Vec::new(),
             flags: 0,
+            root: None,
         }
     }
 

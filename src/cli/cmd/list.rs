@@ -105,6 +105,7 @@ mod tests {
             program: String::new(),
             stages: vec![],
             flags: 0,
+            root: None,
         };
         let one = table(&[rec(0xabcd_ef01, "h", 1536 << 20)]);
         let lines: Vec<&str> = one.lines().collect();
