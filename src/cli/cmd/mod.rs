@@ -33,7 +33,7 @@ pub fn dispatch(cli: &Cli, location: &mut Option<Env>) -> Result<i32> {
             compression,
             pack_size,
         } => init::run(env, *chunk_avg, compression, *pack_size),
-        Command::Snapshot(args) => snapshot::run(env, args),
+        Command::Snapshot(args) => snapshot::run(env, args, cli.verbose),
         Command::List => list::run(env),
         Command::Ls { snapshot, path } => ls::run(env, snapshot, path.as_deref()),
         Command::Diff { from, to } => diff::run(env, from, to),
