@@ -203,10 +203,11 @@ pub fn snapshot_paths(
     };
     repo.reload_index()?;
     let host = opts.host.clone().unwrap_or_else(hostname);
-    let paths: Vec<String> = sources
+    let mut paths: Vec<String> = sources
         .iter()
         .map(|s| s.path.to_string_lossy().into_owned())
         .collect();
+    paths.sort();
     let parent_rec = find_parent(repo, opts, &host, &paths)?;
     // A parent whose root tree cannot be read only costs reading everything again.
     let parent_root = match (&parent_rec, opts.force_read) {
