@@ -16,11 +16,11 @@ use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
 
-use super::FileChange;
 use super::ctx::Ctx;
 use super::parent;
 use super::read::{FileContent, open_source, read_content};
 use super::walk::{Meta, ScannedDir};
+use super::{FileChange, FileReport};
 use crate::error::{Error, Result};
 use crate::format::manifest::{FLAG_CHANGED_DURING_READ, FLAG_STAGE_FAILED, Node, NodeKind, Tree};
 use crate::format::pack::BlobKind;
@@ -46,7 +46,7 @@ pub(super) fn capture_one(
         return Ok(Some(old.clone()));
     }
     let node = process_file(ctx, dir, &rel_path, name, old)?;
-    if let Some(n) = &node {
+    if let (Some(n), true) = (&node, ctx.report != FileReport::None) {
         let change = match old {
             None => FileChange::New,
             Some(o) if o == n => FileChange::Unchanged,

@@ -307,3 +307,39 @@ fn capture_first_phase(
     let fresh = scan(source, rules, &mut fresh_notes)?;
     Ok((fresh, fresh_notes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_sorted_by_name_deduplicated_and_names_must_differ() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let t = tmp.path();
+        for d in ["x/data", "y/data", "zeta", "alpha"] {
+            std::fs::create_dir_all(t.join(d)).expect("mkdir");
+        }
+        std::fs::write(t.join("file.txt"), b"f").expect("write");
+        let zeta = t.join("zeta");
+        let alpha = t.join("alpha");
+        let file = t.join("file.txt");
+        let got = resolve_sources(&[&zeta, &file, &alpha, &zeta]).expect("resolves");
+        let names: Vec<&[u8]> = got.iter().map(|s| s.name.as_slice()).collect();
+        assert_eq!(
+            names,
+            [&b"alpha"[..], b"file.txt", b"zeta"],
+            "sorted, the repeat dropped"
+        );
+        assert!(!got[1].is_dir);
+
+        let e = resolve_sources(&[&t.join("x/data"), &t.join("y/data")])
+            .err()
+            .expect("same name refused");
+        assert!(e.to_string().contains("'data'"), "{e}");
+        let e = resolve_sources(&[&file])
+            .err()
+            .expect("a lone file refused");
+        assert!(e.to_string().contains("not a directory"), "{e}");
+        assert!(resolve_sources(&[]).is_err());
+    }
+}
