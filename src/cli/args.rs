@@ -89,7 +89,8 @@ pub enum Command {
         #[arg(long, value_parser = parse_size)]
         pack_size: Option<u64>,
     },
-    /// Snapshot a directory (creates the repository on first use when the path is new).
+    /// Snapshot a directory, or several directories and files (creates the repository on
+    /// first use when the path is new).
     Snapshot(SnapshotArgs),
     /// List snapshots, oldest first.
     List,
