@@ -20,6 +20,7 @@ use super::ctx::Ctx;
 use super::parent;
 use super::read::{FileContent, open_source, read_content};
 use super::walk::{Meta, ScannedDir};
+use super::{FileChange, FileReport};
 use crate::error::{Error, Result};
 use crate::format::manifest::{FLAG_CHANGED_DURING_READ, FLAG_STAGE_FAILED, Node, NodeKind, Tree};
 use crate::format::pack::BlobKind;
@@ -41,9 +42,19 @@ pub(super) fn capture_one(
         && parent::reusable(old, meta, t, &ctx.index)
     {
         ctx.reuse(old);
+        ctx.report_file(FileChange::Unchanged, || dir.join(OsStr::from_bytes(name)));
         return Ok(Some(old.clone()));
     }
-    process_file(ctx, dir, &rel_path, name, old)
+    let node = process_file(ctx, dir, &rel_path, name, old)?;
+    if let (Some(n), true) = (&node, ctx.report != FileReport::None) {
+        let change = match old {
+            None => FileChange::New,
+            Some(o) if o == n => FileChange::Unchanged,
+            Some(_) => FileChange::Modified,
+        };
+        ctx.report_file(change, || dir.join(OsStr::from_bytes(name)));
+    }
+    Ok(node)
 }
 
 pub(super) fn join_rel(rel: &str, name: &[u8]) -> String {
@@ -126,7 +137,7 @@ pub(super) fn process_dir(
     Ok(id)
 }
 
-fn dir_node(d: &ScannedDir, tree: TreeId) -> Node {
+pub(super) fn dir_node(d: &ScannedDir, tree: TreeId) -> Node {
     let mut n = d.meta.node(d.name.clone(), NodeKind::Dir { tree });
     n.size = 0;
     n
@@ -211,8 +222,7 @@ fn process_file(
         let file = match open_source(&path) {
             Ok(f) => f,
             Err(e) => {
-                ctx.warn(format!("skipped {}: cannot open it ({e})", path.display()));
-                ctx.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                ctx.unreadable(&path, "cannot open it", &e);
                 return Ok(None);
             }
         };

@@ -5,10 +5,13 @@
 //! Must not: read the source or decide what a node holds.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::BackupOptions;
+use super::dry_run::Discard;
+use super::walk::Notes;
+use super::{BackupOptions, FileChange, FileReport, Unreadable};
 use crate::chunker::Chunker;
 use crate::error::{Error, Result};
 use crate::format::manifest::{ChunkRef, Node, NodeKind, SnapshotRecord, Summary};
@@ -43,6 +46,7 @@ pub(super) struct Counters {
 
 pub(super) struct Ctx<'a> {
     pub(super) repo: &'a Repository,
+    parent: Option<&'a SnapshotRecord>,
     /// Start time of the parent snapshot (for the racy-mtime rule); `None` without a parent.
     pub(super) parent_time_ns: Option<i64>,
     /// Whether the parent ran every stage this snapshot runs: only then may a staged file be
@@ -57,9 +61,16 @@ pub(super) struct Ctx<'a> {
     pub(super) counters: Counters,
     pub(super) progress: &'a dyn Progress,
     pub(super) warnings: Mutex<Vec<String>>,
+    /// Entries that could not be read (also among the warnings).
+    pub(super) unreadable: Mutex<Vec<Unreadable>>,
+    /// Which files are reported by how they compare to the parent, and those reported.
+    pub(super) report: FileReport,
+    pub(super) files: Mutex<Vec<(FileChange, PathBuf)>>,
     pub(super) max_rereads: u32,
     pub(super) layout: Layout,
     pub(super) stages: StageSet,
+    /// Names of every stage any source ran (the record's `stages`).
+    pub(super) stage_names: Vec<String>,
     /// Private directory (0700) for the captured copies of staged files; removed at the end.
     pub(super) stage_dir: Option<tempfile::TempDir>,
     pub(super) max_recaptures: u32,
@@ -93,50 +104,70 @@ impl Counters {
 }
 
 impl<'a> Ctx<'a> {
-    /// The state of a run over `repo` with `parent` (when there is one).
+    /// The state of a run over `repo` with `parent` (when there is one); a dry run's packs go
+    /// nowhere. [`Ctx::set_source`] then names each source's layout and stages.
     pub(super) fn new(
         repo: &'a Repository,
         opts: &BackupOptions,
-        parent: Option<&SnapshotRecord>,
-        stages: StageSet,
-        layout: Layout,
+        parent: Option<&'a SnapshotRecord>,
         progress: &'a dyn Progress,
-        warnings: Vec<String>,
     ) -> Result<Self> {
         let cfg = repo.config();
         let chunker = Chunker::new(&cfg.chunker)?;
-        let stage_dir = if stages.names.iter().any(|n| n != "files") {
-            Some(
-                tempfile::Builder::new()
-                    .prefix("snapkeep-stage-")
-                    .tempdir()
-                    .map_err(|e| Error::io("create stage directory", std::env::temp_dir(), e))?,
-            )
+        let backend: Arc<dyn crate::backend::Backend> = if opts.dry_run {
+            Arc::new(Discard::new(Arc::clone(repo.backend())))
         } else {
-            None
+            Arc::clone(repo.backend())
         };
         Ok(Ctx {
             repo,
+            parent,
             parent_time_ns: parent.map(|r| r.time_ns),
-            parent_checked: parent
-                .is_some_and(|r| stages.names.iter().all(|n| r.stages.contains(n))),
+            parent_checked: false,
             index: repo.index(),
             window: WINDOW.max(2 * chunker.max_size()),
             chunker,
             compression: cfg.compression,
-            writer: PackWriter::new(Arc::clone(repo.backend()), u64::from(cfg.pack_size)),
+            writer: PackWriter::new(backend, u64::from(cfg.pack_size)),
             inflight: (0..16).map(|_| Mutex::new(HashSet::new())).collect(),
             counters: Counters::default(),
             progress,
-            warnings: Mutex::new(warnings),
+            warnings: Mutex::new(Vec::new()),
+            unreadable: Mutex::new(Vec::new()),
+            report: opts.report,
+            files: Mutex::new(Vec::new()),
             max_rereads: opts.max_rereads.unwrap_or(2),
-            layout,
-            stage_dir,
-            stages,
+            layout: Layout::Generic,
+            stages: StageSet::default(),
+            stage_names: Vec::new(),
+            stage_dir: None,
             max_recaptures: opts.max_recaptures.unwrap_or(3),
             allow_inconsistent: opts.allow_inconsistent,
             precaptured: Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// The layout and stages of the source captured next.
+    pub(super) fn set_source(&mut self, layout: Layout, stages: StageSet) -> Result<()> {
+        if self.stage_dir.is_none() && stages.names.iter().any(|n| n != "files") {
+            self.stage_dir = Some(
+                tempfile::Builder::new()
+                    .prefix("snapkeep-stage-")
+                    .tempdir()
+                    .map_err(|e| Error::io("create stage directory", std::env::temp_dir(), e))?,
+            );
+        }
+        self.parent_checked = self
+            .parent
+            .is_some_and(|r| stages.names.iter().all(|n| r.stages.contains(n)));
+        for n in &stages.names {
+            if !self.stage_names.contains(n) {
+                self.stage_names.push(n.clone());
+            }
+        }
+        self.layout = layout;
+        self.stages = stages;
+        Ok(())
     }
 }
 
@@ -147,6 +178,46 @@ impl Ctx<'_> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(msg);
+    }
+
+    /// Adds what a walk noticed.
+    pub(super) fn add_notes(&self, notes: Notes) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(notes.warnings);
+        self.unreadable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(notes.unreadable);
+    }
+
+    /// A file that could not be opened: warned, counted as skipped, recorded as unreadable.
+    pub(super) fn unreadable(&self, path: &Path, what: &str, err: &std::io::Error) {
+        self.warn(format!("skipped {}: {what} ({err})", path.display()));
+        self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+        self.unreadable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Unreadable {
+                path: path.to_path_buf(),
+                error: format!("{what}: {err}"),
+            });
+    }
+
+    /// Reports a captured file as `change` when `--verbose` asks for it.
+    pub(super) fn report_file(&self, change: FileChange, path: impl FnOnce() -> PathBuf) {
+        let wanted = match self.report {
+            FileReport::None => false,
+            FileReport::Changed => change != FileChange::Unchanged,
+            FileReport::All => true,
+        };
+        if wanted {
+            self.files
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((change, path()));
+        }
     }
 
     /// True when this caller must store `id` (not in the index, not claimed by another).

@@ -13,8 +13,11 @@
 
 mod capture;
 mod ctx;
+mod dry_run;
+mod exclude;
 mod parent;
 mod read;
+mod sources;
 pub(crate) mod walk;
 
 use std::path::{Path, PathBuf};
@@ -25,30 +28,37 @@ use std::time::Instant;
 use crate::clock::{hostname, now_ns};
 use crate::commit::Commit;
 use crate::error::{Error, Result};
-use crate::format::manifest::{FLAG_INCONSISTENT, Node, SnapshotRecord, Tree};
+use crate::format::manifest::{FLAG_INCONSISTENT, SnapshotRecord};
 use crate::id::{SnapshotId, TreeId};
 use crate::index::{MERGE_THRESHOLD, merge};
 use crate::progress::{Phase, Progress};
 use crate::repository::Repository;
-use crate::stage::{Layout, StageSelection, StageSet};
+use crate::stage::StageSelection;
 
-use capture::{capture_one, join_rel, process_dir};
 use ctx::Ctx;
+use exclude::Excludes;
 pub use read::implied_size;
+use sources::{capture_all, plan_sources, resolve_sources, root_meta};
 pub use walk::{MAX_DEPTH, Meta};
-use walk::{ScannedDir, scan};
 
 /// What to snapshot and how.
 #[derive(Clone, Debug, Default)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent switches of one run, one per CLI flag"
+)]
 pub struct BackupOptions {
     /// Tags recorded in the snapshot.
     pub tags: Vec<String>,
-    /// Glob patterns; an entry is excluded when a pattern matches its name or its path
-    /// relative to the source (`*.tmp`, `cache/**`).
+    /// Glob patterns of entries to leave out, as restic reads them: `/sub` is anchored at the
+    /// source's top level; `*.tmp` or `cache/x` match a name or a trailing part of the path
+    /// relative to the source at any depth; `**` crosses directories.
     pub excludes: Vec<String>,
+    /// The same, matched ignoring case.
+    pub iexcludes: Vec<String>,
     /// Host name to record (default: this machine's).
     pub host: Option<String>,
-    /// Parent snapshot (default: the latest of the same host and source path).
+    /// Parent snapshot (default: the latest of the same host and the same set of paths).
     pub parent: Option<SnapshotId>,
     /// How many times a file that changes while read is read again before it is recorded
     /// with the changed-during-read flag (default 2).
@@ -66,6 +76,16 @@ pub struct BackupOptions {
     /// Commit a snapshot whose files still fail a stage after the recaptures, flagged
     /// inconsistent, instead of failing it.
     pub allow_inconsistent: bool,
+    /// Do not descend into directories on another device than their source (the mount
+    /// point is recorded as an empty directory).
+    pub one_file_system: bool,
+    /// Read, chunk and hash everything and count what would be stored, but write nothing
+    /// to the repository (no pack, index, record or lock).
+    pub dry_run: bool,
+    /// Write no record when the new tree, host, paths and tags equal the parent's.
+    pub skip_if_unchanged: bool,
+    /// Which captured files the outcome lists, by how they compare to the parent.
+    pub report: FileReport,
 }
 
 /// A pre-snapshot hook: the database's checkpoint.
@@ -81,9 +101,68 @@ impl std::fmt::Debug for PreHook {
 /// A finished snapshot and what was noticed along the way.
 #[derive(Clone, Debug)]
 pub struct BackupOutcome {
+    /// The record written (or, for a dry run or an unchanged skip, the one that would have
+    /// been written).
     pub record: SnapshotRecord,
     /// Non-fatal problems: skipped entries, files that changed while read, a failed merge.
     pub warnings: Vec<String>,
+    /// Entries that could not be read and are not in the snapshot, by path.
+    pub unreadable: Vec<Unreadable>,
+    /// The captured files [`BackupOptions::report`] asked for, by path.
+    pub files: Vec<(FileChange, PathBuf)>,
+    /// Whether the record was written.
+    pub written: Written,
+}
+
+/// Whether a snapshot's record was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// The record is in the repository.
+    Committed,
+    /// A dry run: nothing was written.
+    DryRun,
+    /// Nothing changed since the parent (`skip_if_unchanged`): no record was written.
+    Unchanged,
+}
+
+/// A source entry that could not be read (open, stat, list or read link failed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    pub path: PathBuf,
+    /// What failed, as a sentence fragment ("cannot open it: Permission denied ...").
+    pub error: String,
+}
+
+/// How a captured file compares to its entry in the parent snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FileChange {
+    New,
+    Modified,
+    Unchanged,
+}
+
+impl FileChange {
+    /// `new`, `modified` or `unchanged`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileChange::New => "new",
+            FileChange::Modified => "modified",
+            FileChange::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// Which captured files a snapshot lists in its outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FileReport {
+    /// None (no per-file work).
+    #[default]
+    None,
+    /// New and modified files.
+    Changed,
+    /// Every file, unchanged ones too.
+    All,
 }
 
 /// Takes a snapshot of the directory `source` into `repo`.
@@ -93,9 +172,21 @@ pub fn snapshot(
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<BackupOutcome> {
+    snapshot_paths(repo, &[source], opts, progress)
+}
+
+/// Takes one snapshot of several sources. One source must be a directory, and its tree is
+/// the snapshot's root; with several (directories or files), the root holds one entry per
+/// source, named by its final path component (two sources with the same name are refused).
+pub fn snapshot_paths(
+    repo: &Repository,
+    sources: &[&Path],
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupOutcome> {
     let started = Instant::now();
     let time_ns = now_ns();
-    let source = resolve_source(source)?;
+    let sources = resolve_sources(sources)?;
     if let Some(PreHook(hook)) = &opts.pre_hook {
         hook().map_err(Error::HookFailed)?;
     }
@@ -103,21 +194,21 @@ pub fn snapshot(
         return Err(Error::Cancelled);
     }
     // The lock records the prune marks seen before the index is loaded: a pack marked later
-    // is not deleted while this snapshot runs (docs/DESIGN.md, "Garbage collection").
-    let lock = crate::lock::acquire_job(repo.backend(), "snapshot")?;
+    // is not deleted while this snapshot runs (docs/DESIGN.md, "Garbage collection"). A dry
+    // run writes nothing, so it takes none.
+    let lock = if opts.dry_run {
+        None
+    } else {
+        Some(crate::lock::acquire_job(repo.backend(), "snapshot")?)
+    };
     repo.reload_index()?;
-    let layout = Layout::detect(&source);
-    let stages = StageSet::resolve(&opts.stages, layout)?;
-    let mut patterns: Vec<String> = layout
-        .never_captured()
-        .iter()
-        .map(|p| (*p).to_owned())
-        .collect();
-    patterns.extend(opts.excludes.iter().cloned());
-    let excludes = build_excludes(&patterns)?;
     let host = opts.host.clone().unwrap_or_else(hostname);
-    let path_str = source.to_string_lossy().into_owned();
-    let parent_rec = find_parent(repo, opts, &host, &path_str)?;
+    let mut paths: Vec<String> = sources
+        .iter()
+        .map(|s| s.path.to_string_lossy().into_owned())
+        .collect();
+    paths.sort();
+    let parent_rec = find_parent(repo, opts, &host, &paths)?;
     // A parent whose root tree cannot be read only costs reading everything again.
     let parent_root = match (&parent_rec, opts.force_read) {
         (Some(r), false) => repo.load_tree(&r.tree).ok().map(Arc::new),
@@ -125,52 +216,47 @@ pub fn snapshot(
     };
 
     progress.phase(Phase::Scan, 0, 0);
-    let mut warnings = Vec::new();
-    let root = scan(&source, &excludes, &mut warnings)?;
-    let (total_bytes, total_files) = root.totals();
-    let ctx = Ctx::new(
-        repo,
-        opts,
-        parent_rec.as_ref(),
-        stages,
-        layout,
-        progress,
-        warnings,
-    )?;
-    // Never upload a pack under the name of a marked one (see `PackWriter::avoid`).
-    ctx.writer.avoid(crate::lock::marked_packs(
-        repo.backend().as_ref(),
-        &lock.record().seen_marks,
-    )?);
-    progress.phase(Phase::Snapshot, total_bytes, total_files);
-    let pool = worker_pool(&source)?;
-    let root = capture_first_phase(
-        &ctx,
-        &pool,
-        root,
-        &source,
-        &excludes,
-        parent_root.as_deref(),
-    )?;
-    ctx.counters
-        .skipped
-        .fetch_add(root.skipped_total(), Ordering::Relaxed);
-    let tree = pool.install(|| process_dir(&ctx, &root, "", parent_root.as_deref()))?;
+    let planned = plan_sources(&sources, opts)?;
+    let root = root_meta(&planned);
+    let mut ctx = Ctx::new(repo, opts, parent_rec.as_ref(), progress)?;
+    if let Some(lock) = &lock {
+        // Never upload a pack under the name of a marked one (see `PackWriter::avoid`).
+        ctx.writer.avoid(crate::lock::marked_packs(
+            repo.backend().as_ref(),
+            &lock.record().seen_marks,
+        )?);
+    }
+    let pool = worker_pool(&sources[0].path)?;
+    let tree = capture_all(&mut ctx, &pool, planned, opts, parent_root.as_deref())?;
 
+    let unchanged = opts.skip_if_unchanged
+        && parent_rec.as_ref().is_some_and(|p| {
+            p.tree == tree
+                && p.host == host
+                && same_set(&p.paths, &paths)
+                && same_set(&p.tags, &opts.tags)
+        });
     let stamp = Stamp {
         started,
         time_ns,
         host,
-        path: path_str,
+        paths,
         parent: parent_rec.as_ref().map(|r| r.id),
-        root: Some(crate::format::manifest::DirMeta {
-            mode: root.meta.mode,
-            uid: root.meta.uid,
-            gid: root.meta.gid,
-            mtime_ns: root.meta.mtime_ns,
-        }),
+        root,
+        unchanged,
     };
-    commit(ctx, &lock, tree, opts, stamp)
+    commit(ctx, lock.as_ref(), tree, opts, &stamp)
+}
+
+/// Whether two lists hold the same strings, in any order.
+fn same_set(a: &[String], b: &[String]) -> bool {
+    let mut a: Vec<&String> = a.iter().collect();
+    let mut b: Vec<&String> = b.iter().collect();
+    a.sort();
+    a.dedup();
+    b.sort();
+    b.dedup();
+    a == b
 }
 
 /// What the record of a snapshot says besides what the run counted.
@@ -178,19 +264,23 @@ struct Stamp {
     started: Instant,
     time_ns: i64,
     host: String,
-    path: String,
+    paths: Vec<String>,
     parent: Option<SnapshotId>,
-    /// The source directory's own metadata.
+    /// The source directory's own metadata (one directory source only).
     root: Option<crate::format::manifest::DirMeta>,
+    /// The tree, host, paths and tags equal the parent's, and no record is wanted then.
+    unchanged: bool,
 }
 
-/// Seals the packs, then commits: index, record, re-index of marked packs, merge.
+/// Seals the packs, then commits: index, record, re-index of marked packs, merge. Without a
+/// lock (a dry run) nothing is committed; an unchanged snapshot commits only the index of
+/// packs it had to write (blobs the parent's lost).
 fn commit(
     ctx: Ctx<'_>,
-    lock: &crate::lock::LockGuard,
+    lock: Option<&crate::lock::LockGuard>,
     tree: TreeId,
     opts: &BackupOptions,
-    stamp: Stamp,
+    stamp: &Stamp,
 ) -> Result<BackupOutcome> {
     let (repo, progress) = (ctx.repo, ctx.progress);
     progress.phase(Phase::Commit, 0, 0);
@@ -199,40 +289,25 @@ fn commit(
     if progress.is_cancelled() {
         return Err(Error::Cancelled);
     }
-    let commit = Commit::new(repo, lock, &ctx.index, &sealed);
-    let stored = ctx.writer.stored_bytes() + commit.index_packs()?;
-    let mut record = SnapshotRecord {
-        id: uuid::Uuid::now_v7(),
-        time_ns: stamp.time_ns,
-        host: stamp.host,
-        paths: vec![stamp.path],
-        tags: opts.tags.clone(),
-        parent: stamp.parent,
-        tree,
-        summary: ctx.counters.summary(stored, stamp.started),
-        program: concat!("snapkeep ", env!("CARGO_PKG_VERSION")).into(),
-        stages: ctx.stages.names.clone(),
-        flags: if ctx.counters.inconsistent.load(Ordering::Relaxed) > 0 {
-            FLAG_INCONSISTENT
-        } else {
-            0
-        },
-        root: stamp.root,
+    let mut record = new_record(&ctx, tree, opts, stamp);
+    let Some(lock) = lock else {
+        record.summary.stored_bytes += record.to_bytes().len() as u64;
+        return Ok(outcome(ctx, record, Written::DryRun, Vec::new()));
     };
+    let commit = Commit::new(repo, lock, &ctx.index, &sealed);
+    record.summary.stored_bytes += commit.index_packs()?;
+    if stamp.unchanged {
+        return Ok(outcome(ctx, record, Written::Unchanged, Vec::new()));
+    }
     record.summary.stored_bytes += record.to_bytes().len() as u64;
     commit.record(&record)?;
     // A prune that marked packs this snapshot uses (reused from its view, or its own packs
     // before its record existed) took them out of the index; its lock kept them. Index them
     // again, so the snapshot restores through the index (readers also look into marked packs
     // meanwhile, and a later prune would rescue them from the record).
-    let late = commit.reindex_marked(&tree);
-
-    let mut warnings = ctx
-        .warnings
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner);
-    if let Err(e) = late {
-        warnings.push(format!(
+    let mut late_warnings = Vec::new();
+    if let Err(e) = commit.reindex_marked(&tree) {
+        late_warnings.push(format!(
             "could not re-index blobs of packs a prune marked during this snapshot ({e}); the next prune puts them back"
         ));
     }
@@ -242,39 +317,72 @@ fn commit(
         .and_then(|()| repo.reload_index())
         .and_then(|()| merge(repo.backend().as_ref(), &repo.index(), MERGE_THRESHOLD))
     {
-        warnings.push(format!("index merge skipped: {e}"));
+        late_warnings.push(format!("index merge skipped: {e}"));
     }
-    Ok(BackupOutcome { record, warnings })
+    Ok(outcome(ctx, record, Written::Committed, late_warnings))
 }
 
-/// The canonical path of the source directory, or why it cannot be snapshotted.
-fn resolve_source(source: &Path) -> Result<PathBuf> {
-    let resolved = std::fs::canonicalize(source).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::InvalidInput(format!(
-                "source {} does not exist; give an existing directory",
-                source.display()
-            ))
+/// The record of this run (its stored bytes so far: the packs).
+fn new_record(ctx: &Ctx<'_>, tree: TreeId, opts: &BackupOptions, stamp: &Stamp) -> SnapshotRecord {
+    SnapshotRecord {
+        id: uuid::Uuid::now_v7(),
+        time_ns: stamp.time_ns,
+        host: stamp.host.clone(),
+        paths: stamp.paths.clone(),
+        tags: opts.tags.clone(),
+        parent: stamp.parent,
+        tree,
+        summary: ctx
+            .counters
+            .summary(ctx.writer.stored_bytes(), stamp.started),
+        program: concat!("snapkeep ", env!("CARGO_PKG_VERSION")).into(),
+        stages: ctx.stage_names.clone(),
+        flags: if ctx.counters.inconsistent.load(Ordering::Relaxed) > 0 {
+            FLAG_INCONSISTENT
         } else {
-            Error::io("resolve source", source, e)
-        }
-    })?;
-    let meta = std::fs::metadata(&resolved).map_err(|e| Error::io("stat source", &resolved, e))?;
-    if !meta.is_dir() {
-        return Err(Error::InvalidInput(format!(
-            "source {} is not a directory; snapshot takes a directory",
-            resolved.display()
-        )));
+            0
+        },
+        root: stamp.root,
     }
-    Ok(resolved)
 }
 
-/// The parent snapshot: the one asked for, else the latest of this host and source path.
+/// The outcome of a run: its record and what the run noticed, sorted by path.
+fn outcome(
+    ctx: Ctx<'_>,
+    record: SnapshotRecord,
+    written: Written,
+    late_warnings: Vec<String>,
+) -> BackupOutcome {
+    let mut warnings = ctx
+        .warnings
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    warnings.extend(late_warnings);
+    let mut unreadable = ctx
+        .unreadable
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    unreadable.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut files = ctx
+        .files
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    files.sort_by(|a, b| a.1.cmp(&b.1));
+    BackupOutcome {
+        record,
+        warnings,
+        unreadable,
+        files,
+        written,
+    }
+}
+
+/// The parent snapshot: the one asked for, else the latest of this host and these paths.
 fn find_parent(
     repo: &Repository,
     opts: &BackupOptions,
     host: &str,
-    path: &str,
+    paths: &[String],
 ) -> Result<Option<SnapshotRecord>> {
     if let Some(p) = opts.parent {
         return repo.load_snapshot(&p).map(Some);
@@ -282,7 +390,7 @@ fn find_parent(
     let (mut recs, _) = repo.snapshots()?;
     Ok(recs
         .iter()
-        .rposition(|r| r.host == host && r.paths == [path])
+        .rposition(|r| r.host == host && same_set(&r.paths, paths))
         .map(|i| recs.swap_remove(i)))
 }
 
@@ -296,68 +404,13 @@ fn worker_pool(source: &Path) -> Result<rayon::ThreadPool> {
         .map_err(|e| Error::io("start worker threads for", source, std::io::Error::other(e)))
 }
 
-/// Captures the layout's first phase (Alopex: lsm.wal) before the tree is listed again, so a
-/// table written after it (a checkpoint in between) is in the listing, and nothing captured
-/// later (checkpoint.meta last) can point past what the snapshot holds. Returns the listing
-/// to capture the rest from.
-fn capture_first_phase(
-    ctx: &Ctx<'_>,
-    pool: &rayon::ThreadPool,
-    root: ScannedDir,
-    source: &Path,
-    excludes: &globset::GlobSet,
-    parent_root: Option<&Tree>,
-) -> Result<ScannedDir> {
-    let first = |n: &[u8]| ctx.layout.phase(&join_rel("", n)) == 0;
-    if !root.files.iter().any(|(n, _)| first(n)) {
-        return Ok(root);
-    }
-    let first_listing_warnings = ctx
-        .warnings
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .len();
-    let early: Vec<(Vec<u8>, Option<Node>)> = pool.install(|| {
-        root.files
-            .iter()
-            .filter(|(n, _)| first(n))
-            .map(|(n, m)| {
-                Ok((
-                    n.clone(),
-                    capture_one(ctx, &root.path, "", n, m, parent_root)?,
-                ))
-            })
-            .collect::<Result<_>>()
-    })?;
-    ctx.precaptured
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .extend(early);
-    // The second listing's warnings replace the first's; those of the capture stay.
-    let mut listing_warnings = Vec::new();
-    let fresh = scan(source, excludes, &mut listing_warnings)?;
-    let mut w = ctx.warnings.lock().unwrap_or_else(PoisonError::into_inner);
-    let keep = first_listing_warnings.min(w.len());
-    let from_capture = w.split_off(keep);
-    *w = listing_warnings;
-    w.extend(from_capture);
-    Ok(fresh)
-}
-
 /// Checks exclude patterns without taking a snapshot (so callers can refuse early).
-pub fn check_excludes(patterns: &[String]) -> Result<()> {
-    build_excludes(patterns).map(|_| ())
+pub fn check_excludes(patterns: &[String], ipatterns: &[String]) -> Result<()> {
+    Excludes::new(patterns, ipatterns).map(|_| ())
 }
 
-fn build_excludes(patterns: &[String]) -> Result<globset::GlobSet> {
-    let mut b = globset::GlobSetBuilder::new();
-    for p in patterns {
-        let g = globset::GlobBuilder::new(p)
-            .literal_separator(false)
-            .build()
-            .map_err(|e| Error::InvalidInput(format!("exclude pattern '{p}' is not valid: {e}")))?;
-        b.add(g);
-    }
-    b.build()
-        .map_err(|e| Error::InvalidInput(format!("exclude patterns cannot be combined: {e}")))
+/// Checks that `sources` can be snapshotted together (each exists; one source is a directory;
+/// several are directories or files with distinct last names), without taking a snapshot.
+pub fn check_sources(sources: &[&Path]) -> Result<()> {
+    resolve_sources(sources).map(|_| ())
 }

@@ -1,7 +1,10 @@
 //! The directory walk: metadata only, never following symlinks.
 //!
 //! Produces a [`ScannedDir`] tree with entries sorted by raw name. Fifos, sockets and devices
-//! are skipped with a counted warning; unreadable directories are skipped the same way.
+//! are skipped with a counted warning; an entry that cannot be stat'ed, listed or read (a
+//! directory, a symlink) is skipped the same way and also recorded as [`Unreadable`]. With
+//! one file system, a directory on another device than the source is kept empty (its mount
+//! point recorded, nothing below it).
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
@@ -11,6 +14,9 @@ use std::path::{Path, PathBuf};
 use crate::clock::stamp_ns;
 use crate::error::{Error, Result};
 use crate::format::manifest::{Node, NodeKind};
+
+use super::Unreadable;
+use super::exclude::Excludes;
 
 /// The metadata kept for each entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,81 +87,140 @@ impl ScannedDir {
     }
 
     /// Counts an entry that is not snapshotted, and says why.
-    fn skip(&mut self, warnings: &mut Vec<String>, path: &Path, why: &str) {
-        warnings.push(format!("skipped {}: {why}", path.display()));
+    fn skip(&mut self, notes: &mut Notes, path: &Path, why: &str) {
+        notes
+            .warnings
+            .push(format!("skipped {}: {why}", path.display()));
         self.skipped += 1;
     }
+
+    /// Counts an entry that could not be read, says why, and records it as unreadable.
+    fn unreadable(&mut self, notes: &mut Notes, path: &Path, what: &str, err: &std::io::Error) {
+        self.skip(notes, path, &format!("{what} ({err})"));
+        notes.unreadable.push(Unreadable {
+            path: path.to_path_buf(),
+            error: format!("{what}: {err}"),
+        });
+    }
 }
 
-/// Walks `root` (a directory), applying `excludes` to names and root-relative paths.
-pub(crate) fn scan(
-    root: &Path,
-    excludes: &globset::GlobSet,
-    warnings: &mut Vec<String>,
-) -> Result<ScannedDir> {
+/// What a walk noticed: warnings, and the entries it could not read.
+#[derive(Default)]
+pub(crate) struct Notes {
+    pub warnings: Vec<String>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// How to walk: the patterns to leave out, and whether to stay on the source's device.
+pub(crate) struct WalkRules<'a> {
+    pub excludes: &'a Excludes,
+    pub one_file_system: bool,
+}
+
+/// Walks `root` (a directory), applying the excludes to root-relative paths.
+pub(crate) fn scan(root: &Path, rules: &WalkRules<'_>, notes: &mut Notes) -> Result<ScannedDir> {
     let meta = std::fs::symlink_metadata(root).map_err(|e| Error::io("stat source", root, e))?;
-    let mut dir = ScannedDir::new(root.to_path_buf(), Vec::new(), &meta);
-    let rd = std::fs::read_dir(root).map_err(|e| Error::io("read directory", root, e))?;
-    fill(&mut dir, rd, Path::new(""), excludes, warnings, 0)?;
-    Ok(dir)
+    let device = rules.one_file_system.then(|| meta.dev());
+    scan_on(root, &meta, rules.excludes, device, notes)
 }
 
-fn fill(
-    dir: &mut ScannedDir,
-    rd: std::fs::ReadDir,
-    rel: &Path,
-    excludes: &globset::GlobSet,
-    warnings: &mut Vec<String>,
-    depth: usize,
-) -> Result<()> {
-    if depth > MAX_DEPTH {
-        return Err(Error::InvalidInput(format!(
-            "{} is nested more than {MAX_DEPTH} directories deep; exclude it or snapshot a deeper root",
-            dir.path.display()
-        )));
-    }
-    let mut entries = Vec::new();
-    for e in rd {
-        let e = e.map_err(|e| Error::io("read directory", &dir.path, e))?;
-        entries.push(e);
-    }
-    entries.sort_by_key(std::fs::DirEntry::file_name);
-    for e in entries {
-        let name = e.file_name();
-        let rel_path = rel.join(&name);
-        if !excludes.is_empty()
-            && (excludes.is_match(&rel_path) || excludes.is_match(Path::new(&name)))
-        {
-            continue;
+/// Walks `root`, not descending into directories whose device differs from `device` (when
+/// given).
+fn scan_on(
+    root: &Path,
+    meta: &std::fs::Metadata,
+    excludes: &Excludes,
+    device: Option<u64>,
+    notes: &mut Notes,
+) -> Result<ScannedDir> {
+    let mut dir = ScannedDir::new(root.to_path_buf(), Vec::new(), meta);
+    let rd = std::fs::read_dir(root).map_err(|e| Error::io("read directory", root, e))?;
+    let mut walk = Walk {
+        excludes,
+        device,
+        notes,
+    };
+    walk.fill(&mut dir, rd, Path::new(""), 0).map(|()| dir)
+}
+
+/// The fixed state of one walk.
+struct Walk<'a, 'n> {
+    excludes: &'a Excludes,
+    device: Option<u64>,
+    notes: &'n mut Notes,
+}
+
+impl Walk<'_, '_> {
+    fn fill(
+        &mut self,
+        dir: &mut ScannedDir,
+        rd: std::fs::ReadDir,
+        rel: &Path,
+        depth: usize,
+    ) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(Error::InvalidInput(format!(
+                "{} is nested more than {MAX_DEPTH} directories deep; exclude it or snapshot a deeper root",
+                dir.path.display()
+            )));
         }
-        let path = e.path();
-        let meta = match std::fs::symlink_metadata(&path) {
+        let mut entries = Vec::new();
+        for e in rd {
+            let e = e.map_err(|e| Error::io("read directory", &dir.path, e))?;
+            entries.push(e);
+        }
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for e in entries {
+            let name = e.file_name();
+            let rel_path = rel.join(&name);
+            if self.excludes.matches(&rel_path) {
+                continue;
+            }
+            self.entry(dir, &e.path(), name.as_bytes().to_vec(), &rel_path, depth)?;
+        }
+        Ok(())
+    }
+
+    /// Adds one entry of `dir` (its subdirectories walked in turn).
+    fn entry(
+        &mut self,
+        dir: &mut ScannedDir,
+        path: &Path,
+        name: Vec<u8>,
+        rel_path: &Path,
+        depth: usize,
+    ) -> Result<()> {
+        let meta = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(err) => {
-                dir.skip(warnings, &path, &format!("cannot stat it ({err})"));
-                continue;
+                dir.unreadable(self.notes, path, "cannot stat it", &err);
+                return Ok(());
             }
         };
         let ft = meta.file_type();
-        let bytes = name.as_bytes().to_vec();
         if ft.is_file() {
-            dir.files.push((bytes, Meta::from(&meta)));
+            dir.files.push((name, Meta::from(&meta)));
         } else if ft.is_symlink() {
-            match std::fs::read_link(&path) {
+            match std::fs::read_link(path) {
                 Ok(t) => {
                     dir.links
-                        .push((bytes, Meta::from(&meta), t.as_os_str().as_bytes().to_vec()));
+                        .push((name, Meta::from(&meta), t.as_os_str().as_bytes().to_vec()));
                 }
-                Err(err) => dir.skip(warnings, &path, &format!("cannot read link ({err})")),
+                Err(err) => dir.unreadable(self.notes, path, "cannot read link", &err),
             }
         } else if ft.is_dir() {
-            match std::fs::read_dir(&path) {
+            let mut sub = ScannedDir::new(path.to_path_buf(), name, &meta);
+            if self.device.is_some_and(|d| d != meta.dev()) {
+                // Another file system: its mount point is kept, empty.
+                dir.dirs.push(sub);
+                return Ok(());
+            }
+            match std::fs::read_dir(path) {
                 Ok(rd) => {
-                    let mut sub = ScannedDir::new(path, bytes, &meta);
-                    fill(&mut sub, rd, &rel_path, excludes, warnings, depth + 1)?;
+                    self.fill(&mut sub, rd, rel_path, depth + 1)?;
                     dir.dirs.push(sub);
                 }
-                Err(err) => dir.skip(warnings, &path, &format!("cannot list it ({err})")),
+                Err(err) => dir.unreadable(self.notes, path, "cannot list it", &err),
             }
         } else {
             let what = if ft.is_fifo() {
@@ -165,10 +230,10 @@ fn fill(
             } else {
                 "a device"
             };
-            dir.skip(warnings, &path, &format!("{what} is not snapshotted"));
+            dir.skip(self.notes, path, &format!("{what} is not snapshotted"));
         }
+        Ok(())
     }
-    Ok(())
 }
 
 impl Meta {
@@ -199,5 +264,42 @@ impl From<&std::fs::Metadata> for Meta {
             ino: m.ino(),
             size: m.len(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(d: &ScannedDir) -> Vec<String> {
+        d.dirs
+            .iter()
+            .map(|s| String::from_utf8_lossy(&s.name).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_directory_on_another_device_is_kept_empty() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("mnt/inner")).expect("mkdir");
+        std::fs::write(root.join("mnt/inner/f"), b"x").expect("write");
+        std::fs::write(root.join("top"), b"y").expect("write");
+        let meta = std::fs::symlink_metadata(root).expect("stat");
+        let none = Excludes::new(&[], &[]).expect("no patterns");
+        let mut notes = Notes::default();
+
+        // The same device: everything is walked.
+        let same = scan_on(root, &meta, &none, Some(meta.dev()), &mut notes).expect("scan");
+        assert_eq!(names(&same), ["mnt"]);
+        assert_eq!(same.totals(), (2, 2));
+
+        // A device the subdirectories are not on (as if `mnt` were a mount point): the
+        // directory is recorded, nothing below it.
+        let other = scan_on(root, &meta, &none, Some(meta.dev() + 1), &mut notes).expect("scan");
+        assert_eq!(names(&other), ["mnt"]);
+        assert!(other.dirs[0].dirs.is_empty() && other.dirs[0].files.is_empty());
+        assert_eq!(other.totals(), (1, 1), "only the top file");
+        assert!(notes.warnings.is_empty() && notes.unreadable.is_empty());
     }
 }

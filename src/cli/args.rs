@@ -41,6 +41,10 @@ pub struct Cli {
     /// Progress on stderr: auto (a bar on a terminal), json (one JSON event per line), none.
     #[arg(long, global = true, value_enum, default_value = "auto")]
     pub progress: progress::ProgressMode,
+    /// More detail on stderr (repeatable): with `snapshot`, -v lists new and modified files,
+    /// -vv unchanged files too.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -105,7 +109,8 @@ pub enum Command {
         #[arg(long, value_parser = parse_size)]
         pack_size: Option<u64>,
     },
-    /// Snapshot a directory (creates the repository on first use when the path is new).
+    /// Snapshot a directory, or several directories and files (creates the repository on
+    /// first use when the path is new).
     #[command(display_order = 2, visible_alias = "backup")]
     Snapshot(SnapshotArgs),
     /// List snapshots, oldest first.
@@ -298,19 +303,45 @@ pub enum RepairWhat {
 
 /// The arguments of `snapshot` (its help text is on [`Command::Snapshot`]).
 #[derive(clap::Args, Debug)]
+#[expect(clippy::struct_excessive_bools, reason = "one field per flag")]
 pub struct SnapshotArgs {
-    /// The directory to snapshot.
-    pub source: PathBuf,
-    /// Tag to record (repeatable).
+    /// The directory to snapshot, or several directories and files (each then a top-level
+    /// entry named by its last component).
+    #[arg(required_unless_present = "files_from")]
+    pub sources: Vec<PathBuf>,
+    /// Read more sources from FILE, one per line ('#' comments and blank lines skipped;
+    /// '-' reads stdin; repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Vec<PathBuf>,
+    /// Tags to record, comma-separated (repeatable).
     #[arg(long = "tag")]
     pub tags: Vec<String>,
-    /// Glob of names or relative paths to leave out (repeatable).
-    #[arg(long = "exclude")]
+    /// Pattern of entries to leave out (repeatable): '/x' is the source's top level, 'x' a
+    /// name or trailing path at any depth, '**' crosses directories.
+    #[arg(long = "exclude", value_name = "PATTERN")]
     pub excludes: Vec<String>,
+    /// The same as --exclude, ignoring case (repeatable).
+    #[arg(long = "iexclude", value_name = "PATTERN")]
+    pub iexcludes: Vec<String>,
+    /// Read exclude patterns from FILE, one per line ('#' comments and blank lines
+    /// skipped; repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+    /// Do not descend into directories on another file system (their mount points are
+    /// recorded empty).
+    #[arg(long, short = 'x')]
+    pub one_file_system: bool,
+    /// Read and hash everything, report what would be stored, and write nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Write no snapshot when nothing changed since the parent (same tree, host, paths and
+    /// tags); print the parent's id.
+    #[arg(long)]
+    pub skip_if_unchanged: bool,
     /// Host name to record instead of this machine's.
     #[arg(long)]
     pub host: Option<String>,
-    /// Parent snapshot for change detection (default: latest of this host and path).
+    /// Parent snapshot for change detection (default: latest of this host and paths).
     #[arg(long)]
     pub parent: Option<String>,
     /// Read every file, even those whose metadata is unchanged since the parent.

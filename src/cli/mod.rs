@@ -2,7 +2,7 @@
 //! document; without it, stdout holds the command's result (a snapshot id, the snapshot
 //! table, verify findings) and everything else (messages, warnings, progress) goes to stderr.
 //! Exit codes: 0 ok, 1 verify found problems, 2 usage or input error, 3 repository locked,
-//! 4 any other failure.
+//! 4 any other failure, 5 `snapshot` saved but some entries could not be read.
 //!
 //! Owns: `run` (parse, dispatch, report), the error text and the exit code of a failure.
 //! The clap definitions are in `args`, each verb in `cmd/<verb>.rs`, what every verb reads

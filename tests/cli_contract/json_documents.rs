@@ -66,7 +66,10 @@ fn json_documents_of_every_command() {
     let after = now_ms();
     expect_code(&out, 0, "snapshot --json");
     let s1 = json(&out);
-    for key in SNAPSHOT_KEYS.iter().chain(&["warnings"]) {
+    for key in SNAPSHOT_KEYS
+        .iter()
+        .chain(&["warnings", "unreadable", "dry_run"])
+    {
         assert!(s1.get(key).is_some(), "snapshot JSON lacks '{key}': {s1}");
     }
     let id1 = s1["id"].as_str().expect("id").to_owned();
@@ -136,7 +139,8 @@ fn json_documents_of_every_command() {
             assert!(rec.get(key).is_some(), "list entry lacks '{key}': {rec}");
         }
         for (key, value) in snap.as_object().expect("object") {
-            if key != "warnings" {
+            // What only the run knows: its warnings, unreadable entries and mode.
+            if !["warnings", "unreadable", "dry_run"].contains(&key.as_str()) {
                 assert_eq!(&rec[key], value, "list and snapshot disagree on '{key}'");
             }
         }

@@ -64,3 +64,30 @@ fn tags_and_excludes() {
     );
     assert_eq!(fs::read(target.join("a.txt")).expect("kept"), b"alpha\n");
 }
+
+/// `--tag a,b` is two tags (as restic); an empty tag is refused before anything is created.
+#[test]
+fn tags_split_on_commas_and_empty_tags_are_refused() {
+    let sb = Sandbox::new();
+    let src = sb.source("src");
+    let repo = sb.path("repo");
+    let src_arg = src.to_str().expect("utf8");
+    for bad in ["", "a,,b", "a,"] {
+        let out = sb.run(&repo, &["snapshot", "--tag", bad, src_arg]);
+        expect_code(&out, 2, &format!("--tag '{bad}'"));
+        let err = crate::harness::stderr(&out);
+        assert!(
+            err.contains("empty tag") && err.contains(&format!("'{bad}'")),
+            "{err}"
+        );
+        assert!(!repo.exists(), "a refused snapshot created the repository");
+    }
+    let out = sb.run(
+        &repo,
+        &[
+            "snapshot", "--json", "--tag", "daily,db", "--tag", "eu", src_arg,
+        ],
+    );
+    expect_code(&out, 0, "comma-separated tags");
+    assert_eq!(json(&out)["tags"], serde_json::json!(["daily", "db", "eu"]));
+}

@@ -35,7 +35,7 @@ pub fn dispatch(cli: &Cli, location: &mut Option<Env>) -> Result<i32> {
             compression,
             pack_size,
         } => init::run(env, *chunk_avg, compression, *pack_size),
-        Command::Snapshot(args) => snapshot::run(env, args),
+        Command::Snapshot(args) => snapshot::run(env, args, cli.verbose),
         Command::List { filter } => list::run(env, filter),
         Command::Ls {
             snapshot,

@@ -1,11 +1,14 @@
-//! `snapkeep snapshot DIR`: check what the snapshot can refuse, open (or on first use create)
-//! the repository, run the pre-hook and the snapshot, and print its record or id.
+//! `snapkeep snapshot DIR...`: check what the snapshot can refuse, open (or on first use
+//! create) the repository, run the pre-hook and the snapshot, and print its record or id.
+//! Exit code 5: the snapshot was saved, but some source entries could not be read.
 
-use std::path::Path;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde_json::json;
 
+use snapkeep::backup::{BackupOutcome, FileChange, FileReport, Written};
 use snapkeep::{BackupOptions, InitOptions, Repository};
 
 use crate::cli::args::SnapshotArgs;
@@ -14,12 +17,21 @@ use crate::cli::location::RepoLocation;
 use crate::cli::output::{record_json, summary_line};
 use crate::cli::usage_error;
 
-/// Snapshots `args.source`; prints the record (`--json`) or the new snapshot's id.
-pub fn run(env: &Env, args: &SnapshotArgs) -> Result<i32> {
-    let source = args.source.as_path();
+/// The exit code of a snapshot that was saved without some entries it could not read.
+pub const EXIT_UNREADABLE: i32 = 5;
+
+/// Snapshots the sources; prints the record (`--json`) or the new snapshot's id.
+pub fn run(env: &Env, args: &SnapshotArgs, verbose: u8) -> Result<i32> {
     // Check everything the snapshot can refuse before a new repository is created.
-    check_source(source)?;
-    snapkeep::backup::check_excludes(&args.excludes)?;
+    let sources = sources(args)?;
+    let refs: Vec<&Path> = sources.iter().map(PathBuf::as_path).collect();
+    check_sources(&refs)?;
+    let tags = split_tags(&args.tags)?;
+    let mut excludes = args.excludes.clone();
+    for f in &args.exclude_file {
+        excludes.extend(read_list(f, "--exclude-file")?);
+    }
+    snapkeep::backup::check_excludes(&excludes, &args.iexcludes)?;
     let stages: snapkeep::stage::StageSelection = args.stages.parse()?;
     if args.parent.is_some() && env.repo.is_fresh()? {
         return Err(usage_error(format!(
@@ -27,57 +39,261 @@ pub fn run(env: &Env, args: &SnapshotArgs) -> Result<i32> {
             env.repo.display()
         )));
     }
-    let repo = open_or_create(env)?;
+    let repo = if args.dry_run {
+        open_for_dry_run(env)?
+    } else {
+        open_or_create(env)?
+    };
     let parent = args
         .parent
         .as_deref()
         .map(|p| repo.resolve(p))
         .transpose()?;
     let opts = BackupOptions {
-        tags: args.tags.clone(),
-        excludes: args.excludes.clone(),
+        tags,
+        excludes,
+        iexcludes: args.iexcludes.clone(),
         host: args.host.clone(),
         parent,
         force_read: args.force_read,
         stages,
         pre_hook: args.pre_hook.clone().map(shell_hook),
         allow_inconsistent: args.allow_inconsistent,
+        one_file_system: args.one_file_system,
+        dry_run: args.dry_run,
+        skip_if_unchanged: args.skip_if_unchanged,
+        report: match verbose {
+            0 => FileReport::None,
+            1 => FileReport::Changed,
+            _ => FileReport::All,
+        },
         ..BackupOptions::default()
     };
     let progress = env.progress();
-    let out = snapkeep::snapshot(&repo, source, &opts, &progress)
-        .with_context(|| format!("snapshot of {} failed", source.display()))?;
+    let out = snapkeep::backup::snapshot_paths(&repo, &refs, &opts, &progress)
+        .with_context(|| format!("snapshot of {} failed", shown(&sources)))?;
     progress.finish();
+    report(env, &out, verbose);
+    Ok(if out.unreadable.is_empty() {
+        0
+    } else {
+        EXIT_UNREADABLE
+    })
+}
+
+/// The sources: the positional ones, then those of each `--files-from` list.
+fn sources(args: &SnapshotArgs) -> Result<Vec<PathBuf>> {
+    let mut out = args.sources.clone();
+    for f in &args.files_from {
+        out.extend(read_list(f, "--files-from")?.into_iter().map(PathBuf::from));
+    }
+    if out.is_empty() {
+        return Err(usage_error(
+            "no source given: the --files-from lists are empty; name a directory to snapshot",
+        ));
+    }
+    Ok(out)
+}
+
+/// The lines of a list file (`-`: stdin), without blank lines and `#` comments.
+fn read_list(file: &Path, flag: &str) -> Result<Vec<String>> {
+    let lines: Vec<String> = if file == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .lines()
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| usage_error(format!("{flag} -: cannot read stdin ({e})")))?
+    } else {
+        std::fs::read_to_string(file)
+            .map_err(|e| {
+                usage_error(format!(
+                    "{flag} {}: cannot read it ({e}); give a readable text file",
+                    file.display()
+                ))
+            })?
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    Ok(lines
+        .into_iter()
+        .map(|l| l.trim_end_matches('\r').to_owned())
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .collect())
+}
+
+/// Each `--tag` value split on commas; an empty tag is refused.
+fn split_tags(values: &[String]) -> Result<Vec<String>> {
+    let mut tags: Vec<String> = Vec::new();
+    for v in values {
+        for t in v.split(',') {
+            if t.trim().is_empty() {
+                return Err(usage_error(format!(
+                    "--tag '{v}' holds an empty tag; give non-empty tags separated by commas"
+                )));
+            }
+            if !tags.iter().any(|x| x == t) {
+                tags.push(t.to_owned());
+            }
+        }
+    }
+    Ok(tags)
+}
+
+/// Refuses a missing source, a single source that is not a directory, and sources that
+/// cannot stand side by side (the same last name).
+fn check_sources(sources: &[&Path]) -> Result<()> {
+    let alone = sources.len() == 1;
+    for source in sources {
+        match std::fs::metadata(source) {
+            Ok(m) if m.is_dir() || (!alone && m.is_file()) => {}
+            Ok(_) if alone => {
+                return Err(usage_error(format!(
+                    "source {} is not a directory; snapshot takes a directory (or several sources)",
+                    source.display()
+                )));
+            }
+            Ok(_) => {
+                return Err(usage_error(format!(
+                    "source {} is neither a directory nor a regular file; give a directory or a file",
+                    source.display()
+                )));
+            }
+            Err(_) => {
+                return Err(usage_error(format!(
+                    "source {} does not exist or cannot be read; give an existing directory",
+                    source.display()
+                )));
+            }
+        }
+    }
+    snapkeep::backup::check_sources(sources)?;
+    Ok(())
+}
+
+fn shown(sources: &[PathBuf]) -> String {
+    sources
+        .iter()
+        .map(|s| s.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A dry run's repository: the one there is, or (none yet) an empty one in memory, so a
+/// dry run creates nothing.
+fn open_for_dry_run(env: &Env) -> Result<Repository> {
+    if env.repo.is_fresh()? {
+        let backend = std::sync::Arc::new(snapkeep::backend::MemoryBackend::new());
+        return Ok(Repository::init(backend, &InitOptions::default())?);
+    }
+    env.open()
+}
+
+/// Prints the outcome: the files `-v` asks for and the warnings on stderr, then the
+/// document (`--json`) or the id.
+fn report(env: &Env, out: &BackupOutcome, verbose: u8) {
+    if verbose > 0 {
+        report_files(env, out);
+    }
     for w in &out.warnings {
         env.say(&format!("warning: {w}"));
     }
-    env.print(
-        || {
-            let mut v = record_json(&out.record);
-            v["warnings"] = json!(out.warnings);
-            v
-        },
-        || {
-            env.say(&summary_line(&out.record));
-            println!("{}", out.record.id);
-        },
-    );
-    Ok(0)
+    if !out.unreadable.is_empty() {
+        env.say(&format!(
+            "snapkeep: {} {} could not be read and {} not in the snapshot (exit code 5)",
+            out.unreadable.len(),
+            if out.unreadable.len() == 1 {
+                "entry"
+            } else {
+                "entries"
+            },
+            if out.unreadable.len() == 1 {
+                "is"
+            } else {
+                "are"
+            },
+        ));
+    }
+    let unreadable: Vec<_> = out
+        .unreadable
+        .iter()
+        .map(|u| json!({ "path": u.path.display().to_string(), "error": u.error }))
+        .collect();
+    let rec = &out.record;
+    match out.written {
+        Written::Committed => env.print(
+            || {
+                let mut v = record_json(rec);
+                v["dry_run"] = json!(false);
+                v["warnings"] = json!(out.warnings);
+                v["unreadable"] = json!(unreadable);
+                v
+            },
+            || {
+                env.say(&summary_line(rec));
+                println!("{}", rec.id);
+            },
+        ),
+        Written::DryRun => env.print(
+            || {
+                let mut v = record_json(rec);
+                v["id"] = serde_json::Value::Null;
+                v["dry_run"] = json!(true);
+                v["warnings"] = json!(out.warnings);
+                v["unreadable"] = json!(unreadable);
+                v
+            },
+            || println!("dry run, nothing written: {}", summary_line(rec)),
+        ),
+        Written::Unchanged => report_unchanged(env, out, &unreadable),
+    }
 }
 
-/// Refuses a source that is not an existing directory.
-fn check_source(source: &Path) -> Result<()> {
-    match std::fs::metadata(source) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(usage_error(format!(
-            "source {} is not a directory; snapshot takes a directory",
-            source.display()
-        ))),
-        Err(_) => Err(usage_error(format!(
-            "source {} does not exist or cannot be read; give an existing directory",
-            source.display()
-        ))),
+/// `--skip-if-unchanged` found nothing new: the parent's id is the result.
+fn report_unchanged(env: &Env, out: &BackupOutcome, unreadable: &[serde_json::Value]) {
+    let rec = &out.record;
+    let parent = rec.parent.map(|p| p.to_string()).unwrap_or_default();
+    env.print(
+        || {
+            json!({
+                "skipped": true,
+                "id": null,
+                "parent": parent,
+                "dry_run": false,
+                "host": rec.host,
+                "paths": rec.paths,
+                "tags": rec.tags,
+                "tree": rec.tree.to_string(),
+                "warnings": out.warnings,
+                "unreadable": unreadable,
+            })
+        },
+        || {
+            env.say(&format!(
+                "snapkeep: nothing changed since snapshot {parent}; no snapshot written (--skip-if-unchanged)"
+            ));
+            println!("{parent}");
+        },
+    );
+}
+
+/// One line per reported file, then the counts.
+fn report_files(env: &Env, out: &BackupOutcome) {
+    let mut counts = [0u64; 2];
+    for (change, path) in &out.files {
+        match change {
+            FileChange::New => counts[0] += 1,
+            FileChange::Modified => counts[1] += 1,
+            FileChange::Unchanged => {}
+        }
+        env.say(&format!("{:<9} {}", change.as_str(), path.display()));
     }
+    let s = &out.record.summary;
+    let unchanged = s.files.saturating_sub(counts[0] + counts[1]);
+    env.say(&format!(
+        "files: {} new, {} modified, {unchanged} unchanged",
+        counts[0], counts[1]
+    ));
 }
 
 /// Opens the repository, creating it with default parameters where there is none yet.

@@ -1,0 +1,359 @@
+//! The sources of one snapshot: resolving them, walking each, and capturing them into the
+//! root tree.
+//!
+//! One source (a directory) is the root tree itself, exactly as a single-source snapshot
+//! always was. Several sources (directories or files) make a root tree with one entry per
+//! source, named by its final path component; each directory source has its own layout,
+//! stages and excludes, as if it were snapshotted alone.
+//!
+//! Invariant: the root entries are sorted by name and no two share one.
+//! Must not: write anything but through the run's `Ctx`.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+
+use super::BackupOptions;
+use super::capture::{capture_one, dir_node, join_rel, process_dir};
+use super::ctx::Ctx;
+use super::exclude::Excludes;
+use super::walk::{Meta, Notes, ScannedDir, WalkRules, scan};
+use crate::error::{Error, Result};
+use crate::format::manifest::{Node, NodeKind, Tree};
+use crate::format::pack::BlobKind;
+use crate::id::{AsBlob, TreeId};
+use crate::stage::{Layout, StageSet};
+
+/// A resolved source: its canonical path, its name in a multi-source root, and its kind.
+pub(super) struct Source {
+    pub(super) path: PathBuf,
+    name: Vec<u8>,
+    is_dir: bool,
+}
+
+/// Canonical paths of the sources, sorted by name; refuses a missing source, a single source
+/// that is not a directory, a source that is neither a directory nor a file, and two sources
+/// with the same final name.
+pub(super) fn resolve_sources(sources: &[&Path]) -> Result<Vec<Source>> {
+    if sources.is_empty() {
+        return Err(Error::InvalidInput(
+            "no source given; name a directory to snapshot".into(),
+        ));
+    }
+    let mut out: Vec<Source> = Vec::with_capacity(sources.len());
+    for s in sources {
+        let src = resolve_one(s, sources.len() == 1)?;
+        if out.iter().any(|o| o.path == src.path) {
+            continue;
+        }
+        if let Some(o) = out.iter().find(|o| o.name == src.name) {
+            return Err(Error::InvalidInput(format!(
+                "sources {} and {} both end in '{}', and a snapshot of several sources names each by its last component; snapshot them separately",
+                o.path.display(),
+                src.path.display(),
+                String::from_utf8_lossy(&src.name)
+            )));
+        }
+        out.push(src);
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+fn resolve_one(source: &Path, alone: bool) -> Result<Source> {
+    let path = std::fs::canonicalize(source).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::InvalidInput(format!(
+                "source {} does not exist; give an existing directory",
+                source.display()
+            ))
+        } else {
+            Error::io("resolve source", source, e)
+        }
+    })?;
+    let meta = std::fs::metadata(&path).map_err(|e| Error::io("stat source", &path, e))?;
+    if alone && !meta.is_dir() {
+        return Err(Error::InvalidInput(format!(
+            "source {} is not a directory; snapshot takes a directory (or several sources)",
+            path.display()
+        )));
+    }
+    if !meta.is_dir() && !meta.is_file() {
+        return Err(Error::InvalidInput(format!(
+            "source {} is neither a directory nor a regular file; give a directory or a file",
+            path.display()
+        )));
+    }
+    let name = match path.file_name() {
+        Some(n) => n.as_bytes().to_vec(),
+        None if alone => Vec::new(),
+        None => {
+            return Err(Error::InvalidInput(format!(
+                "source {} has no name to stand for it among several sources; snapshot it alone",
+                path.display()
+            )));
+        }
+    };
+    Ok(Source {
+        path,
+        name,
+        is_dir: meta.is_dir(),
+    })
+}
+
+/// One source, walked and ready to capture.
+pub(super) enum Planned {
+    Dir(Box<DirPlan>),
+    File {
+        name: Vec<u8>,
+        dir: PathBuf,
+        meta: Meta,
+    },
+}
+
+/// A directory source: its layout, stages and excludes, and its first listing.
+pub(super) struct DirPlan {
+    name: Vec<u8>,
+    path: PathBuf,
+    layout: Layout,
+    stages: StageSet,
+    excludes: Excludes,
+    listing: ScannedDir,
+    notes: Notes,
+}
+
+/// Walks every directory source with its own layout, stages and excludes.
+pub(super) fn plan_sources(sources: &[Source], opts: &BackupOptions) -> Result<Vec<Planned>> {
+    let mut out = Vec::with_capacity(sources.len());
+    for s in sources {
+        if !s.is_dir {
+            let meta = std::fs::symlink_metadata(&s.path)
+                .map_err(|e| Error::io("stat source", &s.path, e))?;
+            out.push(Planned::File {
+                name: s.name.clone(),
+                dir: s.path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                meta: Meta::from(&meta),
+            });
+            continue;
+        }
+        let layout = Layout::detect(&s.path);
+        let stages = StageSet::resolve(&opts.stages, layout)?;
+        let mut patterns: Vec<String> = layout
+            .never_captured()
+            .iter()
+            .map(|p| (*p).to_owned())
+            .collect();
+        patterns.extend(opts.excludes.iter().cloned());
+        let excludes = Excludes::new(&patterns, &opts.iexcludes)?;
+        let mut notes = Notes::default();
+        let rules = WalkRules {
+            excludes: &excludes,
+            one_file_system: opts.one_file_system,
+        };
+        let listing = scan(&s.path, &rules, &mut notes)?;
+        out.push(Planned::Dir(Box::new(DirPlan {
+            name: s.name.clone(),
+            path: s.path.clone(),
+            layout,
+            stages,
+            excludes,
+            listing,
+            notes,
+        })));
+    }
+    Ok(out)
+}
+
+/// The metadata of the snapshot's root directory, which restore gives the target: the
+/// source's own when there is one directory source; none when the root is made of several.
+pub(super) fn root_meta(planned: &[Planned]) -> Option<crate::format::manifest::DirMeta> {
+    match planned {
+        [Planned::Dir(d)] => Some(crate::format::manifest::DirMeta {
+            mode: d.listing.meta.mode,
+            uid: d.listing.meta.uid,
+            gid: d.listing.meta.gid,
+            mtime_ns: d.listing.meta.mtime_ns,
+        }),
+        _ => None,
+    }
+}
+
+/// Captures every source; returns the root tree's id.
+pub(super) fn capture_all(
+    ctx: &mut Ctx<'_>,
+    pool: &rayon::ThreadPool,
+    planned: Vec<Planned>,
+    opts: &BackupOptions,
+    parent_root: Option<&Tree>,
+) -> Result<TreeId> {
+    let (bytes, files) = planned.iter().fold((0, 0), |(b, f), p| match p {
+        Planned::Dir(d) => {
+            let (lb, lf) = d.listing.totals();
+            (b + lb, f + lf)
+        }
+        Planned::File { meta, .. } => (b + meta.size, f + 1),
+    });
+    ctx.progress
+        .phase(crate::progress::Phase::Snapshot, bytes, files);
+    let one = planned.len() == 1;
+    let mut nodes = Vec::with_capacity(planned.len());
+    for p in planned {
+        match p {
+            Planned::Dir(d) => {
+                let d = *d;
+                ctx.set_source(d.layout, d.stages)?;
+                let rules = rules(&d.excludes, opts);
+                if one {
+                    return capture_dir(
+                        ctx,
+                        pool,
+                        d.listing,
+                        d.notes,
+                        &d.path,
+                        &rules,
+                        parent_root,
+                    )
+                    .map(|(_, t)| t);
+                }
+                let sub = sub_tree(ctx, parent_root, &d.name);
+                let (mut done, tree) =
+                    capture_dir(ctx, pool, d.listing, d.notes, &d.path, &rules, sub.as_ref())?;
+                done.name = d.name;
+                nodes.push(dir_node(&done, tree));
+            }
+            Planned::File { name, dir, meta } => {
+                ctx.set_source(
+                    Layout::Generic,
+                    StageSet::resolve(&opts.stages, Layout::Generic)?,
+                )?;
+                let ctx: &Ctx<'_> = ctx;
+                if let Some(n) =
+                    pool.install(|| capture_one(ctx, &dir, "", &name, &meta, parent_root))?
+                {
+                    nodes.push(n);
+                }
+            }
+        }
+    }
+    store_root(ctx, nodes)
+}
+
+fn rules<'a>(excludes: &'a Excludes, opts: &BackupOptions) -> WalkRules<'a> {
+    WalkRules {
+        excludes,
+        one_file_system: opts.one_file_system,
+    }
+}
+
+/// The parent's tree of the source named `name` in a multi-source root.
+fn sub_tree(ctx: &Ctx<'_>, parent_root: Option<&Tree>, name: &[u8]) -> Option<Tree> {
+    match super::parent::find(parent_root, name).map(|n| &n.kind) {
+        Some(NodeKind::Dir { tree }) => ctx.repo.load_tree(tree).ok(),
+        _ => None,
+    }
+}
+
+/// Stores the root of a multi-source snapshot.
+fn store_root(ctx: &Ctx<'_>, nodes: Vec<Node>) -> Result<TreeId> {
+    ctx.counters.dirs.fetch_add(1, Ordering::Relaxed);
+    let mut tree = Tree { nodes };
+    let bytes = tree.to_bytes();
+    let id = TreeId::of(&bytes);
+    ctx.store(id.blob(), BlobKind::Tree, &bytes)?;
+    Ok(id)
+}
+
+/// Captures one directory source: its layout's first phase, then the final listing.
+/// Returns that listing and the tree.
+fn capture_dir(
+    ctx: &Ctx<'_>,
+    pool: &rayon::ThreadPool,
+    listing: ScannedDir,
+    notes: Notes,
+    source: &Path,
+    rules: &WalkRules<'_>,
+    parent: Option<&Tree>,
+) -> Result<(ScannedDir, TreeId)> {
+    let (listing, notes) = capture_first_phase(ctx, pool, listing, notes, source, rules, parent)?;
+    ctx.add_notes(notes);
+    ctx.counters
+        .skipped
+        .fetch_add(listing.skipped_total(), Ordering::Relaxed);
+    let tree = pool.install(|| process_dir(ctx, &listing, "", parent))?;
+    Ok((listing, tree))
+}
+
+/// Captures the layout's first phase (Alopex: lsm.wal) before the tree is listed again, so a
+/// table written after it (a checkpoint in between) is in the listing, and nothing captured
+/// later (checkpoint.meta last) can point past what the snapshot holds. Returns the listing
+/// to capture the rest from, and what that listing noticed (it replaces the first's).
+fn capture_first_phase(
+    ctx: &Ctx<'_>,
+    pool: &rayon::ThreadPool,
+    root: ScannedDir,
+    notes: Notes,
+    source: &Path,
+    rules: &WalkRules<'_>,
+    parent_root: Option<&Tree>,
+) -> Result<(ScannedDir, Notes)> {
+    let first = |n: &[u8]| ctx.layout.phase(&join_rel("", n)) == 0;
+    if !root.files.iter().any(|(n, _)| first(n)) {
+        return Ok((root, notes));
+    }
+    let early: Vec<(Vec<u8>, Option<Node>)> = pool.install(|| {
+        root.files
+            .iter()
+            .filter(|(n, _)| first(n))
+            .map(|(n, m)| {
+                Ok((
+                    n.clone(),
+                    capture_one(ctx, &root.path, "", n, m, parent_root)?,
+                ))
+            })
+            .collect::<Result<_>>()
+    })?;
+    ctx.precaptured
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .extend(early);
+    let mut fresh_notes = Notes::default();
+    let fresh = scan(source, rules, &mut fresh_notes)?;
+    Ok((fresh, fresh_notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_sorted_by_name_deduplicated_and_names_must_differ() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let t = tmp.path();
+        for d in ["x/data", "y/data", "zeta", "alpha"] {
+            std::fs::create_dir_all(t.join(d)).expect("mkdir");
+        }
+        std::fs::write(t.join("file.txt"), b"f").expect("write");
+        let zeta = t.join("zeta");
+        let alpha = t.join("alpha");
+        let file = t.join("file.txt");
+        let got = resolve_sources(&[&zeta, &file, &alpha, &zeta]).expect("resolves");
+        let names: Vec<&[u8]> = got.iter().map(|s| s.name.as_slice()).collect();
+        assert_eq!(
+            names,
+            [&b"alpha"[..], b"file.txt", b"zeta"],
+            "sorted, the repeat dropped"
+        );
+        assert!(!got[1].is_dir);
+
+        let e = resolve_sources(&[&t.join("x/data"), &t.join("y/data")])
+            .err()
+            .expect("same name refused");
+        assert!(e.to_string().contains("'data'"), "{e}");
+        let e = resolve_sources(&[&file])
+            .err()
+            .expect("a lone file refused");
+        assert!(e.to_string().contains("not a directory"), "{e}");
+        assert!(resolve_sources(&[]).is_err());
+    }
+}

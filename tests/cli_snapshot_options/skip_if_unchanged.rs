@@ -1,0 +1,48 @@
+//! `--skip-if-unchanged`: no record when the tree, host, paths and tags equal the parent's;
+//! the parent's id is printed and `--json` says `skipped: true`.
+
+use crate::common;
+use crate::harness::{Sandbox, expect_code, json, stderr, stdout};
+
+#[test]
+fn an_unchanged_source_writes_no_snapshot() {
+    let sb = Sandbox::new();
+    let src = sb.source("src");
+    let repo = sb.path("repo");
+    let first = super::snap(&sb, &repo, &[super::s(&src)]);
+    let id = first["id"].as_str().expect("id");
+
+    let v = super::snap(&sb, &repo, &[super::s(&src), "--skip-if-unchanged"]);
+    assert_eq!(v["skipped"], true, "{v}");
+    assert_eq!(v["parent"], id, "{v}");
+    assert_eq!(v["id"], serde_json::Value::Null, "{v}");
+    let out = sb.run(&repo, &["snapshot", "--skip-if-unchanged", super::s(&src)]);
+    expect_code(&out, 0, "skip without --json");
+    assert_eq!(stdout(&out).trim(), id, "the parent's id is the result");
+    assert!(stderr(&out).contains("nothing changed"), "{}", stderr(&out));
+    let count = |sb: &Sandbox| {
+        json(&sb.run(&repo, &["list", "--json"]))
+            .as_array()
+            .map(Vec::len)
+    };
+    assert_eq!(count(&sb), Some(1), "a skipped snapshot was written");
+
+    // Other tags are a change; so is a file.
+    let tagged = super::snap(
+        &sb,
+        &repo,
+        &[super::s(&src), "--skip-if-unchanged", "--tag", "t"],
+    );
+    assert!(tagged["id"].is_string(), "{tagged}");
+    common::write_file(&src.join("a.txt"), b"changed\n");
+    let changed = super::snap(
+        &sb,
+        &repo,
+        &[super::s(&src), "--skip-if-unchanged", "--tag", "t"],
+    );
+    assert!(
+        changed["id"].is_string() && changed["skipped"] == 0,
+        "{changed}"
+    );
+    assert_eq!(count(&sb), Some(3));
+}
