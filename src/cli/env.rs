@@ -11,7 +11,7 @@ use anyhow::Result;
 use snapkeep::{Repository, SnapshotId};
 
 use super::args::Cli;
-use super::location::RepoLocation;
+use super::location::{CacheChoice, RepoLocation, RepoOrigin};
 use super::progress::{CliProgress, ProgressMode};
 use super::usage_error;
 
@@ -21,6 +21,8 @@ pub struct Env {
     pub quiet: bool,
     pub progress: ProgressMode,
     pub repo: RepoLocation,
+    /// Whether `repo` came from `--repo`, `SNAPKEEP_REPO` or neither.
+    pub repo_origin: RepoOrigin,
 }
 
 impl Env {
@@ -31,7 +33,11 @@ impl Env {
             json: cli.json,
             quiet: cli.quiet,
             progress: cli.progress,
-            repo: RepoLocation::new(repo_path(cli)?)?,
+            repo: RepoLocation::new(
+                repo_path(cli)?,
+                CacheChoice::of(cli.cache_dir.as_deref(), cli.no_cache),
+            )?,
+            repo_origin: cli.repo_origin,
         })
     }
 
