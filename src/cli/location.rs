@@ -228,3 +228,66 @@ impl RepoLocation {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use clap::Parser;
+
+    use super::CacheChoice;
+    use crate::cli::args::Cli;
+
+    /// The cache choice of a command line (no environment variable involved).
+    fn choice(args: &[&str]) -> CacheChoice {
+        let cli = Cli::try_parse_from(args).expect("parses");
+        CacheChoice::of(cli.cache_dir.as_deref(), cli.no_cache)
+    }
+
+    #[test]
+    fn cache_flags_choose_where_the_cache_lives() {
+        assert_eq!(
+            CacheChoice::of(Some(Path::new("/c")), false),
+            CacheChoice::Dir(PathBuf::from("/c"))
+        );
+        assert_eq!(
+            CacheChoice::of(Some(Path::new("/c")), true),
+            CacheChoice::Off
+        );
+        assert_eq!(CacheChoice::of(None, true), CacheChoice::Off);
+        assert_eq!(
+            CacheChoice::of(Some(Path::new("")), false),
+            CacheChoice::Default
+        );
+        assert_eq!(CacheChoice::of(None, false), CacheChoice::Default);
+        assert_eq!(
+            CacheChoice::Dir(PathBuf::from("/c")).root(),
+            Some(PathBuf::from("/c"))
+        );
+        assert_eq!(CacheChoice::Off.root(), None);
+        assert_eq!(
+            CacheChoice::Default.root(),
+            snapkeep::backend::default_cache_root()
+        );
+    }
+
+    #[test]
+    fn cache_flags_parse_before_and_after_the_command() {
+        assert_eq!(
+            choice(&["snapkeep", "--cache-dir", "/c", "list"]),
+            CacheChoice::Dir(PathBuf::from("/c"))
+        );
+        assert_eq!(
+            choice(&["snapkeep", "list", "--cache-dir", "/c"]),
+            CacheChoice::Dir(PathBuf::from("/c"))
+        );
+        assert_eq!(
+            choice(&["snapkeep", "list", "--no-cache"]),
+            CacheChoice::Off
+        );
+        assert_eq!(
+            choice(&["snapkeep", "--no-cache", "--cache-dir", "/c", "list"]),
+            CacheChoice::Off
+        );
+    }
+}
