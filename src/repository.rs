@@ -98,14 +98,14 @@ impl Repository {
         let bytes = match backend.get(keys::CONFIG) {
             Ok(b) => b,
             Err(e) if e.is_not_found() => {
-                return Err(Error::NotFound(format!(
-                    "repository at {} (no config object; run 'snapkeep init' first)",
-                    backend.location()
+                let at = backend.location();
+                return Err(Error::InvalidInput(format!(
+                    "{at} is not a snapkeep repository (no config); run 'snapkeep init --repo {at}' to create one"
                 )));
             }
             Err(e) => return Err(e),
         };
-        let config = RepoConfig::from_bytes(&bytes)?;
+        let config = RepoConfig::from_bytes(&bytes).map_err(|e| damaged_config(&backend, e))?;
         let index = Index::open(backend.as_ref())?;
         Ok(Repository {
             backend,
@@ -135,14 +135,49 @@ impl Repository {
         Self::init(Arc::new(LocalBackend::new(path)), opts)
     }
 
-    /// Opens a local directory repository.
+    /// Opens a local directory repository. A path that holds none gets an error that says
+    /// what is there instead (nothing, a file, an empty or a foreign directory, a place this
+    /// user may not read).
     pub fn open_local(path: &Path) -> Result<Self> {
-        if !path.join(keys::CONFIG).exists() {
-            return Err(Error::NotFound(format!(
-                "repository at {} (run 'snapkeep --repo {} init' first)",
-                path.display(),
-                path.display()
-            )));
+        use std::io::ErrorKind;
+        let at = path.display();
+        let init = format!("run 'snapkeep init --repo {at}' to create one");
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) => {
+                let what = if m.is_file() {
+                    "a file"
+                } else {
+                    "not a directory"
+                };
+                return Err(Error::InvalidInput(format!(
+                    "{at} is {what}, not a snapkeep repository; give the repository's directory"
+                )));
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(Error::InvalidInput(format!(
+                    "there is no snapkeep repository at {at} (the path does not exist); {init}"
+                )));
+            }
+            Err(e) => return Err(unreadable(path, e)),
+        }
+        let config = path.join(keys::CONFIG);
+        match std::fs::File::open(&config) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                let empty = std::fs::read_dir(path)
+                    .map_err(|e| unreadable(path, e))?
+                    .next()
+                    .is_none();
+                return Err(Error::InvalidInput(if empty {
+                    format!("{at} is not a snapkeep repository (an empty directory); {init}")
+                } else {
+                    format!(
+                        "{at} is not a snapkeep repository (no config, and other files are there); give the repository's path, or create one in a new or empty directory with 'snapkeep init --repo DIR'"
+                    )
+                }));
+            }
+            Err(e) => return Err(unreadable(&config, e)),
         }
         Self::open(Arc::new(LocalBackend::new(path)))
     }
@@ -415,6 +450,39 @@ impl Repository {
             )));
         }
         Ok(bytes.len() as u64)
+    }
+}
+
+/// The error for a config that does not decode: it names the repository and says what helps.
+/// Nothing else in the repository holds the config (it is written once, by `init`), so no
+/// command can rebuild it; a newer format version is reported as such.
+fn damaged_config(backend: &Arc<dyn Backend>, e: Error) -> Error {
+    let detail = match e {
+        e @ Error::UnsupportedFormat { .. } => return e,
+        Error::Corrupt { detail, .. } => detail,
+        e => e.to_string(),
+    };
+    Error::Io {
+        op: "open the repository at",
+        path: PathBuf::from(backend.location()),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "its config is damaged ({detail}); the config is written once by 'snapkeep init' and nothing else holds a copy, so it cannot be rebuilt from the packs: put back 'config' from a copy of this repository (a backup or a replica), then run 'snapkeep verify'"
+            ),
+        ),
+    }
+}
+
+/// The error for a repository path (or its config) this process may not read.
+fn unreadable(path: &Path, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        Error::InvalidInput(format!(
+            "permission denied on {}; run snapkeep as a user who may read the repository, or fix its permissions",
+            path.display()
+        ))
+    } else {
+        Error::io("open the repository at", path, e)
     }
 }
 

@@ -24,6 +24,7 @@ fn forget_by_policy_and_by_id() {
     let src = tmp.path().join("src");
     fs::create_dir(&src).expect("mkdir");
     let repo = tmp.path().join("repo");
+    common::cli_init(&repo);
     for i in 0..5 {
         fs::write(src.join("f"), format!("version {i}")).expect("write");
         json(&repo, &["snapshot", src.to_str().expect("utf-8")]);

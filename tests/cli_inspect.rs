@@ -25,6 +25,7 @@ fn inspect_commands_report_a_known_change() {
     let tmp = tempfile::tempdir().expect("tmp");
     let src = tmp.path().join("src");
     let repo = tmp.path().join("repo");
+    common::cli_init(&repo);
     fs::create_dir_all(src.join("d")).expect("mkdir");
     fs::write(src.join("keep.txt"), b"same").expect("write");
     fs::write(src.join("change.txt"), b"before").expect("write");
@@ -121,6 +122,7 @@ fn progress_json_events_are_valid_and_monotonic() {
         .expect("write");
     }
     let repo = tmp.path().join("repo");
+    common::cli_init(&repo);
     let out = run(
         &repo,
         &[

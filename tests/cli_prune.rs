@@ -32,6 +32,7 @@ fn one_snapshot_repo() -> (tempfile::TempDir, std::path::PathBuf) {
     fs::create_dir(&src).expect("mkdir");
     fs::write(src.join("f"), b"data").expect("write");
     let repo = tmp.path().join("repo");
+    common::cli_init(&repo);
     snapshot(&repo, &src);
     (tmp, repo)
 }
@@ -211,6 +212,7 @@ fn prune_dry_run_and_bad_options() {
     let src = tmp.path().join("src");
     fs::create_dir(&src).expect("mkdir");
     let repo = tmp.path().join("repo");
+    common::cli_init(&repo);
     fs::write(src.join("f"), common::random_bytes(300_000, 5)).expect("write");
     let first = snapshot(&repo, &src);
     fs::write(src.join("f"), common::random_bytes(300_000, 6)).expect("write");

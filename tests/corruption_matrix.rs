@@ -53,6 +53,7 @@ fn every_object_kind_damaged_is_reported_never_a_panic() {
     fs::write(src_a.join("dir/file.txt"), vec![b'a'; 300_000]).expect("write");
     fs::write(src_b.join("other.txt"), vec![b'b'; 100_000]).expect("write");
     let base = tmp.path().join("base");
+    common::cli_init(&base);
     assert!(
         cli(&base, &["snapshot", src_a.to_str().expect("utf-8")])
             .status

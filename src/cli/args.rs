@@ -21,6 +21,10 @@ const EXAMPLES: &str = "Examples:
 
 /// The command line: global options and one verb.
 #[derive(Parser, Debug)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "each bool is one command-line flag"
+)]
 #[command(name = "snapkeep", version, next_help_heading = "Global options", about = "Content-addressed, incremental snapshots of database data directories", after_help = EXAMPLES)]
 pub struct Cli {
     /// Repository: a path (default: $XDG_DATA_HOME/snapkeep/repo) or s3://bucket/prefix
@@ -45,6 +49,18 @@ pub struct Cli {
     /// -vv unchanged files too.
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Where an S3 repository caches index files, records and trees (default:
+    /// $XDG_CACHE_HOME/snapkeep, else ~/.cache/snapkeep). A local repository has no cache.
+    #[arg(long, global = true, env = "SNAPKEEP_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Use no cache (wins over --cache-dir): an S3 repository is read from the bucket only.
+    /// A local repository has no cache. SNAPKEEP_NO_CACHE: empty, 0, false, no or off is off.
+    #[arg(long, global = true, env = "SNAPKEEP_NO_CACHE",
+          value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_cache: bool,
+    /// Where `repo` came from (set after parsing).
+    #[arg(skip)]
+    pub repo_origin: super::location::RepoOrigin,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -109,8 +125,8 @@ pub enum Command {
         #[arg(long, value_parser = parse_size)]
         pack_size: Option<u64>,
     },
-    /// Snapshot a directory, or several directories and files (creates the repository on
-    /// first use when the path is new).
+    /// Snapshot a directory, or several directories and files (creates the default
+    /// repository on first use; a --repo or SNAPKEEP_REPO location must be created with init).
     #[command(display_order = 2, visible_alias = "backup")]
     Snapshot(SnapshotArgs),
     /// List snapshots, oldest first.

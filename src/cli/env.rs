@@ -12,7 +12,7 @@ use snapkeep::clock::rfc3339;
 use snapkeep::{Repository, SnapshotFilter, SnapshotId, SnapshotSpec, short_id};
 
 use super::args::{Cli, FilterArgs};
-use super::location::RepoLocation;
+use super::location::{CacheChoice, RepoLocation, RepoOrigin};
 use super::progress::{CliProgress, ProgressMode};
 use super::usage_error;
 
@@ -22,6 +22,8 @@ pub struct Env {
     pub quiet: bool,
     pub progress: ProgressMode,
     pub repo: RepoLocation,
+    /// Whether `repo` came from `--repo`, `SNAPKEEP_REPO` or neither.
+    pub repo_origin: RepoOrigin,
 }
 
 impl Env {
@@ -32,7 +34,11 @@ impl Env {
             json: cli.json,
             quiet: cli.quiet,
             progress: cli.progress,
-            repo: RepoLocation::new(repo_path(cli)?)?,
+            repo: RepoLocation::new(
+                repo_path(cli)?,
+                CacheChoice::of(cli.cache_dir.as_deref(), cli.no_cache),
+            )?,
+            repo_origin: cli.repo_origin,
         })
     }
 

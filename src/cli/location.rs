@@ -1,10 +1,13 @@
 //! Where the repository is: a local directory, or `s3://bucket/prefix` (cargo feature `s3`).
 //!
-//! Owns: turning `--repo` into a [`Repository`] for each kind of location, and the request
-//! report of `--show-requests`. An S3 repository is opened through the stack
-//! `CachingBackend(RetryingBackend(S3Backend))`; it is created (`init`) without the cache.
+//! Owns: turning `--repo` into a [`Repository`] for each kind of location, what is true of a
+//! location that holds no repository (the error that says so), where an S3 repository's cache
+//! lives (`--cache-dir`, `--no-cache`), and the request report of `--show-requests`. An S3
+//! repository is opened through the stack `CachingBackend(RetryingBackend(S3Backend))` (or
+//! without the cache); it is created (`init`) without the cache. A local repository has no
+//! cache.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 #[cfg(feature = "s3")]
 use std::sync::Arc;
 
@@ -18,6 +21,58 @@ use snapkeep::{InitOptions, Repository};
 /// Worker threads (at least) for restore and verify of a remote repository.
 #[cfg(feature = "s3")]
 const REMOTE_READERS: usize = 16;
+
+/// Where the repository's location came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RepoOrigin {
+    /// Neither `--repo` nor `SNAPKEEP_REPO`: the default location, created on first use.
+    #[default]
+    Default,
+    /// `--repo` on the command line.
+    Flag,
+    /// The `SNAPKEEP_REPO` variable.
+    Env,
+}
+
+impl RepoOrigin {
+    /// Whether the user named the location (then a missing repository is an error, never
+    /// created on the fly: a typo must not become a new repository).
+    pub fn explicit(self) -> bool {
+        self != RepoOrigin::Default
+    }
+}
+
+/// Where an S3 repository's cache lives (`--cache-dir`, `--no-cache`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CacheChoice {
+    /// `$XDG_CACHE_HOME/snapkeep`, else `~/.cache/snapkeep`.
+    #[default]
+    Default,
+    /// This directory (`--cache-dir`, `SNAPKEEP_CACHE_DIR`).
+    Dir(PathBuf),
+    /// No cache (`--no-cache`, `SNAPKEEP_NO_CACHE`).
+    Off,
+}
+
+impl CacheChoice {
+    /// The choice of the flags: `--no-cache` wins over a directory.
+    pub fn of(cache_dir: Option<&Path>, no_cache: bool) -> Self {
+        match (cache_dir, no_cache) {
+            (_, true) => CacheChoice::Off,
+            (Some(d), false) if !d.as_os_str().is_empty() => CacheChoice::Dir(d.to_path_buf()),
+            _ => CacheChoice::Default,
+        }
+    }
+
+    /// The cache root (each repository gets `<root>/<repo id>`), or `None` for no cache.
+    pub fn root(&self) -> Option<PathBuf> {
+        match self {
+            CacheChoice::Default => snapkeep::backend::default_cache_root(),
+            CacheChoice::Dir(d) => Some(d.clone()),
+            CacheChoice::Off => None,
+        }
+    }
+}
 
 /// A repository location given by `--repo`.
 pub enum RepoLocation {
@@ -34,19 +89,22 @@ pub struct S3Repo {
     s3: Arc<snapkeep::backend::S3Backend>,
     retrying: Arc<snapkeep::backend::RetryingBackend>,
     cache: std::sync::Mutex<Option<Arc<snapkeep::backend::CachingBackend>>>,
+    /// Where the cache goes.
+    cache_choice: CacheChoice,
 }
 
 impl RepoLocation {
-    /// A location from `--repo` (a path, or a URL starting with `s3://`).
-    pub fn new(repo: PathBuf) -> Result<Self> {
+    /// A location from `--repo` (a path, or a URL starting with `s3://`); `cache` says where an
+    /// S3 repository's cache lives.
+    pub fn new(repo: PathBuf, cache: CacheChoice) -> Result<Self> {
         match repo.to_str() {
-            Some(url) if url.starts_with("s3://") => Self::s3(url),
+            Some(url) if url.starts_with("s3://") => Self::s3(url, cache),
             _ => Ok(RepoLocation::Local(repo)),
         }
     }
 
     #[cfg(feature = "s3")]
-    fn s3(url: &str) -> Result<Self> {
+    fn s3(url: &str, cache_choice: CacheChoice) -> Result<Self> {
         use snapkeep::backend::{RetryPolicy, RetryingBackend, S3Backend};
         let s3 = Arc::new(S3Backend::from_env(url)?);
         // Restore and verify read chunks and pack runs on the global rayon pool, one request
@@ -66,11 +124,12 @@ impl RepoLocation {
             s3,
             retrying,
             cache: std::sync::Mutex::new(None),
+            cache_choice,
         }))
     }
 
     #[cfg(not(feature = "s3"))]
-    fn s3(url: &str) -> Result<Self> {
+    fn s3(url: &str, _cache: CacheChoice) -> Result<Self> {
         Err(super::usage_error(format!(
             "--repo {url} needs the S3 backend, and this snapkeep was built without the 's3' feature; rebuild with it or give a local path"
         )))
@@ -107,9 +166,9 @@ impl RepoLocation {
             RepoLocation::Local(p) => Ok(Repository::open_local(p)?),
             #[cfg(feature = "s3")]
             RepoLocation::S3(r) => {
-                use snapkeep::backend::{Backend, CachingBackend, default_cache_root};
+                use snapkeep::backend::{Backend, CachingBackend};
                 let inner = Arc::clone(&r.retrying) as Arc<dyn Backend>;
-                let backend: Arc<dyn Backend> = match default_cache_root() {
+                let backend: Arc<dyn Backend> = match r.cache_choice.root() {
                     Some(root) => {
                         let cache = Arc::new(CachingBackend::for_repository(inner, &root)?);
                         *r.cache
@@ -167,5 +226,68 @@ impl RepoLocation {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use clap::Parser;
+
+    use super::CacheChoice;
+    use crate::cli::args::Cli;
+
+    /// The cache choice of a command line (no environment variable involved).
+    fn choice(args: &[&str]) -> CacheChoice {
+        let cli = Cli::try_parse_from(args).expect("parses");
+        CacheChoice::of(cli.cache_dir.as_deref(), cli.no_cache)
+    }
+
+    #[test]
+    fn cache_flags_choose_where_the_cache_lives() {
+        assert_eq!(
+            CacheChoice::of(Some(Path::new("/c")), false),
+            CacheChoice::Dir(PathBuf::from("/c"))
+        );
+        assert_eq!(
+            CacheChoice::of(Some(Path::new("/c")), true),
+            CacheChoice::Off
+        );
+        assert_eq!(CacheChoice::of(None, true), CacheChoice::Off);
+        assert_eq!(
+            CacheChoice::of(Some(Path::new("")), false),
+            CacheChoice::Default
+        );
+        assert_eq!(CacheChoice::of(None, false), CacheChoice::Default);
+        assert_eq!(
+            CacheChoice::Dir(PathBuf::from("/c")).root(),
+            Some(PathBuf::from("/c"))
+        );
+        assert_eq!(CacheChoice::Off.root(), None);
+        assert_eq!(
+            CacheChoice::Default.root(),
+            snapkeep::backend::default_cache_root()
+        );
+    }
+
+    #[test]
+    fn cache_flags_parse_before_and_after_the_command() {
+        assert_eq!(
+            choice(&["snapkeep", "--cache-dir", "/c", "list"]),
+            CacheChoice::Dir(PathBuf::from("/c"))
+        );
+        assert_eq!(
+            choice(&["snapkeep", "list", "--cache-dir", "/c"]),
+            CacheChoice::Dir(PathBuf::from("/c"))
+        );
+        assert_eq!(
+            choice(&["snapkeep", "list", "--no-cache"]),
+            CacheChoice::Off
+        );
+        assert_eq!(
+            choice(&["snapkeep", "--no-cache", "--cache-dir", "/c", "list"]),
+            CacheChoice::Off
+        );
     }
 }

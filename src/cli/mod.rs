@@ -16,20 +16,17 @@ mod location;
 mod output;
 mod progress;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use serde_json::json;
 
 use self::args::Cli;
+use self::location::RepoOrigin;
 
 /// Runs the CLI and returns the process exit code.
 pub fn run() -> i32 {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return code;
-        }
+        Err(e) => return parse_failure(&e),
     };
     let mut location = None;
     let result = cmd::dispatch(&cli, &mut location);
@@ -50,6 +47,51 @@ pub fn run() -> i32 {
             code
         }
     }
+}
+
+/// Parses the command line, noting where the repository's location came from.
+fn parse() -> Result<Cli, clap::Error> {
+    let matches = Cli::command().try_get_matches()?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    cli.repo_origin = match (cli.repo.as_ref(), matches.value_source("repo")) {
+        (Some(p), Some(clap::parser::ValueSource::EnvVariable)) if !p.as_os_str().is_empty() => {
+            RepoOrigin::Env
+        }
+        (Some(p), Some(_)) if !p.as_os_str().is_empty() => RepoOrigin::Flag,
+        _ => RepoOrigin::Default,
+    };
+    Ok(cli)
+}
+
+/// A command line clap refused (exit 2; with `--json` anywhere on it, also the error document
+/// on stdout), or `--help` / `--version` (exit 0, printed as asked).
+fn parse_failure(e: &clap::Error) -> i32 {
+    if !e.use_stderr() {
+        let _ = e.print();
+        return 0;
+    }
+    if std::env::args_os().skip(1).any(|a| a == "--json") {
+        println!("{}", json!({ "error": first_line(e), "exit_code": 2 }));
+    }
+    let _ = e.print();
+    2
+}
+
+/// clap's error message without its `error: ` prefix, usage and hints: the first line, with
+/// what follows on indented lines (the missing arguments) joined to it.
+fn first_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let mut out = lines
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_owned();
+    for l in lines.take_while(|l| l.starts_with(' ')) {
+        out.push(' ');
+        out.push_str(l.trim());
+    }
+    out
 }
 
 /// The error and its causes, skipping a cause whose text the message before already holds

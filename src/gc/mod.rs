@@ -43,6 +43,7 @@ mod state;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::id::SnapshotId;
 use crate::lock::{self, LockGuard, STALE_AFTER};
 use crate::repository::Repository;
 
@@ -161,26 +162,42 @@ pub struct PruneReport {
     pub notes: Vec<String>,
 }
 
-/// Runs a prune (two passes when `grace` is zero), or with `dry_run` reports the plan of one.
+/// Runs a prune (two passes when `grace` is zero), or with `dry_run` reports what a real run
+/// would do.
 pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
     if opts.dry_run {
-        dry_run(repo, opts)
+        dry_run_without(repo, opts, &[])
     } else {
         run(repo, opts)
     }
 }
 
-/// The dry run: the plan of one pass, reported; no lock is taken and nothing is written.
-fn dry_run(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
+/// The dry run of a prune that follows forgetting `forgotten` (`forget --prune --dry-run`):
+/// planned as if those snapshots' records were gone, so it reports what the real run will do
+/// once they are. Takes no lock and writes nothing; `opts.dry_run` is not consulted.
+///
+/// The report is the plan of the first pass with what acting would add foreseen: the new
+/// mark waits (or, with `grace` zero and no live job, the second pass deletes it), the repack
+/// writes the packs the plan's copy order fills, the index becomes one file.
+pub fn dry_run_without(
+    repo: &Repository,
+    opts: &PruneOptions,
+    forgotten: &[SnapshotId],
+) -> Result<PruneReport> {
     let mut report = PruneReport {
         dry_run: true,
         ..PruneReport::default()
     };
     let mut survey = state::survey(repo.backend().as_ref(), opts.stale_after)?;
     report.notes.append(&mut survey.notes);
-    let plan = plan::plan(repo, opts, survey, true)?;
+    let live_jobs = survey.live_jobs().next().is_some();
+    let plan = plan::plan(repo, opts, survey, true, forgotten)?;
     plan.tally(&mut report);
-    plan.forecast(&mut report);
+    plan.forecast(
+        opts.grace.is_zero() && !live_jobs,
+        u64::from(repo.config().pack_size),
+        &mut report,
+    );
     repo.reload_index()?;
     Ok(report)
 }
@@ -213,7 +230,7 @@ fn pass(
     report.notes.append(&mut survey.notes);
     // Before the records are listed: a job whose lock is removed here cannot commit later.
     execute::tidy(backend, &survey, &mut report.notes)?;
-    let plan = plan::plan(repo, opts, survey, first)?;
+    let plan = plan::plan(repo, opts, survey, first, &[])?;
     plan.tally(report);
     execute::execute(repo, plan, guard, report)
 }
@@ -248,7 +265,7 @@ mod tests {
 
         let opts = PruneOptions::default();
         let survey = state::survey(backend.as_ref(), opts.stale_after).expect("survey");
-        let plan = plan(&repo, &opts, survey, true).expect("plan");
+        let plan = plan(&repo, &opts, survey, true, &[]).expect("plan");
 
         assert_eq!(
             objects(backend.as_ref()),

@@ -239,10 +239,32 @@ impl GcPlan {
         report.unused_bytes_after = self.unused_bytes_after;
     }
 
-    /// The figures only a real run can know, as the plan foresees them (a dry run's report).
-    pub fn forecast(&self, report: &mut PruneReport) {
-        (report.packs_after, report.pack_bytes_after) = self.packs_after;
-        report.index_files_after = report.index_files_before;
+    /// The figures acting adds, as the plan foresees them (a dry run's report): the new mark
+    /// waits, or is deleted by the second pass when `swept_at_once` (grace zero, no live
+    /// job); the repack writes the packs [`repack_output`] counts for `pack_size`; a rewritten
+    /// index becomes one file (none when it holds no entry).
+    pub fn forecast(&self, swept_at_once: bool, pack_size: u64, report: &mut PruneReport) {
+        let new_mark = self.new_mark();
+        let mark_packs = new_mark.len() as u64;
+        let mark_bytes: u64 = new_mark.iter().map(|p| p.size).sum();
+        let (new_packs, new_bytes) = repack_output(self.repacks(), pack_size);
+        let (mut packs, mut bytes) = self.packs_after;
+        if swept_at_once {
+            report.deleted_packs += mark_packs;
+            report.deleted_bytes += mark_bytes;
+            packs -= mark_packs;
+            bytes -= mark_bytes;
+        } else {
+            report.waiting_packs += mark_packs;
+            report.waiting_bytes += mark_bytes;
+        }
+        report.new_packs += new_packs;
+        report.packs_after = packs + new_packs;
+        report.pack_bytes_after = bytes + new_bytes;
+        report.index_files_after = match &self.index {
+            None => report.index_files_before,
+            Some(ix) => u64::from(!ix.kept.is_empty() || !ix.rescued.is_empty() || new_packs > 0),
+        };
         if let Some(s) = &self.staging {
             staging::forecast(s, report);
         }
@@ -278,9 +300,48 @@ impl fmt::Display for PackPlan {
     }
 }
 
-/// Reads the rest of the state and decides one pass (`first`: the run's first).
-pub fn plan(repo: &Repository, opts: &PruneOptions, survey: Survey, first: bool) -> Result<GcPlan> {
-    let st = read_state(repo)?;
+/// The packs (and their bytes) a repack writes: the blobs copied in plan order, one open
+/// pack per blob kind, sealed once it reaches `pack_size`, as `PackWriter` does (a salt blob,
+/// added only when a pack's id would equal a marked pack's, is not foreseen).
+fn repack_output<'a>(
+    repacks: impl Iterator<Item = (&'a PackPlan, &'a Entries)>,
+    pack_size: u64,
+) -> (u64, u64) {
+    let header = HEADER.len() as u64;
+    let sealed = |len: u64, n: u64| len + n * ENTRY_LEN as u64 + FOOTER_LEN as u64;
+    let (mut packs, mut bytes) = (0, 0);
+    let mut open: [(u64, u64); 2] = [(header, 0); 2]; // per kind: (length, blobs)
+    for (_, blobs) in repacks {
+        for (_, loc) in blobs {
+            let slot = &mut open[loc.kind as usize];
+            slot.0 += u64::from(loc.length);
+            slot.1 += 1;
+            if slot.0 >= pack_size {
+                packs += 1;
+                bytes += sealed(slot.0, slot.1);
+                *slot = (header, 0);
+            }
+        }
+    }
+    for (len, n) in open {
+        if n > 0 {
+            packs += 1;
+            bytes += sealed(len, n);
+        }
+    }
+    (packs, bytes)
+}
+
+/// Reads the rest of the state and decides one pass (`first`: the run's first), as if the
+/// records of `forgotten` were gone (a dry run of `forget --prune`; empty otherwise).
+pub fn plan(
+    repo: &Repository,
+    opts: &PruneOptions,
+    survey: Survey,
+    first: bool,
+    forgotten: &[SnapshotId],
+) -> Result<GcPlan> {
+    let st = read_state(repo, forgotten)?;
     let staging = first
         .then(|| {
             staging::survey(

@@ -116,12 +116,14 @@ pub struct State {
     pub notes: Vec<String>,
 }
 
-/// Reads records, index, packs and trailers, and computes R.
-pub fn read_state(repo: &Repository) -> Result<State> {
+/// Reads records (all but those of `forgotten`), index, packs and trailers, and computes R.
+pub fn read_state(repo: &Repository, forgotten: &[SnapshotId]) -> Result<State> {
     let backend = repo.backend().as_ref();
     // Records, then index, then packs: a record is written after its index file and its
     // packs, so everything a listed record needs is in the listings that follow.
-    let (records, bad) = repo.snapshots()?;
+    let (mut records, mut bad) = repo.snapshots()?;
+    records.retain(|r| !forgotten.contains(&r.id));
+    bad.retain(|(id, _)| !forgotten.contains(id));
     if let Some((id, e)) = bad.first() {
         return Err(Error::InvalidInput(format!(
             "snapshot record {id} cannot be read ({e}); prune needs every record: run 'snapkeep verify', then 'snapkeep forget {id}' if it is lost"

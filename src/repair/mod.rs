@@ -92,7 +92,17 @@ pub fn rebuild_index(repo: &Repository, dry_run: bool) -> Result<(IndexRebuild, 
 /// lock: see [`rebuild_index`]).
 pub fn repair_index(repo: &Repository, plan: &IndexRebuild) -> Result<Option<IndexId>> {
     let backend = repo.backend();
-    let new = crate::index::write_index(backend.as_ref(), plan.entries.clone())?.map(|(id, _)| id);
+    // Written with `put`, not put-if-absent: when the rebuilt file has the name of an old one
+    // (the same entries), that old file may be the damaged one; the right bytes for its name
+    // replace it.
+    let new = if plan.entries.is_empty() {
+        None
+    } else {
+        let bytes = crate::format::index_file::encode(plan.entries.clone());
+        let id = IndexId::of(&bytes);
+        backend.put(&keys::index(&id), &bytes)?;
+        Some(id)
+    };
     let keep = new.map(|id| keys::index(&id));
     for key in &plan.old_index_files {
         if Some(key) != keep.as_ref() {

@@ -216,6 +216,11 @@ impl Sandbox {
         json_of(&out, &format!("{args:?}"))
     }
 
+    /// `init`: a repository at `repo` (a named location is never created by a snapshot).
+    pub fn init(&self, user: User, repo: &Path) {
+        self.json(user, repo, &["init"]);
+    }
+
     /// `snapshot --json SRC`: exit 0 and the snapshot document.
     pub fn snapshot(&self, user: User, repo: &Path, src: &Path) -> Value {
         let v = self.json(user, repo, &["snapshot", utf8(src)]);
@@ -394,6 +399,7 @@ pub fn baseline(sb: &Sandbox, user: User, repo: &Path) -> (String, Tree) {
     if user == User::Nobody {
         chown_nobody(&src);
     }
+    sb.init(user, repo);
     let v = sb.snapshot(user, repo, &src);
     assert_eq!(v["skipped"], 0, "baseline skipped entries: {v}");
     (v["id"].as_str().expect("id").to_owned(), tree_of(&src))

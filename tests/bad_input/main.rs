@@ -20,6 +20,7 @@ mod concurrent_snapshots;
 mod harness;
 mod missing_source;
 mod non_utf8_names;
+mod not_a_repository;
 mod read_only_repository;
 mod special_files;
 mod symlink_loops;

@@ -49,6 +49,7 @@ fn ls_json_keeps_distinct_non_utf8_names_distinct() {
     fs::create_dir(&src).expect("mkdir");
     write(&src.join(OsStr::from_bytes(b"name-\xff")), b"one");
     write(&src.join(OsStr::from_bytes(b"name-\xfe")), b"two");
+    sb.init(User::Root, &repo);
     let v = sb.snapshot(User::Root, &repo, &src);
     let id = v["id"].as_str().expect("id").to_owned();
     let ls = sb.json(User::Root, &repo, &["ls", &id]);

@@ -21,6 +21,7 @@ fn unknown_config_version_is_a_clear_error() {
     let sb = Sandbox::new();
     let src = sb.source("src");
     let repo = sb.path("repo");
+    sb.init(&repo);
     expect_code(
         &sb.run(&repo, &["snapshot", src.to_str().expect("utf8")]),
         0,

@@ -45,6 +45,12 @@ impl Sandbox {
         run(c)
     }
 
+    /// `init` at `repo` (a snapshot never creates a repository at a named location); it must
+    /// succeed.
+    pub fn init(&self, repo: &Path) {
+        expect_code(&self.run(repo, &["init"]), 0, "init");
+    }
+
     /// A small source tree.
     pub fn source(&self, rel: &str) -> PathBuf {
         let src = self.path(rel);

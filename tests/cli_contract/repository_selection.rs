@@ -13,6 +13,9 @@ fn repository_from_env_and_default_location() {
     // SNAPKEEP_REPO in place of --repo.
     let env_repo = sb.path("env-repo");
     let mut c = sb.cmd();
+    c.env("SNAPKEEP_REPO", &env_repo).arg("init");
+    expect_code(&run(c), 0, "init with SNAPKEEP_REPO");
+    let mut c = sb.cmd();
     c.env("SNAPKEEP_REPO", &env_repo).args(["snapshot", s]);
     let out = run(c);
     expect_code(&out, 0, "snapshot with SNAPKEEP_REPO");
@@ -26,6 +29,7 @@ fn repository_from_env_and_default_location() {
     assert_eq!(json(&run(c))[0]["id"], id.as_str());
     // --repo wins over the variable.
     let flag_repo = sb.path("flag-repo");
+    sb.init(&flag_repo);
     let mut c = sb.cmd();
     c.env("SNAPKEEP_REPO", &env_repo)
         .arg("--repo")
@@ -71,6 +75,7 @@ fn repo_argument_may_be_non_utf8() {
     let sb = Sandbox::new();
     let src = sb.source("src");
     let repo = sb.root.join(OsStr::from_bytes(b"repo-\xff"));
+    sb.init(&repo);
     let out = sb.run(&repo, &["snapshot", "--json", src.to_str().expect("utf8")]);
     expect_code(&out, 0, "non-UTF-8 repository path");
     json(&out);

@@ -10,6 +10,7 @@ fn restore_specs_and_targets() {
     let sb = Sandbox::new();
     let src = sb.source("src");
     let repo = sb.path("repo");
+    sb.init(&repo);
     let s = src.to_str().expect("utf8");
     let id1 = stdout(&sb.run(&repo, &["snapshot", s])).trim().to_owned();
     common::write_file(&src.join("a.txt"), b"changed\n");

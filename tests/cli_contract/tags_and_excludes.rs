@@ -13,6 +13,7 @@ fn tags_and_excludes() {
     common::write_file(&src.join("sub/deeper/x.tmp"), b"temporary too");
     common::write_file(&src.join("sub/keep.tmpl"), b"kept");
     let repo = sb.path("repo");
+    sb.init(&repo);
     let out = sb.run(
         &repo,
         &[

@@ -106,3 +106,59 @@ fn usage_and_input_errors_exit_2() {
     });
     expect_code(&out, 0, "--version");
 }
+
+/// With `--json` anywhere on the command line, a command line clap refuses (unknown flag,
+/// unknown command, missing argument, bad value, no command) still gives exactly the error
+/// document `{error, exit_code}` on stdout, exit 2, and the human text on stderr; `--help` and
+/// `--version` are no errors.
+#[test]
+fn usage_errors_with_json_give_the_error_document() {
+    let sb = Sandbox::new();
+    let repo = sb.path("repo");
+    expect_code(&sb.run(&repo, &["init"]), 0, "init");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--json", "snapshot", "--bogus-flag", "src"],
+            "--bogus-flag",
+        ),
+        (&["list", "--bogus-flag", "--json"], "--bogus-flag"),
+        (&["--json", "frobnicate"], "frobnicate"),
+        (&["--json", "restore", "latest"], "TARGET"),
+        (&["ls", "--json"], "SNAPSHOT"),
+        (&["--json", "--progress", "sideways", "list"], "sideways"),
+        (&["--json"], "subcommand"),
+    ];
+    for (args, names) in cases {
+        let out = sb.run(&repo, args);
+        expect_code(&out, 2, &format!("{args:?}"));
+        let v = json(&out);
+        let keys: Vec<&String> = v.as_object().expect("an object").keys().collect();
+        assert_eq!(keys, ["error", "exit_code"], "{args:?}: {v}");
+        assert_eq!(v["exit_code"], 2, "{args:?}: {v}");
+        let error = v["error"].as_str().expect("error is a string");
+        assert!(
+            error.contains(names),
+            "{args:?}: the error does not name {names}: {error}"
+        );
+        assert!(!error.contains('\n'), "{args:?}: not one line: {error:?}");
+        assert!(
+            stderr(&out).contains(names),
+            "{args:?}: no human text on stderr: {}",
+            stderr(&out)
+        );
+    }
+    // Without --json, stdout stays empty.
+    let out = sb.run(&repo, &["frobnicate"]);
+    expect_code(&out, 2, "unknown command without --json");
+    assert_eq!(stdout(&out), "");
+    // --help and --version are answers, not errors, also with --json.
+    for flag in ["--help", "--version"] {
+        let out = sb.run(&repo, &["--json", flag]);
+        expect_code(&out, 0, flag);
+        assert!(
+            stdout(&out).contains("snapkeep"),
+            "{flag}: {}",
+            stdout(&out)
+        );
+    }
+}

@@ -205,6 +205,13 @@ pub fn cli(repo: &Path, args: &[&str]) -> Output {
     out
 }
 
+/// `init` of a repository at `repo` through the CLI (a snapshot creates only the default
+/// repository, never one at a named location); it must succeed.
+pub fn cli_init(repo: &Path) {
+    let out = cli(repo, &["init"]);
+    assert_success(&out, &format!("init of {}", repo.display()));
+}
+
 /// Runs the CLI against `repo`; a panic (exit 101) or a signal fails the test.
 pub fn cli_exited(repo: &Path, args: &[&str]) -> Output {
     let out = cli(repo, args);

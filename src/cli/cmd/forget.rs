@@ -53,9 +53,16 @@ pub fn run(env: &Env, args: &ForgetArgs) -> Result<i32> {
     if !args.dry_run {
         repo.forget(&forget)?;
     }
+    // A dry run plans the prune as if the forgotten records were gone, as the real run's are.
     let pruned = gc_opts
         .as_ref()
-        .map(|o| snapkeep::prune::prune(&repo, o))
+        .map(|o| {
+            if args.dry_run {
+                snapkeep::prune::dry_run_without(&repo, o, &forget)
+            } else {
+                snapkeep::prune::prune(&repo, o)
+            }
+        })
         .transpose()?;
     env.print(
         || {

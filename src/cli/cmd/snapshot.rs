@@ -296,24 +296,11 @@ fn report_files(env: &Env, out: &BackupOutcome) {
     ));
 }
 
-/// Opens the repository, creating it with default parameters where there is none yet.
+/// Opens the repository. Only the default location (no `--repo`, no `SNAPKEEP_REPO`) is
+/// created, with default parameters, where there is none yet: a location the user named and
+/// that holds no repository is an error naming it (a typo must not become a new repository).
 fn open_or_create(env: &Env) -> Result<Repository> {
-    let fresh = match &env.repo {
-        RepoLocation::Local(_) => env.repo.is_fresh()?,
-        // Remote: one request to open, and a missing config means there is none yet.
-        #[cfg(feature = "s3")]
-        RepoLocation::S3(_) => match env.open() {
-            Ok(repo) => return Ok(repo),
-            Err(e)
-                if e.downcast_ref::<snapkeep::Error>()
-                    .is_some_and(snapkeep::Error::is_not_found) =>
-            {
-                true
-            }
-            Err(e) => return Err(e),
-        },
-    };
-    if fresh {
+    if !env.repo_origin.explicit() && env.repo.is_fresh()? {
         let repo = env.repo.init(&InitOptions::default())?;
         env.say(&format!(
             "snapkeep: created a new repository at {} (default parameters)",

@@ -159,7 +159,8 @@ fn reclaimable(repo: &Repository, estimate: u64) -> u64 {
         },
     );
     match dry {
-        Ok(r) => (r.deleted_bytes + r.waiting_bytes + r.marked_bytes).saturating_sub(r.moved_bytes),
+        // The new mark is foreseen as deleted (or waiting): in deleted or waiting bytes.
+        Ok(r) => (r.deleted_bytes + r.waiting_bytes).saturating_sub(r.moved_bytes),
         Err(_) => estimate,
     }
 }

@@ -87,4 +87,31 @@ fn print_report(env: &Env, report: &VerifyReport, read_data: bool) {
             format!("{} problems found", report.findings.len())
         }
     ));
+    if !report.ok() {
+        env.say(&repair_hint(report, read_data));
+    }
+}
+
+/// The repair that helps with the findings: `repair index` first when an index file is
+/// damaged, then `repair snapshots` (with `--read-data` when data was read and found damaged).
+fn repair_hint(report: &VerifyReport, read_data: bool) -> String {
+    let index = report
+        .findings
+        .iter()
+        .any(|f| f.object.starts_with("index"));
+    let snapshots = if read_data {
+        "'snapkeep repair snapshots --read-data'"
+    } else {
+        "'snapkeep repair snapshots'"
+    };
+    let salvage = format!(
+        "{snapshots} to salvage the snapshots the damage broke (each gets a repaired copy, tagged 'repaired', without the files whose data is gone; --dry-run shows what it would do, --forget also removes the damaged originals)"
+    );
+    if index {
+        format!(
+            "to repair: run 'snapkeep repair index' to rebuild the index from the packs, then {salvage}"
+        )
+    } else {
+        format!("to repair: run {salvage}")
+    }
 }

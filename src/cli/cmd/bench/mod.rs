@@ -127,6 +127,7 @@ fn snapshot_steps(
 ) -> Result<(Step, Step, u64)> {
     let src = data.path.to_string_lossy();
     let src = src.as_ref();
+    run_step(repo, &["init"])?;
     drop_caches(args.cold)?;
     let first = run_step(repo, &["snapshot", src])?;
     steps.record("initial snapshot", &first);

@@ -1,0 +1,109 @@
+//! `--cache-dir DIR` / `--no-cache` and `SNAPKEEP_CACHE_DIR` / `SNAPKEEP_NO_CACHE`: where an S3
+//! repository's cache lives, or none, as the request report (`--show-requests`) and the
+//! directories show; a local repository has no cache, so neither puts anything anywhere. The
+//! S3 case runs against the test server (`SNAPKEEP_TEST_S3_ENDPOINT`, see tests/common/s3.rs).
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::s3::{Target, TestRepo, targets};
+
+/// The `cache` object of the request report on stderr.
+fn cache_report(out: &Output) -> serde_json::Value {
+    common::assert_success(out, "run with --show-requests");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("{\"requests\""))
+        .unwrap_or_else(|| panic!("no request report on stderr: {stderr}"));
+    let v: serde_json::Value = serde_json::from_str(line).expect("JSON report");
+    v["requests"]["cache"].clone()
+}
+
+fn files(dir: &Path) -> usize {
+    common::files_under(dir).len()
+}
+
+/// Runs `list --show-requests` with `extra` args and environment variables.
+fn list(t: &TestRepo, extra: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut c = t.command();
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c
+        .args(extra)
+        .args(["--show-requests", "list"])
+        .output()
+        .expect("run snapkeep");
+    common::assert_no_panic(&out, "list");
+    out
+}
+
+#[test]
+fn cache_dir_and_no_cache_take_effect() {
+    for target in targets("cache_dir_and_no_cache_take_effect") {
+        let t = target.fresh("cache-dir");
+        let src = t.path("src");
+        common::write_file(&src.join("f"), &common::random_bytes(50_000, 3));
+        t.cli_json(&["init"]);
+        t.cli_json(&["snapshot", src.to_str().expect("utf-8")]);
+        let default_cache = t.path("cache"); // XDG_CACHE_HOME of every run
+        let flag_dir = t.path("flag-cache");
+        let env_dir = t.path("env-cache");
+        let flag = flag_dir.to_str().expect("utf-8");
+        let a = list(&t, &["--cache-dir", flag], &[]);
+        let b = list(&t, &[], &[("SNAPKEEP_CACHE_DIR", &env_dir)]);
+        let off = list(&t, &["--no-cache"], &[]);
+        let env_off = list(&t, &[], &[("SNAPKEEP_NO_CACHE", Path::new("1"))]);
+        let both = list(&t, &["--no-cache", "--cache-dir", flag], &[]);
+        match target {
+            Target::Local => {
+                for out in [&a, &b, &off, &env_off, &both] {
+                    common::assert_success(out, "local list");
+                }
+                for d in [&flag_dir, &env_dir, &default_cache] {
+                    assert!(
+                        !d.exists(),
+                        "a local repository made a cache at {}",
+                        d.display()
+                    );
+                }
+            }
+            Target::S3(_) => {
+                let cached_before = files(&default_cache);
+                let dir_of = |o: &Output| cache_report(o)["dir"].as_str().map(str::to_owned);
+                let a_dir = dir_of(&a).expect("a cache dir with --cache-dir");
+                assert!(a_dir.starts_with(flag), "{a_dir} is not under {flag}");
+                assert!(files(&flag_dir) > 0, "--cache-dir cached nothing");
+                let b_dir = dir_of(&b).expect("a cache dir with SNAPKEEP_CACHE_DIR");
+                assert!(
+                    b_dir.starts_with(env_dir.to_str().expect("utf-8")),
+                    "{b_dir}"
+                );
+                assert!(files(&env_dir) > 0, "SNAPKEEP_CACHE_DIR cached nothing");
+                for (what, out) in [
+                    ("--no-cache", &off),
+                    ("SNAPKEEP_NO_CACHE", &env_off),
+                    ("both", &both),
+                ] {
+                    assert!(cache_report(out).is_null(), "{what}: a cache was used");
+                }
+                assert_eq!(
+                    files(&default_cache),
+                    cached_before,
+                    "a run with another cache choice wrote to the default cache"
+                );
+                // The default still caches there.
+                let d = list(&t, &[], &[]);
+                let d_dir = dir_of(&d).expect("the default cache");
+                assert!(
+                    d_dir.starts_with(default_cache.to_str().expect("utf-8")),
+                    "{d_dir}"
+                );
+            }
+        }
+    }
+}
