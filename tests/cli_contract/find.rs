@@ -8,6 +8,7 @@ fn find_names_and_anchored_paths_in_every_snapshot() {
     let sb = Sandbox::new();
     let src = sb.source("src");
     let repo = sb.path("repo");
+    sb.init(&repo);
     let s = src.to_str().expect("utf8");
     let id1 = stdout(&sb.run(&repo, &["snapshot", s])).trim().to_owned();
     std::fs::remove_file(src.join("sub/b.bin")).expect("rm");

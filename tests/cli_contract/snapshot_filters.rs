@@ -52,6 +52,7 @@ fn short(id: &str) -> &str {
 fn latest_is_this_hosts_and_says_which() {
     let sb = Sandbox::new();
     let repo = sb.path("repo");
+    sb.init(&repo);
     let good = source(&sb, "good", "good\n");
     let bad = source(&sb, "bad", "bad\n");
     let mine = snapshot(&sb, &repo, &good, &[]);
@@ -135,6 +136,7 @@ fn latest_is_this_hosts_and_says_which() {
 
     // A repository holding only another host's snapshots has no 'latest' for this host.
     let shared = sb.path("shared");
+    sb.init(&shared);
     snapshot(&sb, &shared, &bad, &["--host", "otherhost"]);
     let out = sb.run(
         &shared,
@@ -162,6 +164,7 @@ fn latest_is_this_hosts_and_says_which() {
 fn path_and_tag_filters_narrow_every_command() {
     let sb = Sandbox::new();
     let repo = sb.path("repo");
+    sb.init(&repo);
     let one = source(&sb, "one", "one\n");
     let two = source(&sb, "two", "two\n");
     let id_one = snapshot(&sb, &repo, &one, &["--tag", "a", "--tag", "b"]);

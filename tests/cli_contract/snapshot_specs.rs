@@ -94,6 +94,7 @@ fn short_ids_are_listed_and_accepted() {
     let sb = Sandbox::new();
     let src = sb.source("src");
     let repo = sb.path("repo");
+    sb.init(&repo);
     let s = src.to_str().expect("utf8");
     let id1 = stdout(&sb.run(&repo, &["snapshot", s])).trim().to_owned();
     common::write_file(&src.join("a.txt"), b"changed\n");

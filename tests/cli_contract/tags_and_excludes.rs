@@ -72,6 +72,8 @@ fn tags_split_on_commas_and_empty_tags_are_refused() {
     let sb = Sandbox::new();
     let src = sb.source("src");
     let repo = sb.path("repo");
+    sb.init(&repo);
+    let before = common::files_under(&repo);
     let src_arg = src.to_str().expect("utf8");
     for bad in ["", "a,,b", "a,"] {
         let out = sb.run(&repo, &["snapshot", "--tag", bad, src_arg]);
@@ -81,7 +83,11 @@ fn tags_split_on_commas_and_empty_tags_are_refused() {
             err.contains("empty tag") && err.contains(&format!("'{bad}'")),
             "{err}"
         );
-        assert!(!repo.exists(), "a refused snapshot created the repository");
+        assert_eq!(
+            common::files_under(&repo),
+            before,
+            "a refused snapshot wrote to the repository"
+        );
     }
     let out = sb.run(
         &repo,

@@ -33,6 +33,7 @@ fn dry_run_reports_and_writes_nothing() {
     assert!(!fresh.exists(), "a dry run created a repository");
 
     let repo = sb.path("repo");
+    sb.init(&repo);
     let first = super::snap(&sb, &repo, &[super::s(&src)]);
     common::write_file(&src.join("new.bin"), &common::random_bytes(30_000, 9));
     let before = listing(&repo);

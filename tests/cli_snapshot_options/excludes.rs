@@ -35,6 +35,7 @@ fn anchored_unanchored_and_double_star_patterns() {
     let sb = Sandbox::new();
     let src = tree(&sb);
     let repo = sb.path("repo");
+    sb.init(&repo);
     let v = super::snap(
         &sb,
         &repo,
@@ -66,6 +67,7 @@ fn exclude_file_and_iexclude() {
     let sb = Sandbox::new();
     let src = tree(&sb);
     let repo = sb.path("repo");
+    sb.init(&repo);
     let list = sb.path("excludes.txt");
     common::write_file(
         &list,

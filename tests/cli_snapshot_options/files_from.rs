@@ -19,6 +19,7 @@ fn sources_from_a_file_and_from_stdin_join_the_positional_ones() {
         format!("# what to back up\n\n{}\n", super::s(&b)).as_bytes(),
     );
     let repo = sb.path("repo");
+    sb.init(&repo);
     let v = super::snap(&sb, &repo, &[super::s(&a), "--files-from", super::s(&list)]);
     assert_eq!(v["paths"].as_array().map(Vec::len), Some(2), "{v}");
     let paths = super::ls_paths(&sb, &repo, v["id"].as_str().expect("id"));

@@ -42,6 +42,7 @@ fn another_file_system_is_kept_as_an_empty_directory() {
     };
     common::write_file(&src.join("mnt/other/inside.txt"), b"on the tmpfs");
     let repo = sb.path("repo");
+    sb.init(&repo);
 
     let all = super::snap(&sb, &repo, &[super::s(&src)]);
     let paths = super::ls_paths(&sb, &repo, all["id"].as_str().expect("id"));

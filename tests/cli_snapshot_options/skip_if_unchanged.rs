@@ -9,6 +9,7 @@ fn an_unchanged_source_writes_no_snapshot() {
     let sb = Sandbox::new();
     let src = sb.source("src");
     let repo = sb.path("repo");
+    sb.init(&repo);
     let first = super::snap(&sb, &repo, &[super::s(&src)]);
     let id = first["id"].as_str().expect("id");
 

@@ -16,6 +16,7 @@ fn two_directories_and_a_file_make_one_snapshot() {
     let conf = sb.path("etc/conf");
     let notes = sb.path("notes.txt");
     let repo = sb.path("repo");
+    sb.init(&repo);
 
     let first = super::snap(
         &sb,
@@ -86,6 +87,8 @@ fn two_sources_with_the_same_last_name_are_refused() {
     let a = sb.source("one/data");
     let b = sb.source("two/data");
     let repo = sb.path("repo");
+    sb.init(&repo);
+    let before = common::files_under(&repo);
     let out = super::snap_out(&sb, &repo, &[super::s(&a), super::s(&b)]);
     expect_code(&out, 2, "two sources named data");
     let err = stderr(&out);
@@ -93,5 +96,9 @@ fn two_sources_with_the_same_last_name_are_refused() {
         err.contains("'data'") && err.contains("one/data") && err.contains("two/data"),
         "{err}"
     );
-    assert!(!repo.exists(), "a refused snapshot created a repository");
+    assert_eq!(
+        common::files_under(&repo),
+        before,
+        "a refused snapshot wrote to the repository"
+    );
 }

@@ -51,6 +51,7 @@ fn unreadable_file_gives_exit_5_and_its_path_in_json() {
     let repo = sb.path("repo");
     fs::create_dir(&repo).expect("mkdir repo");
     share(&sb, &[&src, &repo, &sb.path("home")]);
+    expect_code(&run_as_user(&sb, &repo, &["init"]), 0, "init");
     // Owned by root (or by us) with mode 000: nobody else can open it.
     let secret = src.join("sub/secret.db");
     common::write_file(&secret, b"the database file");

@@ -17,6 +17,7 @@ fn verbose_lists_new_modified_and_unchanged_files() {
     let src = sb.source("src");
     let src = std::fs::canonicalize(&src).expect("canonical");
     let repo = sb.path("repo");
+    sb.init(&repo);
     let out = sb.run(&repo, &["-v", "snapshot", super::s(&src)]);
     expect_code(&out, 0, "snapshot -v");
     let a = src.join("a.txt").display().to_string();
