@@ -68,7 +68,7 @@ fn json_documents_of_every_command() {
     let s1 = json(&out);
     for key in SNAPSHOT_KEYS
         .iter()
-        .chain(&["warnings", "unreadable", "dry_run"])
+        .chain(&["warnings", "unreadable", "dry_run", "unchanged"])
     {
         assert!(s1.get(key).is_some(), "snapshot JSON lacks '{key}': {s1}");
     }
@@ -140,7 +140,7 @@ fn json_documents_of_every_command() {
         }
         for (key, value) in snap.as_object().expect("object") {
             // What only the run knows: its warnings, unreadable entries and mode.
-            if !["warnings", "unreadable", "dry_run"].contains(&key.as_str()) {
+            if !["warnings", "unreadable", "dry_run", "unchanged"].contains(&key.as_str()) {
                 assert_eq!(&rec[key], value, "list and snapshot disagree on '{key}'");
             }
         }

@@ -225,6 +225,7 @@ fn report(env: &Env, out: &BackupOutcome, verbose: u8) {
             || {
                 let mut v = record_json(rec);
                 v["dry_run"] = json!(false);
+                v["unchanged"] = json!(false);
                 v["warnings"] = json!(out.warnings);
                 v["unreadable"] = json!(unreadable);
                 v
@@ -239,6 +240,7 @@ fn report(env: &Env, out: &BackupOutcome, verbose: u8) {
                 let mut v = record_json(rec);
                 v["id"] = serde_json::Value::Null;
                 v["dry_run"] = json!(true);
+                v["unchanged"] = json!(false);
                 v["warnings"] = json!(out.warnings);
                 v["unreadable"] = json!(unreadable);
                 v
@@ -256,7 +258,7 @@ fn report_unchanged(env: &Env, out: &BackupOutcome, unreadable: &[serde_json::Va
     env.print(
         || {
             json!({
-                "skipped": true,
+                "unchanged": true,
                 "id": null,
                 "parent": parent,
                 "dry_run": false,
