@@ -43,7 +43,7 @@ pub enum Error {
     Corrupt { object: String, detail: String },
     /// A stored object's content does not hash to its id.
     #[error(
-        "{id} does not match its content (content hashes to {actual}); the repository is damaged, run 'snapkeep verify --read-data'"
+        "{id} does not match its content (content hashes to {actual}); the repository is damaged, run 'snapkeep verify --read-data' to see what is damaged and the repair that helps"
     )]
     HashMismatch { id: String, actual: String },
     /// An object, snapshot or path does not exist.
@@ -85,6 +85,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// The problem as a verify finding states it: what is wrong, without the advice to run
+    /// verify (the report that holds it ends with the repair that helps).
+    #[must_use]
+    pub fn finding(&self) -> String {
+        match self {
+            Error::Corrupt { object, detail } => format!("{object} is damaged ({detail})"),
+            Error::HashMismatch { id, actual } => {
+                format!("{id} does not match its content (content hashes to {actual})")
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// Build an [`Error::Io`].
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

@@ -206,7 +206,7 @@ pub fn verify(
                 Some(&id),
                 None,
                 format!("snapshot record {id}"),
-                e.to_string(),
+                e.finding(),
             );
         }
     }
@@ -248,13 +248,13 @@ fn check_index(
     report: &mut VerifyReport,
 ) {
     for (key, e) in index.damaged() {
-        report.add(None, None, key.clone(), e.to_string());
+        report.add(None, None, key.clone(), e.finding());
     }
     for f in index.files() {
         if opts.read_data
             && let Err(e) = f.check()
         {
-            report.add(None, None, format!("index file {}", f.id()), e.to_string());
+            report.add(None, None, format!("index file {}", f.id()), e.finding());
         }
         for p in f.packs() {
             if !packs.contains_key(&p) {

@@ -144,7 +144,8 @@ fn read_pack(repo: &Repository, id: &PackId, size: u64) -> PackResult {
         Ok(e) => e,
         Err(e) => {
             out.problem = Some(format!(
-                "trailer unreadable ({e}); its blobs are reported from the index"
+                "trailer unreadable ({}); its blobs are reported from the index",
+                e.finding()
             ));
             out.blobs = check_from_index(repo, backend, id);
             return out;
@@ -223,7 +224,7 @@ fn check_run(
                     let stored = &b[from..from + e.length as usize];
                     check_blob_bytes(stored, &loc, &e.id)
                         .map(|crc| (crc, e.raw_length))
-                        .map_err(|err| err.to_string())
+                        .map_err(|err| err.finding())
                 }
                 // The run could not be read whole: check blob by blob to attribute it.
                 Err(_) => check_blob(backend, &e.id, &loc),
@@ -236,5 +237,5 @@ fn check_run(
 fn check_blob(backend: &dyn Backend, id: &BlobId, loc: &BlobLocation) -> Checked {
     crate::pack::read_blob(backend, id, loc)
         .map(|raw| (crc32fast::hash(&raw), loc.raw_length))
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.finding())
 }

@@ -97,7 +97,7 @@ impl Trees<'_> {
         }
         let t = match self.verified.and_then(|v| v.bad.get(&id.blob())) {
             Some(problem) => Err(problem.clone()),
-            None => self.repo.load_tree(id).map_err(|e| e.to_string()),
+            None => self.repo.load_tree(id).map_err(|e| e.finding()),
         };
         self.loaded.borrow_mut().insert(*id, t.clone());
         t
@@ -146,7 +146,7 @@ impl Visitor for Check<'_, '_> {
         let problem = if is_too_deep(&error) {
             "directories nested too deep".to_string()
         } else {
-            self.trees.problem(id).unwrap_or_else(|| error.to_string())
+            self.trees.problem(id).unwrap_or_else(|| error.finding())
         };
         let shown = if path.as_bytes().is_empty() {
             "/".to_string()
@@ -246,7 +246,7 @@ impl Check<'_, '_> {
                 match self.repo.read_blob(&c.id) {
                     Ok(raw) => crc.append(crc32fast::hash(&raw), raw.len() as u64),
                     Err(e) => {
-                        self.add(p, object, e.to_string());
+                        self.add(p, object, e.finding());
                         return Chunk::Unknown;
                     }
                 }

@@ -198,6 +198,16 @@ fn verify_findings_suggest_the_repair_that_helps() {
     assert!(!h.contains("verify"), "{h}");
     let out = sb.run(User::Root, &repo, &["verify", "--read-data"]);
     assert_eq!(code(&out), 1, "{}", stderr_of(&out));
+    // No finding sends the user back to the command that printed it.
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr_of(&out)
+    );
+    assert!(
+        !all.contains("run 'snapkeep verify"),
+        "a finding suggests the verify just run: {all}"
+    );
     assert!(
         hint(&out).contains("'snapkeep repair snapshots --read-data'"),
         "{}",
@@ -208,6 +218,32 @@ fn verify_findings_suggest_the_repair_that_helps() {
     let out = sb.run(User::Root, &repo, &["repair", "snapshots", "--forget"]);
     assert_eq!(code(&out), 0, "{}", stderr_of(&out));
     assert_eq!(code(&sb.run(User::Root, &repo, &["verify"])), 0);
+
+    // A damaged pack: the findings say what is wrong, none sends the user back to the
+    // verify that printed it, and the hint names the repair.
+    let (sb, repo, _, _) = with_baseline();
+    let pack = crate::common::pack_files(&repo)[0].clone();
+    let mut bytes = fs::read(&pack).expect("read pack");
+    for b in bytes.iter_mut().take(64) {
+        *b ^= 0x55;
+    }
+    write(&pack, &bytes);
+    let out = sb.run(User::Root, &repo, &["verify", "--read-data"]);
+    assert_eq!(code(&out), 1, "{}", stderr_of(&out));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr_of(&out)
+    );
+    assert!(
+        all.contains("damaged") || all.contains("does not match"),
+        "no finding names the damage: {all}"
+    );
+    assert!(
+        !all.contains("run 'snapkeep verify"),
+        "a finding suggests the verify just run: {all}"
+    );
+    assert!(hint(&out).contains("'snapkeep repair snapshots"), "{all}");
 
     // A damaged index file: `repair index` first.
     let (sb, repo, _, _) = with_baseline();
