@@ -4,7 +4,11 @@
 //! component. Trees are blobs (kind `Tree`) in packs; their id is the blake3 of the encoded
 //! bytes `"SKTREE" | version u16 LE | postcard(Tree)`, so an unchanged directory yields the
 //! same id. A snapshot record is a framed object (magic `SKSNAPSH`) at `snapshots/<uuid>`
-//! holding postcard of [`SnapshotRecord`]; it is the last object a snapshot writes.
+//! holding postcard of [`SnapshotRecord`], then optional sections (each postcard of a
+//! `(tag u32, bytes)` pair: [`SECTION_ROOT`] is the top directory's [`DirMeta`]); it is the
+//! last object a snapshot writes. A reader skips a section whose tag it does not know, unless
+//! the tag has [`SECTION_REQUIRED`] set: then the record is refused as written by a newer
+//! version.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +22,10 @@ pub const TREE_VERSION: u16 = 1;
 const SNAPSHOT_MAGIC: &[u8; 8] = b"SKSNAPSH";
 /// Snapshot record version.
 pub const SNAPSHOT_VERSION: u32 = 1;
+/// Record section: the snapshot's top directory ([`DirMeta`]).
+pub const SECTION_ROOT: u32 = 1;
+/// Set in a section tag that a reader must understand to use the record.
+pub const SECTION_REQUIRED: u32 = 1 << 31;
 
 /// A hole in a sparse file: `len` zero bytes at `offset` that are not stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,8 +191,9 @@ pub struct SnapshotRecord {
     /// `FLAG_INCONSISTENT` and future record flags.
     pub flags: u32,
     /// The source directory's own mode, owner and mtime (restore gives them to the target's
-    /// top directory). Encoded after the other fields only when present: a record without it
-    /// keeps its exact version-1 bytes, and a reader that does not know it ignores it.
+    /// top directory). Encoded as section [`SECTION_ROOT`] after the other fields, only when
+    /// present: a record without it keeps its exact version-1 bytes, and a reader that does
+    /// not know the section skips it.
     #[serde(skip)]
     pub root: Option<DirMeta>,
 }
@@ -205,7 +214,7 @@ impl SnapshotRecord {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut payload = encode(self);
         if let Some(root) = &self.root {
-            payload.extend_from_slice(&encode(root));
+            payload.extend_from_slice(&encode(&(SECTION_ROOT, encode(root))));
         }
         frame(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, &payload)
     }
@@ -214,10 +223,24 @@ impl SnapshotRecord {
     pub fn from_bytes(b: &[u8], id: &SnapshotId) -> Result<Self> {
         let object = format!("snapshot record {id}");
         let payload = unframe(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, b, &object)?;
-        let (mut rec, rest): (SnapshotRecord, &[u8]) = postcard::take_from_bytes(payload)
+        let (mut rec, mut rest): (SnapshotRecord, &[u8]) = postcard::take_from_bytes(payload)
             .map_err(|e| Error::corrupt(&object, format!("cannot decode: {e}")))?;
-        if !rest.is_empty() {
-            rec.root = Some(decode(rest, &format!("{object} (its top directory)"))?);
+        while !rest.is_empty() {
+            let ((tag, body), next): ((u32, Vec<u8>), &[u8]) = postcard::take_from_bytes(rest)
+                .map_err(|e| Error::corrupt(&object, format!("cannot decode a section: {e}")))?;
+            rest = next;
+            match tag {
+                SECTION_ROOT => {
+                    rec.root = Some(decode(&body, &format!("{object} (its top directory)"))?);
+                }
+                t if t & SECTION_REQUIRED != 0 => {
+                    return Err(Error::InvalidInput(format!(
+                        "{object} holds a section (tag {t:#x}) this version of snapkeep does not \
+                         know; read it with a newer snapkeep"
+                    )));
+                }
+                _ => {}
+            }
         }
         if rec.id != *id {
             return Err(Error::corrupt(
@@ -294,6 +317,35 @@ mod tests {
         let payload = unframe(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, &b, "r").expect("frame");
         let old: SnapshotRecord = decode(payload, "r").expect("old reader");
         assert_eq!(old, without);
+        // The section is tag 1, its length, then postcard of the DirMeta: golden bytes.
+        let tail = &payload[payload.len() - 7..];
+        assert_eq!(tail, &[1, 5, 0xe8, 0x03, 1, 2, 5][..]);
+    }
+
+    #[test]
+    fn record_sections_unknown_skipped_required_refused() {
+        let rec = record(None);
+        let with_section = |tag: u32| {
+            let mut payload = encode(&rec);
+            payload.extend_from_slice(&encode(&(tag, vec![9u8, 9, 9])));
+            frame(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, &payload)
+        };
+        // A section a later version adds and this one does not know: skipped.
+        assert_eq!(
+            SnapshotRecord::from_bytes(&with_section(77), &rec.id).expect("skip"),
+            rec
+        );
+        // One that must be understood: refused, naming the record.
+        let err = SnapshotRecord::from_bytes(&with_section(SECTION_REQUIRED | 2), &rec.id)
+            .expect_err("required section");
+        assert!(err.to_string().contains("newer snapkeep"), "{err}");
+        // A truncated section is damage.
+        let mut payload = encode(&rec);
+        payload.extend_from_slice(&encode(&(77u32, vec![9u8, 9, 9])));
+        payload.pop();
+        let b = frame(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, &payload);
+        let err = SnapshotRecord::from_bytes(&b, &rec.id).expect_err("truncated section");
+        assert!(err.to_string().contains("section"), "{err}");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::exchange::Staging;
+use super::exchange::{Staging, TargetLock};
 use super::in_place::{Change, InPlacePlan, protected};
 use super::{RestoreStats, finish_dir, restore_link, set_mtime_nofollow, write_file_at};
 use crate::error::{Error, Result};
@@ -35,11 +35,12 @@ pub(super) fn build_and_exchange(
     repo: &Repository,
     ip: &InPlacePlan,
     target: &Path,
+    target_lock: &TargetLock,
     root: Option<&Node>,
     owner: bool,
     progress: &dyn Progress,
 ) -> Result<RestoreStats> {
-    let staging = Staging::create(target)?;
+    let staging = Staging::create(target, target_lock)?;
     let built = Builder {
         repo,
         ip,

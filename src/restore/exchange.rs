@@ -10,7 +10,10 @@
 //! (before the exchange it is an unfinished new tree, after it the old tree), so removing it
 //! is right whatever it holds. A running restore holds an exclusive `flock` on both
 //! directories (the staging one and the old target), so a concurrent restore never removes a
-//! sibling that is still in use. There is no fallback to a non-atomic switch.
+//! sibling that is still in use, and a sibling whose name holds the pid of a running process
+//! is never removed (it may be just made and not yet locked). A running in-place restore
+//! also holds a lock on the target from before its plan ([`TargetLock`]), so two in-place
+//! restores into one target never overlap. There is no fallback to a non-atomic switch.
 //!
 //! Must not: write anything into the target itself.
 
@@ -56,6 +59,10 @@ pub(super) fn remove_leftovers(target: &Path, progress: &dyn Progress) -> usize 
         {
             continue;
         }
+        if owner_alive(&e.file_name().as_bytes()[prefix.len()..]) {
+            // A restore that is running (it may not have locked its new sibling yet).
+            continue;
+        }
         let path = e.path();
         let Ok(dir) = File::open(&path) else { continue };
         if dir.try_lock().is_err() {
@@ -70,6 +77,22 @@ pub(super) fn remove_leftovers(target: &Path, progress: &dyn Progress) -> usize 
         }
     }
     removed
+}
+
+/// Whether the process named in a sibling's name (`<pid>-<ns>` after the prefix) is another
+/// process that is still running. A sibling is made before it is locked, so its lock alone
+/// does not tell a restore that has just started from a leftover; a reused pid only keeps a
+/// leftover a while longer.
+fn owner_alive(suffix: &[u8]) -> bool {
+    let pid: Vec<u8> = suffix
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .copied()
+        .collect();
+    let Ok(pid) = std::str::from_utf8(&pid).unwrap_or("").parse::<u32>() else {
+        return false;
+    };
+    pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists()
 }
 
 /// Refuses a target that is a mount point: the exchange cannot cross file systems, and the
@@ -99,16 +122,60 @@ fn mount_point_error(target: &Path) -> Error {
     ))
 }
 
-/// A new staging directory beside `target` (mode 0700), locked, with the old target locked
-/// too; the locks live as long as the value.
+/// An exclusive `flock` on the target directory, taken before an in-place restore decides
+/// anything: a second in-place restore into the same target is refused instead of planning
+/// against a tree the first is about to replace. After the exchange the lock sits on the old
+/// tree (now the staging path) and the staging lock on the new target, so the target stays
+/// locked until the restore is done.
+pub(super) struct TargetLock {
+    _dir: File,
+}
+
+impl TargetLock {
+    pub(super) fn acquire(target: &Path) -> Result<Self> {
+        // The lock must be on the directory the target path names when planning starts: a
+        // restore that finished an exchange between our open and our lock moved the locked
+        // inode away, so take it again on what the path names now.
+        for _ in 0..8 {
+            let dir = File::open(target).map_err(|e| Error::io("open directory", target, e))?;
+            match dir.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::Locked(format!(
+                        "another in-place restore is writing into {}; wait for it to finish, \
+                         then run the restore again",
+                        target.display()
+                    )));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Error::io("lock directory", target, e));
+                }
+            }
+            let held = dir.metadata().map_err(|e| Error::io("stat", target, e))?;
+            let named = std::fs::metadata(target)
+                .map_err(|e| Error::io("stat restore target", target, e))?;
+            if held.dev() == named.dev() && held.ino() == named.ino() {
+                return Ok(TargetLock { _dir: dir });
+            }
+        }
+        Err(Error::Locked(format!(
+            "{} keeps being replaced while this restore tries to lock it; wait for the other \
+             restore to finish, then run this one again",
+            target.display()
+        )))
+    }
+}
+
+/// A new staging directory beside `target` (mode 0700), locked; the lock lives as long as the
+/// value. Made only while the target is locked ([`TargetLock`]).
 pub(super) struct Staging {
     pub(super) path: PathBuf,
     parent: PathBuf,
-    _locks: [File; 2],
+    _lock: File,
 }
 
 impl Staging {
-    pub(super) fn create(target: &Path) -> Result<Self> {
+    pub(super) fn create(target: &Path, _locked: &TargetLock) -> Result<Self> {
         let (parent, mut name) = sibling_prefix(target);
         name.extend_from_slice(
             format!("{}-{}", std::process::id(), crate::clock::now_ns()).as_bytes(),
@@ -118,23 +185,24 @@ impl Staging {
             .mode(0o700)
             .create(&path)
             .map_err(|e| Error::io("create restore staging directory", &path, e))?;
-        let lock = |p: &Path| -> Result<File> {
-            let f = File::open(p).map_err(|e| Error::io("open directory", p, e))?;
-            f.lock().map_err(|e| Error::io("lock directory", p, e))?;
-            Ok(f)
-        };
-        let locks = match (lock(&path), lock(target)) {
-            (Ok(a), Ok(b)) => [a, b],
-            (Err(e), _) | (_, Err(e)) => {
+        let lock = File::open(&path)
+            .map_err(|e| Error::io("open directory", &path, e))
+            .and_then(|f| {
+                f.lock()
+                    .map_err(|e| Error::io("lock directory", &path, e))
+                    .map(|()| f)
+            });
+        match lock {
+            Ok(f) => Ok(Staging {
+                path,
+                parent,
+                _lock: f,
+            }),
+            Err(e) => {
                 let _ = std::fs::remove_dir_all(&path);
-                return Err(e);
+                Err(e)
             }
-        };
-        Ok(Staging {
-            path,
-            parent,
-            _locks: locks,
-        })
+        }
     }
 
     /// Swaps the staging directory and `target` in one step, then makes the swap durable

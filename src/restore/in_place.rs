@@ -163,12 +163,15 @@ pub(super) fn rel_display(target: &Path, path: &Path) -> String {
     format!("/{}", rel.to_string_lossy())
 }
 
-/// Whether `target` is the snapshot's own source (its canonical path is one of the record's
-/// paths) or holds the same database layout as the snapshot.
+/// Whether `target` is the snapshot's own source (a snapshot of one source, whose canonical
+/// path is the target's) or holds the same database layout as the snapshot.
 fn is_own_target(rec: &SnapshotRecord, target: &Path, plan: &RestorePlan) -> bool {
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let here = canon(target);
-    if rec.paths.iter().any(|p| canon(Path::new(p)) == here) {
+    // A snapshot of several sources holds each of them as a root entry, so none of those
+    // paths is the snapshot's own tree: only a one-source snapshot has an own directory.
+    if let [own] = rec.paths.as_slice()
+        && canon(Path::new(own)) == canon(target)
+    {
         return true;
     }
     let top = |p: &Path| p.parent() == Some(target);
@@ -298,8 +301,10 @@ pub(super) fn protected_in(target: &Path, path: &Path) -> bool {
 }
 
 /// Fails when a process holds an OS lock on a `*.alopex.lock` file at the root, or, for a
-/// sidecar directory `X.alopex.d`, on `X.alopex.lock` beside it.
-pub(super) fn check_lock(target: &Path) -> Result<()> {
+/// sidecar directory `X.alopex.d`, on `X.alopex.lock` beside it; otherwise takes those locks
+/// itself and returns them. The caller holds them until the exchange is done, so a database
+/// started during the restore finds its lock taken and does not open a half-built state.
+pub(super) fn check_lock(target: &Path) -> Result<Vec<File>> {
     let rd = std::fs::read_dir(target).map_err(|e| Error::io("list", target, e))?;
     let mut candidates: Vec<PathBuf> = rd
         .flatten()
@@ -313,12 +318,11 @@ pub(super) fn check_lock(target: &Path) -> Result<()> {
         lock.extend_from_slice(b".alopex.lock");
         candidates.push(parent.join(std::ffi::OsStr::from_bytes(&lock)));
     }
+    let mut held = Vec::new();
     for path in candidates {
         let Ok(f) = File::open(&path) else { continue };
         match f.try_lock() {
-            Ok(()) => {
-                let _ = f.unlock();
-            }
+            Ok(()) => held.push(f),
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(Error::Locked(format!(
                     "a running database holds {}; stop the database before restoring in place \
@@ -331,7 +335,7 @@ pub(super) fn check_lock(target: &Path) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(held)
 }
 
 /// Whether the file on disk has exactly the node's content: the same holes and the same chunk

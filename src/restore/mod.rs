@@ -115,7 +115,6 @@ pub fn restore(
     if opts.in_place && is_non_empty_dir(target)? {
         let target = std::fs::canonicalize(target)
             .map_err(|e| Error::io("resolve restore target", target, e))?;
-        exchange::remove_leftovers(&target, progress);
         let mut stats = restore_in_place(repo, &rec, &target, opts, progress)?;
         run_stages(&target, opts, &mut stats)?;
         stats.duration_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -186,8 +185,8 @@ fn is_non_empty_dir(target: &Path) -> Result<bool> {
     }
 }
 
-/// The in-place restore: refusals first (a running database, a mount point, deletes not
-/// allowed), then the decision, then the new tree built beside the target and exchanged.
+/// The in-place restore: locks and refusals first (another restore, a running database, a
+/// mount point, deletes not allowed), then the decision, then the new tree built beside the target and exchanged.
 fn restore_in_place(
     repo: &Repository,
     rec: &SnapshotRecord,
@@ -195,14 +194,33 @@ fn restore_in_place(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreStats> {
-    if !opts.force {
-        in_place::check_lock(target)?;
-    }
+    // The order matters: the target is locked against other in-place restores before
+    // anything is decided, and the database's own lock is taken (not only tested) and held
+    // until the exchange is done, so neither a second restore nor a starting database sees
+    // the target between the plan and the exchange.
+    let target_lock = exchange::TargetLock::acquire(target)?;
+    exchange::remove_leftovers(target, progress);
+    let db_locks = if opts.force {
+        Vec::new()
+    } else {
+        in_place::check_lock(target)?
+    };
     exchange::refuse_mount_point(target)?;
     let ip = decide_in_place(repo, rec, target, opts, progress)?;
     ip.check_delete(target)?;
     let owner = !opts.skip_owner && rustix::process::geteuid().is_root();
-    build::build_and_exchange(repo, &ip, target, root_node(rec).as_ref(), owner, progress)
+    let stats = build::build_and_exchange(
+        repo,
+        &ip,
+        target,
+        &target_lock,
+        root_node(rec).as_ref(),
+        owner,
+        progress,
+    );
+    drop(db_locks);
+    drop(target_lock);
+    stats
 }
 
 /// The snapshot's top directory as a directory node (mode, owner, mtime), when the record has

@@ -60,7 +60,7 @@ pub fn preview(
         let target = std::fs::canonicalize(target)
             .map_err(|e| Error::io("resolve restore target", target, e))?;
         if !opts.force {
-            check_lock(&target)?;
+            drop(check_lock(&target)?);
         }
         exchange::refuse_mount_point(&target)?;
         let ip = decide_in_place(repo, &rec, &target, opts, progress)?;

@@ -121,6 +121,13 @@ fn snapshot_json(r: &SnapshotRecord) -> Value {
         "program": r.program,
         "stages": r.stages,
         "flags": r.flags,
+        "root": r.root.map(|m| json!({
+            "mode": format!("{:04o}", m.mode),
+            "uid": m.uid,
+            "gid": m.gid,
+            "mtime": rfc3339(m.mtime_ns),
+            "mtime_ns": m.mtime_ns,
+        })),
     })
 }
 
