@@ -421,11 +421,22 @@ impl Repository {
     /// The newest snapshot `filter` lets through; when there is none, the error names the
     /// hosts (and paths) the repository does have snapshots of.
     pub fn latest(&self, filter: &SnapshotFilter) -> Result<SnapshotRecord> {
-        let (mut recs, _) = self.snapshots()?;
+        self.latest_checked(filter).map(|(r, _)| r)
+    }
+
+    /// [`Repository::latest`], and the records that could not be read whose ids are newer
+    /// than the one chosen (a UUID v7 id starts with its time): one of them may have been the
+    /// latest, so a caller should say so rather than silently use an older snapshot.
+    pub fn latest_checked(
+        &self,
+        filter: &SnapshotFilter,
+    ) -> Result<(SnapshotRecord, Vec<(SnapshotId, Error)>)> {
+        let (mut recs, bad) = self.snapshots()?;
         let location = self.backend.location();
         let id = crate::select::latest(&recs, filter, &location)?.id;
         let at = recs.iter().rposition(|r| r.id == id).unwrap_or_default();
-        Ok(recs.swap_remove(at))
+        let newer = bad.into_iter().filter(|(b, _)| *b > id).collect();
+        Ok((recs.swap_remove(at), newer))
     }
 
     /// Removes snapshot records (forget). Their data stays until a prune; nothing else is

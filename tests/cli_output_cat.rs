@@ -214,6 +214,23 @@ fn cat_refuses_wrong_names_and_damaged_objects() {
     refused(&repo, &["cat", "index", &zeros], 2, &zeros);
     refused(&repo, &["cat", "pack", &zeros], 2, &zeros);
     refused(&repo, &["cat", "pack", "not-hex"], 2, "not-hex");
+    // Snapshot filters choose a snapshot; with an object of the whole repository (or a tree
+    // by id) they would be ignored, so they are refused.
+    for args in [
+        &["cat", "config", "--host", "h"][..],
+        &["cat", "lock", "--tag", "t"],
+        &["cat", "index", "--host", "h"],
+        &["cat", "tree", &zeros, "--host", "h"],
+    ] {
+        refused(&repo, args, 2, "choose a snapshot");
+    }
+    // With a snapshot spec the filters apply: nothing of host 'nobody'.
+    refused(
+        &repo,
+        &["cat", "tree", "latest:/", "--host", "nobody"],
+        2,
+        "host 'nobody'",
+    );
 
     let tree_id = snap["tree"].as_str().expect("tree");
     let entries = index_entries(&repo);

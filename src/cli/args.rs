@@ -142,11 +142,12 @@ pub enum Command {
         snapshot: String,
         /// Directory inside the snapshot (default: its root).
         path: Option<String>,
-        #[command(flatten)]
-        filter: FilterArgs,
         /// Aligned columns: type and mode, uid, gid, size, mtime (UTC), path.
         #[arg(long, short = 'l')]
         long: bool,
+        // Last: the filters' help heading applies to every argument after them.
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Show what changed between two snapshots.
     #[command(display_order = 8)]
@@ -275,7 +276,7 @@ pub enum Command {
 }
 
 /// The kinds of object `cat` prints.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CatKind {
     /// The repository config.
     Config,
@@ -357,7 +358,8 @@ pub struct SnapshotArgs {
     /// Host name to record instead of this machine's.
     #[arg(long)]
     pub host: Option<String>,
-    /// Parent snapshot for change detection (default: latest of this host and paths).
+    /// Parent snapshot for change detection: an id, or `latest` (this host's newest of these
+    /// paths; default: that one when there is one).
     #[arg(long)]
     pub parent: Option<String>,
     /// Read every file, even those whose metadata is unchanged since the parent.

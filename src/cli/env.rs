@@ -89,7 +89,13 @@ impl Env {
         if filter.hosts.is_empty() {
             filter.hosts.push(snapkeep::clock::hostname());
         }
-        let r = repo.latest(&filter)?;
+        let (r, newer_damaged) = repo.latest_checked(&filter)?;
+        for (id, e) in &newer_damaged {
+            eprintln!(
+                "warning: snapshot record {id} is newer than the one 'latest' chose, but it \
+                 cannot be read, so it may have been the latest: {e}"
+            );
+        }
         self.say(&format!(
             "latest is snapshot {} ({}) of host {}, {}, taken {}",
             short_id(&r.id),

@@ -87,3 +87,17 @@ pub fn tree_at(repo: &Repository, id: &SnapshotId, path: &str) -> Result<(TreeId
     }
     Ok((tree, shown))
 }
+
+/// A path for a terminal line: control characters (a newline in a name) as `\xNN`, so one
+/// entry is always one line.
+pub fn printable(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for c in p.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\x{:02x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

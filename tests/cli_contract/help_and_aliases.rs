@@ -79,3 +79,35 @@ fn backup_snapshots_and_check_are_aliases() {
     expect_code(&out, 0, "check (alias of verify)");
     assert_eq!(json(&out)["ok"], true, "check did not verify: {listed}");
 }
+
+/// Under "Snapshot filters" stand the filters only: a command's own flags (ls -l, find's
+/// patterns' options, restore's) never appear under that heading.
+#[test]
+fn snapshot_filters_heading_holds_only_the_filters() {
+    let sb = Sandbox::new();
+    for cmd in [
+        "list", "restore", "verify", "ls", "diff", "show", "stats", "tag", "find", "cat", "forget",
+    ] {
+        let mut c = sb.cmd();
+        c.args([cmd, "--help"]);
+        let out = crate::harness::run(c);
+        expect_code(&out, 0, &format!("{cmd} --help"));
+        let help = stdout(&out);
+        let section: Vec<&str> = help
+            .lines()
+            .skip_while(|l| !l.starts_with("Snapshot filters:"))
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with(' '))
+            .filter(|l| l.trim_start().starts_with('-'))
+            .collect();
+        let flags: Vec<&str> = section
+            .iter()
+            .map(|l| l.trim_start().split([' ', '<']).next().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            flags,
+            ["--host", "--path", "--tag"],
+            "{cmd} --help: flags under 'Snapshot filters':\n{help}"
+        );
+    }
+}

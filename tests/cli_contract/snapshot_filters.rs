@@ -314,3 +314,85 @@ fn rfc3339_of(sb: &Sandbox, repo: &Path, id: &str) -> String {
         .expect("time")
         .to_owned()
 }
+
+/// `snapshot --parent latest` is this host's newest snapshot of the same source paths, said on
+/// stderr: never another host's, never another directory's; none is an error (exit 2) that
+/// names the host and path, and nothing is written.
+#[test]
+fn parent_latest_is_this_hosts_snapshot_of_these_paths() {
+    let sb = Sandbox::new();
+    let repo = sb.path("repo");
+    sb.init(&repo);
+    let db = source(&sb, "db", "db\n");
+    let other_dir = source(&sb, "other", "other\n");
+    // Another host's snapshot of the same path and this host's of another path: neither is
+    // a parent for this host's `db`.
+    let theirs = snapshot(&sb, &repo, &db, &["--host", "otherhost"]);
+    let _elsewhere = snapshot(&sb, &repo, &other_dir, &[]);
+    let out = sb.run(&repo, &["snapshot", "--parent", "latest", &db]);
+    expect_code(
+        &out,
+        2,
+        "--parent latest with no snapshot of this host and path",
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("--parent latest") && err.contains(&db),
+        "{err}"
+    );
+    assert!(!err.contains(short(&theirs)), "{err}");
+    let list = sb.run(&repo, &["--json", "list"]);
+    expect_code(&list, 0, "list");
+    assert_eq!(
+        json(&list).as_array().map(Vec::len),
+        Some(2),
+        "nothing was written"
+    );
+
+    // This host's snapshot of `db` becomes the parent, and stderr names it.
+    let mine = snapshot(&sb, &repo, &db, &[]);
+    let out = sb.run(&repo, &["--json", "snapshot", "--parent", "latest", &db]);
+    expect_code(&out, 0, "--parent latest");
+    assert_eq!(json(&out)["parent"], Value::from(mine.clone()));
+    assert!(stderr(&out).contains(short(&mine)), "{}", stderr(&out));
+    // With --host the other host's snapshot is the parent.
+    let out = sb.run(
+        &repo,
+        &[
+            "--json",
+            "snapshot",
+            "--host",
+            "otherhost",
+            "--parent",
+            "latest",
+            &db,
+        ],
+    );
+    expect_code(&out, 0, "--host otherhost --parent latest");
+    assert_eq!(json(&out)["parent"], Value::from(theirs));
+}
+
+/// A damaged newest record is not skipped silently: `latest` takes the newest readable one and
+/// warns that a newer record could not be read, naming it.
+#[test]
+fn latest_warns_when_a_newer_record_is_damaged() {
+    let sb = Sandbox::new();
+    let repo = sb.path("repo");
+    sb.init(&repo);
+    let db = source(&sb, "db", "db\n");
+    let older = snapshot(&sb, &repo, &db, &[]);
+    let newer = snapshot(&sb, &repo, &db, &[]);
+    let record = repo.join("snapshots").join(&newer);
+    let mut bytes = fs::read(&record).expect("record");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    fs::write(&record, bytes).expect("damage the record");
+    let out = sb.run(&repo, &["--json", "show", "latest"]);
+    expect_code(&out, 0, "show latest with a damaged newest record");
+    assert_eq!(json(&out)["id"], Value::from(older));
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning") && err.contains(&newer) && err.contains("may have been the latest"),
+        "{err}"
+    );
+}

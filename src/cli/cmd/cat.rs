@@ -29,6 +29,7 @@ use crate::cli::usage_error;
 
 /// Prints the object `kind` and `id` name.
 pub fn run(env: &Env, kind: CatKind, id: Option<&str>, filter: &FilterArgs) -> Result<i32> {
+    refuse_unused_filter(kind, id, filter)?;
     let doc = match (kind, id) {
         (CatKind::Config, None) => config_json(&env.open()?),
         (CatKind::Lock, None) => locks_json(&env.open()?)?,
@@ -56,6 +57,35 @@ pub fn run(env: &Env, kind: CatKind, id: Option<&str>, filter: &FilterArgs) -> R
     };
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(0)
+}
+
+/// Snapshot filters choose a snapshot: they apply to `cat snapshot` and `cat tree
+/// SNAPSHOT:PATH` only. Given with any other object they would be ignored, so they are
+/// refused.
+fn refuse_unused_filter(kind: CatKind, id: Option<&str>, filter: &FilterArgs) -> Result<()> {
+    if filter.hosts.is_empty() && filter.paths.is_empty() && filter.tags.is_empty() {
+        return Ok(());
+    }
+    let chooses_snapshot = match kind {
+        CatKind::Snapshot => true,
+        CatKind::Tree => id.is_some_and(|s| s.contains(':')),
+        _ => false,
+    };
+    if chooses_snapshot {
+        return Ok(());
+    }
+    let what = if kind == CatKind::Tree {
+        "a tree id names one tree whatever the snapshot".to_owned()
+    } else {
+        format!(
+            "'cat {}' prints an object of the whole repository",
+            kind.name()
+        )
+    };
+    Err(usage_error(format!(
+        "--host, --path and --tag choose a snapshot, and {what}; leave the filters out \
+         (they apply to 'cat snapshot' and 'cat tree SNAPSHOT:PATH')"
+    )))
 }
 
 impl CatKind {

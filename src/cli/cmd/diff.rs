@@ -13,7 +13,7 @@ use snapkeep::{Repository, SnapshotId};
 
 use crate::cli::args::FilterArgs;
 use crate::cli::env::Env;
-use crate::cli::inspect::{entries, kind_name};
+use crate::cli::inspect::{entries, kind_name, printable};
 use crate::cli::output::{human_bytes, plural};
 
 /// Each kind of change with its sign in the human listing, in the listing's order.
@@ -37,7 +37,7 @@ pub fn run(env: &Env, from: &str, to: &str, filter: &FilterArgs) -> Result<i32> 
 /// The listing for people: one line a change, in path order, the type and size columns as
 /// wide as their widest value, then the summary line.
 fn human(d: &Value) -> String {
-    let mut rows: Vec<(&str, &str, String, String, String)> = Vec::new();
+    let mut rows: Vec<(String, &str, String, String, String)> = Vec::new();
     for (key, sign) in SIGNS {
         for e in d[key].as_array().into_iter().flatten() {
             let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
@@ -56,11 +56,11 @@ fn human(d: &Value) -> String {
                 "metadata_changed" => (text("type"), String::new(), String::new()),
                 _ => (text("type"), size("size"), String::new()),
             };
-            let path = e["path"].as_str().unwrap_or_default();
+            let path = printable(e["path"].as_str().unwrap_or_default());
             rows.push((path, sign, kind, size, note));
         }
     }
-    rows.sort_by(|a, b| a.0.cmp(b.0));
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
     let wk = rows.iter().map(|r| r.2.len()).max().unwrap_or(0);
     let ws = rows.iter().map(|r| r.3.len()).max().unwrap_or(0);
     let mut out = String::new();

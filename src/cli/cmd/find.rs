@@ -10,7 +10,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde_json::{Value, json};
 
@@ -21,8 +21,8 @@ use snapkeep::{SnapshotRecord, short_id};
 
 use crate::cli::args::FilterArgs;
 use crate::cli::env::{Env, snapshot_filter};
-use crate::cli::inspect::{kind_name, show_bytes};
-use crate::cli::output::human_bytes;
+use crate::cli::inspect::{kind_name, name_fields, printable, show_bytes};
+use crate::cli::output::{human_bytes, plural};
 use crate::cli::usage_error;
 
 /// Prints every entry of the selected snapshots that a pattern matches.
@@ -38,20 +38,23 @@ pub fn run(env: &Env, patterns: &[String], filter: &FilterArgs) -> Result<i32> {
     }
     let mut all = Vec::new();
     let (mut searched, mut holding, mut hits) = (0usize, 0usize, 0usize);
+    let mut incomplete = 0usize;
     for r in records.iter().filter(|r| filter.matches(r)) {
         let mut found = Found {
             globs: &globs,
             matches: Vec::new(),
         };
-        Walker::new(&repo)
-            .walk(&r.tree, "", &mut found)
-            .with_context(|| {
-                format!(
-                    "find stopped in snapshot {} ({}); 'snapkeep verify' tells what is damaged",
-                    short_id(&r.id),
-                    r.id
-                )
-            })?;
+        if let Err(e) = Walker::new(&repo).walk(&r.tree, "", &mut found) {
+            // A damaged tree ends this snapshot's search, not the others': the matches found
+            // so far are printed, and the exit code says the search was incomplete.
+            incomplete += 1;
+            eprintln!(
+                "warning: the search of snapshot {} ({}) stopped at damage, so it may hold more \
+                 matches than shown: {e}",
+                short_id(&r.id),
+                r.id
+            );
+        }
         searched += 1;
         holding += usize::from(!found.matches.is_empty());
         hits += found.matches.len();
@@ -68,16 +71,22 @@ pub fn run(env: &Env, patterns: &[String], filter: &FilterArgs) -> Result<i32> {
     }
     env.say(&format!(
         "{} in {holding} of {} searched",
-        count(hits, "match", "matches"),
-        count(searched, "snapshot", "snapshots")
+        plural(hits, "match"),
+        plural(searched, "snapshot")
     ));
+    if incomplete > 0 {
+        eprintln!(
+            "snapkeep: {} could not be searched to the end; 'snapkeep verify' tells what is \
+             damaged",
+            plural(incomplete, "snapshot")
+        );
+        return Ok(EXIT_INCOMPLETE);
+    }
     Ok(0)
 }
 
-/// `1 thing` or `n things`.
-fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
+/// The exit code of a search that a damaged snapshot cut short (the code of damage).
+const EXIT_INCOMPLETE: i32 = 4;
 
 /// One glob set of the patterns, each anchored as the module doc says.
 fn matcher(patterns: &[String]) -> Result<GlobSet> {
@@ -107,6 +116,8 @@ fn matcher(patterns: &[String]) -> Result<GlobSet> {
 
 /// An entry a pattern matched.
 struct Hit {
+    /// The path's bytes (`path_hex` in JSON when they are not UTF-8).
+    raw: Vec<u8>,
     path: String,
     kind: &'static str,
     size: u64,
@@ -126,6 +137,7 @@ impl Visitor for Found<'_> {
             .is_match(Path::new(OsStr::from_bytes(path.as_bytes())))
         {
             self.matches.push(Hit {
+                raw: path.as_bytes().to_vec(),
                 path: show_bytes(path.as_bytes()),
                 kind: kind_name(node),
                 size: node.size,
@@ -138,7 +150,7 @@ impl Visitor for Found<'_> {
 
 /// A match as the documented JSON object.
 fn hit_json(r: &SnapshotRecord, m: &Hit) -> Value {
-    json!({
+    let mut v = json!({
         "snapshot": r.id.to_string(),
         "time": rfc3339(r.time_ns),
         "host": r.host,
@@ -146,7 +158,9 @@ fn hit_json(r: &SnapshotRecord, m: &Hit) -> Value {
         "type": m.kind,
         "size": m.size,
         "mtime": rfc3339(m.mtime_ns),
-    })
+    });
+    name_fields(&mut v, "path", &m.raw);
+    v
 }
 
 /// The human line of a match: short id, snapshot time, type, size, mtime, path.
@@ -158,7 +172,7 @@ fn line(r: &SnapshotRecord, m: &Hit) -> String {
         m.kind,
         human_bytes(m.size),
         rfc3339(m.mtime_ns),
-        m.path,
+        printable(&m.path),
     )
 }
 
@@ -188,12 +202,5 @@ mod tests {
         assert!(hits(&["nope", "a.txt"], "/a.txt"));
         assert!(matcher(&["/".to_owned()]).is_err());
         assert!(matcher(&["[".to_owned()]).is_err());
-    }
-
-    #[test]
-    fn counts_say_one_or_many() {
-        assert_eq!(count(1, "match", "matches"), "1 match");
-        assert_eq!(count(2, "match", "matches"), "2 matches");
-        assert_eq!(count(0, "snapshot", "snapshots"), "0 snapshots");
     }
 }

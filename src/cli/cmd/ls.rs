@@ -12,7 +12,7 @@ use snapkeep::format::manifest::{Node, NodeKind};
 
 use crate::cli::args::FilterArgs;
 use crate::cli::env::Env;
-use crate::cli::inspect::{entries, kind_name, name_fields, show_bytes};
+use crate::cli::inspect::{entries, kind_name, name_fields, printable, show_bytes};
 
 /// Lists the entries of snapshot `spec` below `path` (default: its root); `long` for the
 /// columns.
@@ -123,20 +123,6 @@ fn mode_string(n: &Node) -> String {
 fn mtime(ns: i64) -> String {
     let t = rfc3339(ns);
     format!("{} {}", &t[..10], &t[11..19])
-}
-
-/// A path for a terminal line: control characters (a newline in a name) as `\xNN`, so one
-/// entry is always one line.
-fn printable(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for c in p.chars() {
-        if c.is_control() {
-            let _ = write!(out, "\\x{:02x}", u32::from(c));
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -20,6 +20,58 @@ use crate::cli::usage_error;
 /// The exit code of a snapshot that was saved without some entries it could not read.
 pub const EXIT_UNREADABLE: i32 = 5;
 
+/// The snapshot `--parent` names: an id (or prefix, or short id) of any snapshot, or
+/// `latest`: the newest of this host (or `--host`) with exactly these source paths, told on
+/// stderr; none is an error, never another host's or another directory's snapshot.
+fn resolve_parent(
+    env: &Env,
+    repo: &Repository,
+    spec: &str,
+    host: Option<&str>,
+    sources: &[PathBuf],
+) -> Result<snapkeep::SnapshotId> {
+    if spec.parse::<snapkeep::SnapshotSpec>()? != snapkeep::SnapshotSpec::Latest {
+        return Ok(repo.resolve(spec)?);
+    }
+    let host = host.map_or_else(snapkeep::clock::hostname, str::to_owned);
+    let mut paths: Vec<String> = sources
+        .iter()
+        .map(|s| {
+            std::fs::canonicalize(s)
+                .with_context(|| format!("cannot resolve source {}", s.display()))
+                .map(|p| p.to_string_lossy().into_owned())
+        })
+        .collect::<Result<_>>()?;
+    paths.sort();
+    paths.dedup();
+    let (recs, _) = repo.snapshots()?;
+    let found = recs.iter().rev().find(|r| {
+        let mut theirs = r.paths.clone();
+        theirs.sort();
+        theirs.dedup();
+        r.host == host && theirs == paths
+    });
+    let Some(r) = found else {
+        return Err(usage_error(format!(
+            "--parent latest: {} has no snapshot of host '{host}' and {} {}; give the parent's \
+             id, or drop --parent (the newest snapshot of this host and these paths is the \
+             parent when there is one)",
+            env.repo.display(),
+            if paths.len() == 1 { "path" } else { "paths" },
+            paths.join(" ")
+        )));
+    };
+    env.say(&format!(
+        "parent is snapshot {} ({}) of host {}, {}, taken {}",
+        snapkeep::short_id(&r.id),
+        r.id,
+        r.host,
+        r.paths.join(" "),
+        snapkeep::clock::rfc3339(r.time_ns)
+    ));
+    Ok(r.id)
+}
+
 /// Snapshots the sources; prints the record (`--json`) or the new snapshot's id.
 pub fn run(env: &Env, args: &SnapshotArgs, verbose: u8) -> Result<i32> {
     // Check everything the snapshot can refuse before a new repository is created.
@@ -47,7 +99,7 @@ pub fn run(env: &Env, args: &SnapshotArgs, verbose: u8) -> Result<i32> {
     let parent = args
         .parent
         .as_deref()
-        .map(|p| repo.resolve(p))
+        .map(|p| resolve_parent(env, &repo, p, args.host.as_deref(), &sources))
         .transpose()?;
     let opts = BackupOptions {
         tags,
