@@ -23,13 +23,31 @@ fn listing(dir: &Path) -> BTreeMap<String, u64> {
 fn dry_run_reports_and_writes_nothing() {
     let sb = Sandbox::new();
     let src = sb.source("src");
-    let fresh = sb.path("fresh-repo");
-    let v = super::snap(&sb, &fresh, &[super::s(&src), "--dry-run"]);
+    // Before the default repository's first use a dry run runs against an empty one in
+    // memory, and creates nothing.
+    let mut c = sb.cmd();
+    c.args(["--json", "snapshot", "--dry-run", super::s(&src)]);
+    let out = crate::harness::run(c);
+    expect_code(&out, 0, "dry run before the default repository exists");
+    let v = json(&out);
     assert_eq!(v["dry_run"], true, "{v}");
     assert_eq!(v["id"], serde_json::Value::Null, "{v}");
     assert_eq!(v["files"], 2, "{v}");
     assert!(v["new_bytes"].as_u64().is_some_and(|b| b >= 40_000), "{v}");
     assert!(v["new_chunks"].as_u64().is_some_and(|c| c >= 2), "{v}");
+    let default = sb.path("xdg").join("snapkeep");
+    assert!(
+        !default.exists(),
+        "a dry run created the default repository"
+    );
+    // A named location without a repository is refused, as the real run is.
+    let fresh = sb.path("fresh-repo");
+    let out = sb.run(&fresh, &["snapshot", "--dry-run", super::s(&src)]);
+    expect_code(
+        &out,
+        2,
+        "dry run into a named location without a repository",
+    );
     assert!(!fresh.exists(), "a dry run created a repository");
 
     let repo = sb.path("repo");

@@ -3,6 +3,7 @@
 //! path.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use anyhow::Result;
 use serde_json::{Value, json};
@@ -28,13 +29,16 @@ pub fn run(
     env.print(
         || Value::Array(found.iter().map(|(p, n)| entry_json(p, n)).collect()),
         || {
+            // One buffered writer: a line a write call would be one system call an entry.
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             if long {
-                print!("{}", long_listing(&found));
+                let _ = out.write_all(long_listing(&found).as_bytes());
             } else {
                 for (p, _) in &found {
-                    println!("{}", printable(p));
+                    let _ = writeln!(out, "{}", printable(p));
                 }
             }
+            let _ = out.flush();
         },
     );
     Ok(0)

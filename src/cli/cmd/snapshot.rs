@@ -234,7 +234,10 @@ fn shown(sources: &[PathBuf]) -> String {
 /// A dry run's repository: the one there is, or (none yet) an empty one in memory, so a
 /// dry run creates nothing.
 fn open_for_dry_run(env: &Env) -> Result<Repository> {
-    if env.repo.is_fresh()? {
+    // Only the default repository is one a real run would create; a dry run against it
+    // before its first use runs against an empty repository in memory. An explicit location
+    // that does not exist is the same error as for the real run.
+    if !env.repo_origin.explicit() && env.repo.is_fresh()? {
         let backend = std::sync::Arc::new(snapkeep::backend::MemoryBackend::new());
         return Ok(Repository::init(backend, &InitOptions::default())?);
     }
