@@ -174,7 +174,10 @@ pub fn latest<'a>(
         return Ok(r);
     }
     if records.is_empty() {
-        return Err(Error::NotFound(format!("any snapshot in {location}")));
+        return Err(Error::InvalidInput(format!(
+            "{location} holds no snapshot yet, so there is no 'latest'; take one with \
+             'snapkeep snapshot DIR'"
+        )));
     }
     let mut hosts: BTreeMap<&str, usize> = BTreeMap::new();
     for r in records {
@@ -339,6 +342,10 @@ mod tests {
             .expect_err("none")
             .to_string();
         assert!(e.contains("paths '/data'"), "{e}");
-        assert!(latest(&[], &any, "/r").expect_err("empty").is_not_found());
+        let empty = latest(&[], &any, "/r").expect_err("empty").to_string();
+        assert!(
+            empty.contains("/r holds no snapshot yet") && empty.contains("snapkeep snapshot"),
+            "{empty}"
+        );
     }
 }

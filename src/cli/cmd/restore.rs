@@ -9,7 +9,7 @@ use snapkeep::{Repository, RestoreOptions, SnapshotId};
 
 use crate::cli::args::RestoreArgs;
 use crate::cli::env::Env;
-use crate::cli::output::human_bytes;
+use crate::cli::output::{human_bytes, plural, plural_of};
 
 /// Restores `args.snapshot` into `args.target`; exit code 1 when the restored files fail a
 /// format stage.
@@ -50,17 +50,18 @@ pub fn run(env: &Env, args: &RestoreArgs) -> Result<i32> {
         },
         || {
             env.say(&format!(
-                "restored snapshot {id} into {}: {} files, {} dirs, {} symlinks, {} in {secs:.2}s",
+                "restored snapshot {id} into {}: {}, {}, {}, {} in {secs:.2}s",
                 target.display(),
-                stats.files,
-                stats.dirs,
-                stats.symlinks,
+                plural(stats.files, "file"),
+                plural_of(stats.dirs, "dir", "dirs"),
+                plural(stats.symlinks, "symlink"),
                 human_bytes(stats.bytes)
             ));
             if stats.unchanged + stats.deleted > 0 {
                 env.say(&format!(
-                    "in place: {} files already identical, {} entries deleted",
-                    stats.unchanged, stats.deleted
+                    "in place: {} already identical, {} deleted",
+                    plural(stats.unchanged, "file"),
+                    plural_of(stats.deleted, "entry", "entries")
                 ));
             }
             for p in &stats.stage_problems {
