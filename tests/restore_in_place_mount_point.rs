@@ -71,3 +71,40 @@ fn in_place_into_a_mount_point_is_refused_and_writes_nothing() {
         .collect();
     assert!(names.is_empty(), "left beside the target: {names:?}");
 }
+
+/// The parent of the target cannot be written (made immutable with `chattr +i`, which binds
+/// root too): the error says that an in-place restore writes beside the target, names the
+/// parent, and the target is as it was.
+#[test]
+fn in_place_with_an_unwritable_parent_says_why_and_writes_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let parent = tmp.path().join("parent");
+    let target = parent.join("db");
+    common::write_file(&target.join("a"), b"alpha");
+    let repo = tmp.path().join("repo");
+    let _ = common::small_repo(&repo);
+    let t = target.to_str().expect("utf-8");
+    let out = common::cli(&repo, &["--quiet", "snapshot", t]);
+    common::assert_exit(&out, 0, "snapshot");
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    fs::write(target.join("a"), b"changed").expect("write");
+    let immutable = Command::new("chattr")
+        .arg("+i")
+        .arg(&parent)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !immutable {
+        eprintln!("skipped: chattr +i is not available here");
+        return;
+    }
+    let out = common::cli(&repo, &["restore", &id, t, "--in-place"]);
+    let _ = Command::new("chattr").arg("-i").arg(&parent).status();
+    common::assert_exit(&out, 2, "in place with an unwritable parent");
+    let err = common::stderr_of(&out);
+    let p = fs::canonicalize(&parent).expect("canonical");
+    assert!(
+        err.contains("beside") && err.contains(&*p.to_string_lossy()),
+        "{err}"
+    );
+    assert_eq!(fs::read(target.join("a")).expect("a"), b"changed");
+}

@@ -184,7 +184,19 @@ impl Staging {
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&path)
-            .map_err(|e| Error::io("create restore staging directory", &path, e))?;
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    Error::InvalidInput(format!(
+                        "restore --in-place builds the new tree beside {} and switches the two, \
+                         so it needs to write in {}, which is not writable for this user; \
+                         restore as a user who may write there, or into a new directory",
+                        target.display(),
+                        parent.display()
+                    ))
+                } else {
+                    Error::io("create restore staging directory", &path, e)
+                }
+            })?;
         let lock = File::open(&path)
             .map_err(|e| Error::io("open directory", &path, e))
             .and_then(|f| {
