@@ -242,13 +242,16 @@ impl Staging {
     }
 }
 
-/// Removes the tree at `path`; a directory whose mode keeps its owner from removing entries
-/// (a read-only directory of a snapshot) is made writable first.
+/// Removes the tree at `path`, never leaving its file system: a directory mounted below it
+/// is left in place (with what it holds), and the removal of its parents fails on it. A
+/// directory whose mode keeps its owner from removing entries (a read-only directory of a
+/// snapshot) is made writable first.
 fn remove_tree(path: &Path) -> std::io::Result<()> {
-    match std::fs::remove_dir_all(path) {
+    match remove_one_device(path) {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             for entry in walkdir::WalkDir::new(path)
                 .follow_links(false)
+                .same_file_system(true)
                 .into_iter()
                 .flatten()
             {
@@ -262,10 +265,45 @@ fn remove_tree(path: &Path) -> std::io::Result<()> {
                     );
                 }
             }
-            std::fs::remove_dir_all(path)
+            remove_one_device(path)
         }
         other => other,
     }
+}
+
+/// Removes every entry below and at `path` that lies on `path`'s own file system, deepest
+/// first; returns the first error (a mount point below makes its parents fail to go).
+fn remove_one_device(path: &Path) -> std::io::Result<()> {
+    let dev = std::fs::symlink_metadata(path)?.dev();
+    let mut first_err = None;
+    for entry in walkdir::WalkDir::new(path)
+        .follow_links(false)
+        .same_file_system(true)
+        .contents_first(true)
+    {
+        let e = match entry {
+            Ok(e) => e,
+            Err(err) => {
+                first_err.get_or_insert(std::io::Error::other(err.to_string()));
+                continue;
+            }
+        };
+        let r = if e.file_type().is_dir() {
+            match e.metadata() {
+                Ok(m) if m.dev() != dev => Err(std::io::Error::new(
+                    std::io::ErrorKind::ResourceBusy,
+                    format!("{} is a mount point; left as it is", e.path().display()),
+                )),
+                _ => std::fs::remove_dir(e.path()),
+            }
+        } else {
+            std::fs::remove_file(e.path())
+        };
+        if let Err(err) = r {
+            first_err.get_or_insert(err);
+        }
+    }
+    first_err.map_or(Ok(()), Err)
 }
 
 /// fsyncs a directory (its entries are durable once this returns).

@@ -191,12 +191,19 @@ fn is_own_target(rec: &SnapshotRecord, target: &Path, plan: &RestorePlan) -> boo
     layout != Layout::Generic && Layout::detect(target) == layout
 }
 
-/// Every entry below `target` (not following symlinks), except the protected ones.
+/// Every entry below `target` (not following symlinks), except the protected ones. A
+/// directory on another file system (a mount point below the target) is refused: the
+/// exchange would move that file system away with the old tree, and removing the old tree
+/// must never reach into it.
 fn on_disk(target: &Path) -> Result<HashMap<PathBuf, OnDisk>> {
+    let dev = std::fs::metadata(target)
+        .map_err(|e| Error::io("stat restore target", target, e))?
+        .dev();
     let mut out = HashMap::new();
     let walk = walkdir::WalkDir::new(target)
         .min_depth(1)
         .follow_links(false)
+        .same_file_system(true)
         .into_iter()
         .filter_entry(|e| !protected_in(target, e.path()));
     for e in walk {
@@ -207,6 +214,15 @@ fn on_disk(target: &Path) -> Result<HashMap<PathBuf, OnDisk>> {
         let meta = e
             .metadata()
             .map_err(|err| Error::io("stat", e.path(), err.into()))?;
+        if meta.dev() != dev {
+            return Err(Error::InvalidInput(format!(
+                "{} is a mount point inside the restore target {}; an in-place restore \
+                 switches the whole tree in one step and would move that file system away \
+                 with the old one: unmount it first, or restore into a new directory",
+                e.path().display(),
+                target.display()
+            )));
+        }
         out.insert(e.path().to_path_buf(), OnDisk { meta });
     }
     Ok(out)
