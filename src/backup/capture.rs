@@ -221,6 +221,15 @@ fn process_file(
     loop {
         let file = match open_source(&path) {
             Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                ctx.warn(format!(
+                    "skipped {}: {}",
+                    path.display(),
+                    super::walk::VANISHED
+                ));
+                ctx.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
             Err(e) => {
                 ctx.unreadable(&path, "cannot open it", &e);
                 return Ok(None);
@@ -240,13 +249,26 @@ fn process_file(
         } else {
             None
         };
-        let content = read_content(
+        let content = match read_content(
             ctx,
             &file,
             &path,
             before.len(),
             tee.as_ref().map(|t| &t.file),
-        )?;
+        ) {
+            Ok(c) => c,
+            // The source itself failed to read (a bad sector, EIO): the file is left out and
+            // named, the snapshot goes on (exit 5), as for a file that cannot be opened.
+            Err(Error::Io {
+                op: super::read::READ_OP,
+                path: p,
+                source,
+            }) if p == path => {
+                ctx.unreadable(&path, "cannot read it", &source);
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         let after = file.metadata().map_err(|e| Error::io("stat", &path, e))?;
         let stable = Meta::from(&before).same_content_stamp(&Meta::from(&after));
         let last = attempt >= ctx.max_rereads;

@@ -29,6 +29,9 @@ fn libc_flags() -> i32 {
         .cast_signed()
 }
 
+/// The operation an error of reading a source file names (and only such an error).
+pub(super) const READ_OP: &str = "read source file";
+
 pub(super) struct FileContent {
     pub(super) chunks: Vec<ChunkRef>,
     pub(super) holes: Vec<Extent>,
@@ -44,7 +47,7 @@ pub(super) fn read_content(
     size: u64,
     tee: Option<&File>,
 ) -> Result<Option<FileContent>> {
-    let read_err = |e: std::io::Error| Error::io("read", path, e);
+    let read_err = |e: std::io::Error| Error::io(READ_OP, path, e);
     let extents = data_extents(file, size).map_err(read_err)?;
     let holes: Vec<Extent> = holes_of(&extents, size)
         .into_iter()
@@ -72,7 +75,7 @@ fn read_extents(
     extents: &[(u64, u64)],
     win: &mut Vec<u8>,
 ) -> Result<Option<(Vec<ChunkRef>, u32, u64)>> {
-    let read_err = |e: std::io::Error| Error::io("read", path, e);
+    let read_err = |e: std::io::Error| Error::io(READ_OP, path, e);
     let mut crc = FileCrc::new();
     let mut chunks = Vec::new();
     let mut pos = 0u64;

@@ -104,6 +104,10 @@ impl ScannedDir {
     }
 }
 
+/// Why an entry that was deleted while the snapshot ran is not in it.
+pub(crate) const VANISHED: &str =
+    "it vanished while the snapshot ran (deleted after its directory was listed)";
+
 /// What a walk noticed: warnings, and the entries it could not read.
 #[derive(Default)]
 pub(crate) struct Notes {
@@ -192,6 +196,12 @@ impl Walk<'_, '_> {
     ) -> Result<()> {
         let meta = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                // Deleted between the listing and now (an SST a compaction removed): not
+                // part of the tree any more, and nothing that could not be read.
+                dir.skip(self.notes, path, VANISHED);
+                return Ok(());
+            }
             Err(err) => {
                 dir.unreadable(self.notes, path, "cannot stat it", &err);
                 return Ok(());
@@ -219,6 +229,9 @@ impl Walk<'_, '_> {
                 Ok(rd) => {
                     self.fill(&mut sub, rd, rel_path, depth + 1)?;
                     dir.dirs.push(sub);
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    dir.skip(self.notes, path, VANISHED);
                 }
                 Err(err) => dir.unreadable(self.notes, path, "cannot list it", &err),
             }
