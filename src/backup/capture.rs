@@ -219,21 +219,8 @@ fn process_file(
     let mut attempt = 0;
     let mut recaptures = 0;
     loop {
-        let file = match open_source(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                ctx.warn(format!(
-                    "skipped {}: {}",
-                    path.display(),
-                    super::walk::VANISHED
-                ));
-                ctx.counters.skipped.fetch_add(1, Ordering::Relaxed);
-                return Ok(None);
-            }
-            Err(e) => {
-                ctx.unreadable(&path, "cannot open it", &e);
-                return Ok(None);
-            }
+        let Some(file) = open_or_skip(ctx, &path) else {
+            return Ok(None);
         };
         let before = file.metadata().map_err(|e| Error::io("stat", &path, e))?;
         if !before.is_file() {
@@ -257,17 +244,7 @@ fn process_file(
             tee.as_ref().map(|t| &t.file),
         ) {
             Ok(c) => c,
-            // The source itself failed to read (a bad sector, EIO): the file is left out and
-            // named, the snapshot goes on (exit 5), as for a file that cannot be opened.
-            Err(Error::Io {
-                op: super::read::READ_OP,
-                path: p,
-                source,
-            }) if p == path => {
-                ctx.unreadable(&path, "cannot read it", &source);
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
+            Err(e) => return unreadable_or(ctx, &path, e),
         };
         let after = file.metadata().map_err(|e| Error::io("stat", &path, e))?;
         let stable = Meta::from(&before).same_content_stamp(&Meta::from(&after));
@@ -307,6 +284,44 @@ fn process_file(
             return Ok(None);
         }
         attempt += 1;
+    }
+}
+
+/// Opens a source file; one that vanished since it was listed is a warning, one that cannot
+/// be opened is unreadable, and both are left out (`None`).
+fn open_or_skip(ctx: &Ctx<'_>, path: &Path) -> Option<std::fs::File> {
+    match open_source(path) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            ctx.warn(format!(
+                "skipped {}: {}",
+                path.display(),
+                super::walk::VANISHED
+            ));
+            ctx.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+        Err(e) => {
+            ctx.unreadable(path, "cannot open it", &e);
+            None
+        }
+    }
+}
+
+/// A read that failed: when the source itself failed to read (a bad sector, EIO), the file is
+/// left out and named, and the snapshot goes on (exit 5), as for a file that cannot be
+/// opened; any other failure (storing, cancelling) stops the snapshot.
+fn unreadable_or(ctx: &Ctx<'_>, path: &Path, e: Error) -> Result<Option<Node>> {
+    match e {
+        Error::Io {
+            op: super::read::READ_OP,
+            path: p,
+            source,
+        } if p == path => {
+            ctx.unreadable(path, "cannot read it", &source);
+            Ok(None)
+        }
+        e => Err(e),
     }
 }
 
