@@ -39,6 +39,13 @@ impl Excludes {
 
 /// The glob that matches what `pattern` means against a source-relative path.
 fn compile(pattern: &str, fold: bool) -> Result<globset::Glob> {
+    if pattern.starts_with('!') {
+        return Err(Error::InvalidInput(format!(
+            "exclude pattern '{pattern}' starts with '!', and negated patterns (re-including \
+             what another pattern left out) are not supported; narrow the other patterns \
+             instead (a literal '!' at the start is written '\\!')"
+        )));
+    }
     let body = pattern.trim_end_matches('/');
     let glob = match body.strip_prefix('/') {
         Some(anchored) => anchored.trim_start_matches('/').to_owned(),
@@ -101,6 +108,17 @@ mod tests {
         assert!(!ex(&["*.TMP"]).matches(Path::new("x.tmp")));
         let i = Excludes::new(&[], &["*.TMP".to_owned()]).expect("valid");
         assert!(i.matches(Path::new("d/X.tmp")));
+    }
+
+    #[test]
+    fn negated_patterns_are_refused_and_an_escaped_bang_is_literal() {
+        let e = Excludes::new(&["!keep.log".to_owned()], &[])
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("'!keep.log'"), "{e}");
+        let x = Excludes::new(&["\\!x".to_owned()], &[]).expect("escaped");
+        assert!(x.matches(Path::new("a/!x")));
+        assert!(!x.matches(Path::new("a/x")));
     }
 
     #[test]

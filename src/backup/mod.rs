@@ -123,6 +123,9 @@ pub enum Written {
     DryRun,
     /// Nothing changed since the parent (`skip_if_unchanged`): no record was written.
     Unchanged,
+    /// A dry run that found nothing changed since the parent (`skip_if_unchanged`): the real
+    /// run would write no record.
+    UnchangedDryRun,
 }
 
 /// A source entry that could not be read (open, stat, list or read link failed).
@@ -229,12 +232,17 @@ pub fn snapshot_paths(
     let pool = worker_pool(&sources[0].path)?;
     let tree = capture_all(&mut ctx, &pool, planned, opts, parent_root.as_deref())?;
 
+    // Everything a restore of the new record would give differently counts: the tree, the
+    // top directory's own metadata and the stages that checked it, as well as host, paths
+    // and tags.
     let unchanged = opts.skip_if_unchanged
         && parent_rec.as_ref().is_some_and(|p| {
             p.tree == tree
                 && p.host == host
+                && p.root == root
                 && same_set(&p.paths, &paths)
                 && same_set(&p.tags, &opts.tags)
+                && same_set(&p.stages, &ctx.stage_names)
         });
     let stamp = Stamp {
         started,
@@ -291,6 +299,10 @@ fn commit(
     }
     let mut record = new_record(&ctx, tree, opts, stamp);
     let Some(lock) = lock else {
+        // A dry run tells what the real run would do, the skip included.
+        if stamp.unchanged {
+            return Ok(outcome(ctx, record, Written::UnchangedDryRun, Vec::new()));
+        }
         record.summary.stored_bytes += record.to_bytes().len() as u64;
         return Ok(outcome(ctx, record, Written::DryRun, Vec::new()));
     };

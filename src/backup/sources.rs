@@ -126,7 +126,12 @@ pub(super) struct DirPlan {
 /// Walks every directory source with its own layout, stages and excludes.
 pub(super) fn plan_sources(sources: &[Source], opts: &BackupOptions) -> Result<Vec<Planned>> {
     let mut out = Vec::with_capacity(sources.len());
+    // A file source is matched by its name, as an entry at the top of a directory source is.
+    let file_excludes = Excludes::new(&opts.excludes, &opts.iexcludes)?;
     for s in sources {
+        if !s.is_dir && file_excludes.matches(Path::new(std::ffi::OsStr::from_bytes(&s.name))) {
+            continue;
+        }
         if !s.is_dir {
             let meta = std::fs::symlink_metadata(&s.path)
                 .map_err(|e| Error::io("stat source", &s.path, e))?;

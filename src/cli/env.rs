@@ -190,7 +190,12 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 fn repo_path(cli: &Cli) -> Result<PathBuf> {
     match &cli.repo {
         Some(p) if !p.as_os_str().is_empty() => Ok(p.clone()),
-        _ => snapkeep::repository::default_repo_path().ok_or_else(|| {
+        // `--repo "$REPO"` with REPO unset, or an exported empty SNAPKEEP_REPO: a location was
+        // meant, so the default repository is not silently used (nor created) instead.
+        Some(_) => Err(usage_error(
+            "the repository location is empty (--repo '' or SNAPKEEP_REPO=''); give the location, or unset SNAPKEEP_REPO and leave out --repo to use the default repository",
+        )),
+        None => snapkeep::repository::default_repo_path().ok_or_else(|| {
             usage_error(
                 "no repository given and no home directory to put the default in; pass --repo PATH or set SNAPKEEP_REPO",
             )

@@ -81,3 +81,24 @@ fn repo_argument_may_be_non_utf8() {
     json(&out);
     assert!(repo.join("config").is_file());
 }
+
+/// An empty location (`--repo "$REPO"` with REPO unset, or `SNAPKEEP_REPO=`) is an error (exit
+/// 2), never the default repository used or created in its place.
+#[test]
+fn an_empty_location_is_refused_not_the_default() {
+    let sb = Sandbox::new();
+    let src = sb.source("src");
+    let s = src.to_str().expect("utf8");
+    let default = sb.path("xdg").join("snapkeep");
+    let mut c = sb.cmd();
+    c.args(["--repo", "", "snapshot", s]);
+    let out = run(c);
+    expect_code(&out, 2, "--repo ''");
+    assert!(stderr(&out).contains("--repo"), "{}", stderr(&out));
+    let mut c = sb.cmd();
+    c.env("SNAPKEEP_REPO", "").args(["snapshot", s]);
+    let out = run(c);
+    expect_code(&out, 2, "SNAPKEEP_REPO=''");
+    assert!(stderr(&out).contains("--repo"), "{}", stderr(&out));
+    assert!(!default.exists(), "the default repository was created");
+}

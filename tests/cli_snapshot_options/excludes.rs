@@ -71,7 +71,8 @@ fn exclude_file_and_iexclude() {
     let list = sb.path("excludes.txt");
     common::write_file(
         &list,
-        b"# caches and scratch\n\n/cache\n  \n*.tmp\n# /keep.txt\n",
+        // Blanks around a pattern are dropped (a trailing space, an indented line).
+        b"# caches and scratch\n\n  /cache\n  \n*.tmp \r\n# /keep.txt\n",
     );
     let v = super::snap(
         &sb,

@@ -51,3 +51,30 @@ fn an_unchanged_source_writes_no_snapshot() {
     );
     assert_eq!(count(&sb), Some(3));
 }
+
+/// A dry run tells the skip the real run would make (`unchanged: true, dry_run: true`), and a
+/// change of the top directory's own mode alone is a change (a restore would give it).
+#[test]
+fn dry_run_reports_the_skip_and_the_root_mode_counts() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let src = sb.source("src");
+    let repo = sb.path("repo");
+    sb.init(&repo);
+    let first = super::snap(&sb, &repo, &[super::s(&src)]);
+    let v = super::snap(
+        &sb,
+        &repo,
+        &[super::s(&src), "--skip-if-unchanged", "--dry-run"],
+    );
+    assert_eq!(v["unchanged"], true, "{v}");
+    assert_eq!(v["dry_run"], true, "{v}");
+    assert_eq!(v["parent"], first["id"], "{v}");
+
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let v = super::snap(&sb, &repo, &[super::s(&src), "--skip-if-unchanged"]);
+    assert!(
+        v["id"].is_string() && v["unchanged"] == false,
+        "a new top directory mode is a change: {v}"
+    );
+}

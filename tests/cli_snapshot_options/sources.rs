@@ -102,3 +102,28 @@ fn two_sources_with_the_same_last_name_are_refused() {
         "a refused snapshot wrote to the repository"
     );
 }
+
+/// Excludes apply to a file given as a source as to an entry of a directory source.
+#[test]
+fn a_file_source_that_an_exclude_matches_is_left_out() {
+    let sb = Sandbox::new();
+    let db = sb.source("var/db");
+    common::write_file(&sb.path("notes.tmp"), b"scratch\n");
+    common::write_file(&sb.path("keep.txt"), b"kept\n");
+    let repo = sb.path("repo");
+    sb.init(&repo);
+    let v = super::snap(
+        &sb,
+        &repo,
+        &[
+            super::s(&db),
+            super::s(&sb.path("notes.tmp")),
+            super::s(&sb.path("keep.txt")),
+            "--exclude",
+            "*.tmp",
+        ],
+    );
+    let paths = super::ls_paths(&sb, &repo, v["id"].as_str().expect("id"));
+    assert!(paths.iter().any(|p| p == "/keep.txt"), "{paths:?}");
+    assert!(!paths.iter().any(|p| p.contains("notes.tmp")), "{paths:?}");
+}

@@ -81,7 +81,7 @@ pub fn run(env: &Env, args: &SnapshotArgs, verbose: u8) -> Result<i32> {
     let tags = split_tags(&args.tags)?;
     let mut excludes = args.excludes.clone();
     for f in &args.exclude_file {
-        excludes.extend(read_list(f, "--exclude-file")?);
+        excludes.extend(read_list(f, "--exclude-file", true)?);
     }
     snapkeep::backup::check_excludes(&excludes, &args.iexcludes)?;
     let stages: snapkeep::stage::StageSelection = args.stages.parse()?;
@@ -137,7 +137,11 @@ pub fn run(env: &Env, args: &SnapshotArgs, verbose: u8) -> Result<i32> {
 fn sources(args: &SnapshotArgs) -> Result<Vec<PathBuf>> {
     let mut out = args.sources.clone();
     for f in &args.files_from {
-        out.extend(read_list(f, "--files-from")?.into_iter().map(PathBuf::from));
+        out.extend(
+            read_list(f, "--files-from", false)?
+                .into_iter()
+                .map(PathBuf::from),
+        );
     }
     if out.is_empty() {
         return Err(usage_error(
@@ -148,7 +152,7 @@ fn sources(args: &SnapshotArgs) -> Result<Vec<PathBuf>> {
 }
 
 /// The lines of a list file (`-`: stdin), without blank lines and `#` comments.
-fn read_list(file: &Path, flag: &str) -> Result<Vec<String>> {
+fn read_list(file: &Path, flag: &str, trim: bool) -> Result<Vec<String>> {
     let lines: Vec<String> = if file == Path::new("-") {
         std::io::stdin()
             .lock()
@@ -169,7 +173,12 @@ fn read_list(file: &Path, flag: &str) -> Result<Vec<String>> {
     };
     Ok(lines
         .into_iter()
-        .map(|l| l.trim_end_matches('\r').to_owned())
+        .map(|l| {
+            let l = l.trim_end_matches('\r');
+            // Patterns lose the blanks around them (as restic's exclude files do); a path
+            // list keeps its lines exact, since a name may begin or end with a space.
+            if trim { l.trim() } else { l }.to_owned()
+        })
         .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
         .collect())
 }
@@ -302,12 +311,18 @@ fn report(env: &Env, out: &BackupOutcome, verbose: u8) {
             },
             || println!("dry run, nothing written: {}", summary_line(rec)),
         ),
-        Written::Unchanged => report_unchanged(env, out, &unreadable),
+        Written::Unchanged => report_unchanged(env, out, &unreadable, false),
+        Written::UnchangedDryRun => report_unchanged(env, out, &unreadable, true),
     }
 }
 
 /// `--skip-if-unchanged` found nothing new: the parent's id is the result.
-fn report_unchanged(env: &Env, out: &BackupOutcome, unreadable: &[serde_json::Value]) {
+fn report_unchanged(
+    env: &Env,
+    out: &BackupOutcome,
+    unreadable: &[serde_json::Value],
+    dry_run: bool,
+) {
     let rec = &out.record;
     let parent = rec.parent.map(|p| p.to_string()).unwrap_or_default();
     env.print(
@@ -316,7 +331,7 @@ fn report_unchanged(env: &Env, out: &BackupOutcome, unreadable: &[serde_json::Va
                 "unchanged": true,
                 "id": null,
                 "parent": parent,
-                "dry_run": false,
+                "dry_run": dry_run,
                 "host": rec.host,
                 "paths": rec.paths,
                 "tags": rec.tags,
@@ -327,7 +342,12 @@ fn report_unchanged(env: &Env, out: &BackupOutcome, unreadable: &[serde_json::Va
         },
         || {
             env.say(&format!(
-                "snapkeep: nothing changed since snapshot {parent}; no snapshot written (--skip-if-unchanged)"
+                "snapkeep: nothing changed since snapshot {parent}; {} (--skip-if-unchanged)",
+                if dry_run {
+                    "the real run would write no snapshot (dry run)"
+                } else {
+                    "no snapshot written"
+                }
             ));
             println!("{parent}");
         },
