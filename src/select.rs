@@ -244,6 +244,7 @@ mod tests {
             stages: Vec::new(),
             flags: 0,
             root: None,
+            excludes: None,
         }
     }
 

@@ -71,6 +71,7 @@ fn commit(repo: &Repository, trees: &[Vec<u8>]) -> snapkeep::SnapshotId {
         stages: vec![],
         flags: 0,
         root: None,
+        excludes: None,
     };
     repo.commit_snapshot(&rec).expect("commit");
     rec.id

@@ -160,3 +160,56 @@ fn in_place_into_a_directory_of_the_same_database_layout_deletes_without_delete(
         b"sst one"
     );
 }
+
+/// What the snapshot's excludes left out is kept by an in-place restore, never deleted: a
+/// `--dry-run` does not list it, the real run leaves it as it was (same inode), and what the
+/// excludes do not match is deleted as before.
+#[test]
+fn in_place_keeps_what_the_snapshots_excludes_left_out() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("src");
+    common::write_file(&src.join("a"), b"alpha");
+    common::write_file(&src.join("sub/b"), b"beta");
+    common::write_file(&src.join("sub/old.log"), b"log at snapshot time");
+    common::write_file(&src.join("cache/blob"), b"cache at snapshot time");
+    let repo = tmp.path().join("repo");
+    let _ = common::small_repo(&repo);
+    let id = snapshot(&repo, &src, &["--exclude", "*.log", "--exclude", "/cache"]);
+    // Later: the logs and the cache change, a new log and a new ordinary file appear.
+    fs::write(src.join("sub/old.log"), b"log now").expect("write");
+    common::write_file(&src.join("new.log"), b"new log");
+    common::write_file(&src.join("cache/other"), b"more cache");
+    common::write_file(&src.join("stray.txt"), b"not excluded");
+    fs::write(src.join("a"), b"changed").expect("write");
+    let ino = fs::metadata(src.join("sub/old.log")).expect("stat").ino();
+    let s = src.to_str().expect("utf-8");
+
+    let v = common::cli_json(&repo, &["restore", &id, s, "--in-place", "--dry-run"]);
+    let deleted: Vec<&str> = v["delete"]
+        .as_array()
+        .expect("delete")
+        .iter()
+        .map(|d| d.as_str().expect("path"))
+        .collect();
+    assert_eq!(deleted, ["/stray.txt"], "{v}");
+
+    let v = common::cli_json(&repo, &["restore", &id, s, "--in-place"]);
+    assert_eq!(v["deleted"], 1, "{v}");
+    assert!(!src.join("stray.txt").exists());
+    assert_eq!(fs::read(src.join("a")).expect("a"), b"alpha");
+    assert_eq!(fs::read(src.join("sub/old.log")).expect("kept"), b"log now");
+    assert_eq!(
+        fs::metadata(src.join("sub/old.log")).expect("stat").ino(),
+        ino
+    );
+    assert_eq!(fs::read(src.join("new.log")).expect("kept"), b"new log");
+    assert_eq!(
+        fs::read(src.join("cache/other")).expect("kept"),
+        b"more cache"
+    );
+    assert_eq!(
+        fs::read(src.join("cache/blob")).expect("kept"),
+        b"cache at snapshot time"
+    );
+}

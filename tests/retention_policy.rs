@@ -33,6 +33,7 @@ fn snap(n: u128, time_ns: i64, host: &str, paths: &[&str], tags: &[&str]) -> Sna
         stages: vec![],
         flags: 0,
         root: None,
+        excludes: None,
     }
 }
 

@@ -14,7 +14,7 @@
 mod capture;
 mod ctx;
 mod dry_run;
-mod exclude;
+pub(crate) mod exclude;
 mod parent;
 mod read;
 mod sources;
@@ -221,6 +221,7 @@ pub fn snapshot_paths(
     progress.phase(Phase::Scan, 0, 0);
     let planned = plan_sources(&sources, opts)?;
     let root = root_meta(&planned);
+    let excludes = sources::exclude_rules(&planned);
     let mut ctx = Ctx::new(repo, opts, parent_rec.as_ref(), progress)?;
     if let Some(lock) = &lock {
         // Never upload a pack under the name of a marked one (see `PackWriter::avoid`).
@@ -251,6 +252,7 @@ pub fn snapshot_paths(
         paths,
         parent: parent_rec.as_ref().map(|r| r.id),
         root,
+        excludes,
         unchanged,
     };
     commit(ctx, lock.as_ref(), tree, opts, &stamp)
@@ -276,6 +278,8 @@ struct Stamp {
     parent: Option<SnapshotId>,
     /// The source directory's own metadata (one directory source only).
     root: Option<crate::format::manifest::DirMeta>,
+    /// The exclude patterns of the one directory source.
+    excludes: Option<crate::format::manifest::ExcludeRules>,
     /// The tree, host, paths and tags equal the parent's, and no record is wanted then.
     unchanged: bool,
 }
@@ -355,6 +359,7 @@ fn new_record(ctx: &Ctx<'_>, tree: TreeId, opts: &BackupOptions, stamp: &Stamp) 
             0
         },
         root: stamp.root,
+        excludes: stamp.excludes.clone(),
     }
 }
 

@@ -119,6 +119,8 @@ pub(super) struct DirPlan {
     layout: Layout,
     stages: StageSet,
     excludes: Excludes,
+    /// The patterns `excludes` was compiled from (kept in the record).
+    rules: crate::format::manifest::ExcludeRules,
     listing: ScannedDir,
     notes: Notes,
 }
@@ -151,6 +153,10 @@ pub(super) fn plan_sources(sources: &[Source], opts: &BackupOptions) -> Result<V
             .collect();
         patterns.extend(opts.excludes.iter().cloned());
         let excludes = Excludes::new(&patterns, &opts.iexcludes)?;
+        let rules_kept = crate::format::manifest::ExcludeRules {
+            patterns,
+            ipatterns: opts.iexcludes.clone(),
+        };
         let mut notes = Notes::default();
         let rules = WalkRules {
             excludes: &excludes,
@@ -163,6 +169,7 @@ pub(super) fn plan_sources(sources: &[Source], opts: &BackupOptions) -> Result<V
             layout,
             stages,
             excludes,
+            rules: rules_kept,
             listing,
             notes,
         })));
@@ -180,6 +187,17 @@ pub(super) fn root_meta(planned: &[Planned]) -> Option<crate::format::manifest::
             gid: d.listing.meta.gid,
             mtime_ns: d.listing.meta.mtime_ns,
         }),
+        _ => None,
+    }
+}
+
+/// The exclude patterns of the snapshot's one directory source, when it has any (an
+/// in-place restore keeps what they match); none for several sources.
+pub(super) fn exclude_rules(planned: &[Planned]) -> Option<crate::format::manifest::ExcludeRules> {
+    match planned {
+        [Planned::Dir(d)] if !d.rules.patterns.is_empty() || !d.rules.ipatterns.is_empty() => {
+            Some(d.rules.clone())
+        }
         _ => None,
     }
 }

@@ -24,6 +24,8 @@ const SNAPSHOT_MAGIC: &[u8; 8] = b"SKSNAPSH";
 pub const SNAPSHOT_VERSION: u32 = 1;
 /// Record section: the snapshot's top directory ([`DirMeta`]).
 pub const SECTION_ROOT: u32 = 1;
+/// Record section: the exclude patterns of a one-directory snapshot ([`ExcludeRules`]).
+pub const SECTION_EXCLUDES: u32 = 2;
 /// Set in a section tag that a reader must understand to use the record.
 pub const SECTION_REQUIRED: u32 = 1 << 31;
 
@@ -196,6 +198,20 @@ pub struct SnapshotRecord {
     /// not know the section skips it.
     #[serde(skip)]
     pub root: Option<DirMeta>,
+    /// The patterns that left entries of the (one) source directory out: an in-place restore
+    /// keeps what they match instead of deleting it. Section [`SECTION_EXCLUDES`], written
+    /// only when there are patterns.
+    #[serde(skip)]
+    pub excludes: Option<ExcludeRules>,
+}
+
+/// Exclude patterns as the snapshot applied them (restic's rules, see `backup::exclude`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExcludeRules {
+    /// Case-sensitive patterns (the database layout's own, then `--exclude`).
+    pub patterns: Vec<String>,
+    /// Case-insensitive patterns (`--iexclude`).
+    pub ipatterns: Vec<String>,
 }
 
 /// The metadata of a snapshot's top directory.
@@ -216,6 +232,9 @@ impl SnapshotRecord {
         if let Some(root) = &self.root {
             payload.extend_from_slice(&encode(&(SECTION_ROOT, encode(root))));
         }
+        if let Some(ex) = &self.excludes {
+            payload.extend_from_slice(&encode(&(SECTION_EXCLUDES, encode(ex))));
+        }
         frame(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, &payload)
     }
 
@@ -232,6 +251,9 @@ impl SnapshotRecord {
             match tag {
                 SECTION_ROOT => {
                     rec.root = Some(decode(&body, &format!("{object} (its top directory)"))?);
+                }
+                SECTION_EXCLUDES => {
+                    rec.excludes = Some(decode(&body, &format!("{object} (its excludes)"))?);
                 }
                 t if t & SECTION_REQUIRED != 0 => {
                     return Err(Error::InvalidInput(format!(
@@ -287,6 +309,7 @@ mod tests {
             stages: vec![],
             flags: 0,
             root,
+            excludes: None,
         }
     }
 
@@ -317,6 +340,16 @@ mod tests {
         let payload = unframe(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, &b, "r").expect("frame");
         let old: SnapshotRecord = decode(payload, "r").expect("old reader");
         assert_eq!(old, without);
+        // The excludes section round-trips too.
+        let mut ex = with.clone();
+        ex.excludes = Some(ExcludeRules {
+            patterns: vec!["*.log".into()],
+            ipatterns: vec![],
+        });
+        assert_eq!(
+            SnapshotRecord::from_bytes(&ex.to_bytes(), &ex.id).expect("decode"),
+            ex
+        );
         // The section is tag 1, its length, then postcard of the DirMeta: golden bytes.
         let tail = &payload[payload.len() - 7..];
         assert_eq!(tail, &[1, 5, 0xe8, 0x03, 1, 2, 5][..]);

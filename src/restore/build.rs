@@ -110,6 +110,14 @@ impl Builder<'_> {
             }
         }
         carry_protected(self.target, self.staging)?;
+        // What the snapshot's excludes left out stays as it is; one whose directory the new
+        // tree does not have goes with that directory (counted in its deletion).
+        for path in &self.ip.kept {
+            let dest = self.at(path);
+            if dest.parent().is_some_and(Path::is_dir) {
+                carry_entry(self.target, self.staging, path)?;
+            }
+        }
         let data_bytes = AtomicU64::new(0);
         plan.files
             .par_iter()
@@ -194,32 +202,38 @@ fn carry_protected(target: &Path, staging: &Path) -> Result<()> {
     let rd = std::fs::read_dir(target).map_err(|e| Error::io("list", target, e))?;
     for e in rd {
         let e = e.map_err(|e| Error::io("list", target, e))?;
-        if !protected(Path::new(&e.file_name())) {
-            continue;
+        if protected(Path::new(&e.file_name())) {
+            carry_entry(target, staging, &e.path())?;
         }
-        let mut made = Vec::new();
-        for entry in walkdir::WalkDir::new(e.path()).follow_links(false) {
-            let entry = entry.map_err(|err| {
-                let p = err.path().unwrap_or(target).to_path_buf();
-                Error::io("list", &p, err.into())
-            })?;
-            let rel = entry.path().strip_prefix(target).unwrap_or(entry.path());
-            let dest = staging.join(rel);
-            if entry.file_type().is_dir() {
-                std::fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(&dest)
-                    .map_err(|err| Error::io("create directory", &dest, err))?;
-                made.push((dest, entry.path().to_path_buf()));
-            } else {
-                std::fs::hard_link(entry.path(), &dest)
-                    .map_err(|err| Error::io("link", &dest, err))?;
-            }
+    }
+    Ok(())
+}
+
+/// Carries the entry at `path` below `target` to the same place below `staging`: a
+/// non-directory as a hard link (same inode), a directory recreated with its mode, mtime and
+/// owner, everything below it likewise; each directory is fsynced.
+fn carry_entry(target: &Path, staging: &Path, path: &Path) -> Result<()> {
+    let mut made = Vec::new();
+    for entry in walkdir::WalkDir::new(path).follow_links(false) {
+        let entry = entry.map_err(|err| {
+            let p = err.path().unwrap_or(target).to_path_buf();
+            Error::io("list", &p, err.into())
+        })?;
+        let rel = entry.path().strip_prefix(target).unwrap_or(entry.path());
+        let dest = staging.join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&dest)
+                .map_err(|err| Error::io("create directory", &dest, err))?;
+            made.push((dest, entry.path().to_path_buf()));
+        } else {
+            std::fs::hard_link(entry.path(), &dest).map_err(|err| Error::io("link", &dest, err))?;
         }
-        for (dest, src) in made.iter().rev() {
-            let old = std::fs::symlink_metadata(src).map_err(|err| Error::io("stat", src, err))?;
-            copy_dir_meta(dest, &old)?;
-        }
+    }
+    for (dest, src) in made.iter().rev() {
+        let old = std::fs::symlink_metadata(src).map_err(|err| Error::io("stat", src, err))?;
+        copy_dir_meta(dest, &old)?;
     }
     Ok(())
 }

@@ -58,6 +58,10 @@ pub(super) struct InPlacePlan {
     pub(super) delete: Vec<PathBuf>,
     /// Whether the restore may delete them.
     pub(super) delete_allowed: bool,
+    /// Entries below the target that the snapshot's exclude patterns match (the highest
+    /// such entry of each branch): left out of the snapshot, so kept as they are, never
+    /// deleted.
+    pub(super) kept: Vec<PathBuf>,
 }
 
 /// The metadata of an entry on disk that a comparison needs.
@@ -77,7 +81,14 @@ impl InPlacePlan {
         progress: &dyn Progress,
     ) -> Result<Self> {
         let owner = !opts.skip_owner && rustix::process::geteuid().is_root();
-        let disk = on_disk(target)?;
+        let excludes = match &rec.excludes {
+            Some(r) if rec.paths.len() == 1 => Some(crate::backup::exclude::Excludes::new(
+                &r.patterns,
+                &r.ipatterns,
+            )?),
+            _ => None,
+        };
+        let (disk, kept) = on_disk(target, excludes.as_ref())?;
         let files = plan
             .files
             .par_iter()
@@ -120,6 +131,7 @@ impl InPlacePlan {
             links,
             delete,
             delete_allowed,
+            kept,
         })
     }
 
@@ -195,18 +207,23 @@ fn is_own_target(rec: &SnapshotRecord, target: &Path, plan: &RestorePlan) -> boo
 /// directory on another file system (a mount point below the target) is refused: the
 /// exchange would move that file system away with the old tree, and removing the old tree
 /// must never reach into it.
-fn on_disk(target: &Path) -> Result<HashMap<PathBuf, OnDisk>> {
+/// Entries the snapshot's `excludes` match are returned apart (and not walked into).
+fn on_disk(
+    target: &Path,
+    excludes: Option<&crate::backup::exclude::Excludes>,
+) -> Result<(HashMap<PathBuf, OnDisk>, Vec<PathBuf>)> {
     let dev = std::fs::metadata(target)
         .map_err(|e| Error::io("stat restore target", target, e))?
         .dev();
     let mut out = HashMap::new();
-    let walk = walkdir::WalkDir::new(target)
+    let mut kept = Vec::new();
+    let mut walk = walkdir::WalkDir::new(target)
         .min_depth(1)
         .follow_links(false)
         .same_file_system(true)
         .into_iter()
         .filter_entry(|e| !protected_in(target, e.path()));
-    for e in walk {
+    while let Some(e) = walk.next() {
         let e = e.map_err(|e| {
             let path = e.path().unwrap_or(target).to_path_buf();
             Error::io("list", &path, e.into())
@@ -223,9 +240,16 @@ fn on_disk(target: &Path) -> Result<HashMap<PathBuf, OnDisk>> {
                 target.display()
             )));
         }
+        if excludes.is_some_and(|x| x.matches(e.path().strip_prefix(target).unwrap_or(e.path()))) {
+            kept.push(e.path().to_path_buf());
+            if e.file_type().is_dir() {
+                walk.skip_current_dir();
+            }
+            continue;
+        }
         out.insert(e.path().to_path_buf(), OnDisk { meta });
     }
-    Ok(out)
+    Ok((out, kept))
 }
 
 fn meta_same(m: &std::fs::Metadata, node: &Node, owner: bool) -> bool {

@@ -158,6 +158,10 @@ fn snapshot_json(r: &SnapshotRecord) -> Value {
             "mtime": rfc3339(m.mtime_ns),
             "mtime_ns": m.mtime_ns,
         })),
+        "excludes": r.excludes.as_ref().map(|x| json!({
+            "patterns": x.patterns,
+            "ipatterns": x.ipatterns,
+        })),
     })
 }
 

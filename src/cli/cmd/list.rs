@@ -106,6 +106,7 @@ mod tests {
             stages: vec![],
             flags: 0,
             root: None,
+            excludes: None,
         };
         let one = table(&[rec(0xabcd_ef01, "h", 1536 << 20)]);
         let lines: Vec<&str> = one.lines().collect();
