@@ -151,11 +151,12 @@ pub(super) fn plan_sources(sources: &[Source], opts: &BackupOptions) -> Result<V
             .iter()
             .map(|p| (*p).to_owned())
             .collect();
-        patterns.extend(opts.excludes.iter().cloned());
-        let excludes = Excludes::new(&patterns, &opts.iexcludes)?;
+        patterns.extend(opts.excludes.iter().map(|p| anchor(p, &s.path)));
+        let ipatterns: Vec<String> = opts.iexcludes.iter().map(|p| anchor(p, &s.path)).collect();
+        let excludes = Excludes::new(&patterns, &ipatterns)?;
         let rules_kept = crate::format::manifest::ExcludeRules {
             patterns,
-            ipatterns: opts.iexcludes.clone(),
+            ipatterns,
         };
         let mut notes = Notes::default();
         let rules = WalkRules {
@@ -188,6 +189,17 @@ pub(super) fn root_meta(planned: &[Planned]) -> Option<crate::format::manifest::
             mtime_ns: d.listing.meta.mtime_ns,
         }),
         _ => None,
+    }
+}
+
+/// A pattern written as an absolute path inside `source` (`/var/lib/db/cache` for source
+/// `/var/lib/db`, as a restic exclude file often has it) anchored at the source instead
+/// (`/cache`); any other pattern as it is.
+fn anchor(pattern: &str, source: &Path) -> String {
+    let src = source.to_string_lossy();
+    match pattern.strip_prefix(src.as_ref()) {
+        Some(rest) if rest.starts_with('/') && src != "/" => rest.to_owned(),
+        _ => pattern.to_owned(),
     }
 }
 
@@ -348,6 +360,17 @@ fn capture_first_phase(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_absolute_pattern_inside_the_source_is_anchored_at_it() {
+        let src = Path::new("/var/lib/db");
+        assert_eq!(anchor("/var/lib/db/cache", src), "/cache");
+        assert_eq!(anchor("/var/lib/db/a/*.tmp", src), "/a/*.tmp");
+        assert_eq!(anchor("/var/lib/dbx/cache", src), "/var/lib/dbx/cache");
+        assert_eq!(anchor("/cache", src), "/cache");
+        assert_eq!(anchor("*.tmp", src), "*.tmp");
+        assert_eq!(anchor("/x", Path::new("/")), "/x");
+    }
 
     #[test]
     fn sources_are_sorted_by_name_deduplicated_and_names_must_differ() {

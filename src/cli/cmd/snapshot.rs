@@ -3,6 +3,7 @@
 //! Exit code 5: the snapshot was saved, but some source entries could not be read.
 
 use std::io::BufRead;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -281,7 +282,12 @@ fn report(env: &Env, out: &BackupOutcome, verbose: u8) {
     let unreadable: Vec<_> = out
         .unreadable
         .iter()
-        .map(|u| json!({ "path": u.path.display().to_string(), "error": u.error }))
+        .map(|u| {
+            let mut v = json!({ "error": u.error });
+            // The exact bytes as `path_hex` when the path is not UTF-8 (as `find` gives them).
+            crate::cli::inspect::name_fields(&mut v, "path", u.path.as_os_str().as_bytes());
+            v
+        })
         .collect();
     let rec = &out.record;
     match out.written {
