@@ -35,6 +35,7 @@ pub mod clock;
 pub mod commit;
 pub mod content;
 pub mod error;
+pub(crate) mod exclude;
 pub mod format;
 pub mod gc;
 pub mod hasher;

@@ -14,7 +14,6 @@
 mod capture;
 mod ctx;
 mod dry_run;
-pub(crate) mod exclude;
 mod parent;
 mod read;
 mod sources;
@@ -35,8 +34,8 @@ use crate::progress::{Phase, Progress};
 use crate::repository::Repository;
 use crate::stage::StageSelection;
 
+use crate::exclude::Excludes;
 use ctx::Ctx;
-use exclude::Excludes;
 pub use read::implied_size;
 use sources::{capture_all, plan_sources, resolve_sources, root_meta};
 pub use walk::{MAX_DEPTH, Meta};

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::format::manifest::{Node, NodeKind};
 
 use super::Unreadable;
-use super::exclude::Excludes;
+use crate::exclude::Excludes;
 
 /// The metadata kept for each entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -82,10 +82,9 @@ impl InPlacePlan {
     ) -> Result<Self> {
         let owner = !opts.skip_owner && rustix::process::geteuid().is_root();
         let excludes = match &rec.excludes {
-            Some(r) if rec.paths.len() == 1 => Some(crate::backup::exclude::Excludes::new(
-                &r.patterns,
-                &r.ipatterns,
-            )?),
+            Some(r) if rec.paths.len() == 1 => {
+                Some(crate::exclude::Excludes::new(&r.patterns, &r.ipatterns)?)
+            }
             _ => None,
         };
         let (disk, kept) = on_disk(target, excludes.as_ref())?;
@@ -210,7 +209,7 @@ fn is_own_target(rec: &SnapshotRecord, target: &Path, plan: &RestorePlan) -> boo
 /// Entries the snapshot's `excludes` match are returned apart (and not walked into).
 fn on_disk(
     target: &Path,
-    excludes: Option<&crate::backup::exclude::Excludes>,
+    excludes: Option<&crate::exclude::Excludes>,
 ) -> Result<(HashMap<PathBuf, OnDisk>, Vec<PathBuf>)> {
     let dev = std::fs::metadata(target)
         .map_err(|e| Error::io("stat restore target", target, e))?
