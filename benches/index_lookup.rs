@@ -83,7 +83,7 @@ fn bench_index(c: &mut Criterion) {
         std::fs::create_dir_all(root.join("tmp")).expect("create staging dir");
         let backend = LocalBackend::new(&root);
         let expected = IndexId::of(&index_file::encode(all.clone()));
-        let (id, bytes) = write_index(&backend, all.clone())
+        let (id, bytes) = write_index(&backend, &snapkeep::codec::Codec::Plain, all.clone())
             .expect("write index")
             .expect("non-empty index");
         assert_eq!(id, expected, "write_index stores what encode produces");
@@ -95,11 +95,15 @@ fn bench_index(c: &mut Criterion) {
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(1));
         group.bench_function(BenchmarkId::from_parameter(&label), |b| {
-            b.iter(|| black_box(Index::open(&backend).expect("open index")));
+            b.iter(|| {
+                black_box(
+                    Index::open(&backend, &snapkeep::codec::Codec::Plain).expect("open index"),
+                )
+            });
         });
         group.finish();
 
-        let index = Index::open(&backend).expect("open index");
+        let index = Index::open(&backend, &snapkeep::codec::Codec::Plain).expect("open index");
         assert_eq!(index.total_entries(), n);
         assert!(index.damaged().is_empty());
         let present: Vec<BlobId> = (0..BATCH).map(|_| all[rng.below(n)].0).collect();

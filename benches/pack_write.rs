@@ -73,7 +73,11 @@ fn blobs(total: usize, compressed: bool) -> Vec<Blob> {
 }
 
 fn write_all(backend: Arc<dyn Backend>, blobs: &[Blob]) -> usize {
-    let writer = PackWriter::new(backend, u64::from(RepoConfig::DEFAULT_PACK_SIZE));
+    let writer = PackWriter::new(
+        backend,
+        snapkeep::codec::Codec::Plain,
+        u64::from(RepoConfig::DEFAULT_PACK_SIZE),
+    );
     for b in blobs {
         writer
             .add(

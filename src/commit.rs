@@ -56,7 +56,10 @@ impl<'a> Commit<'a> {
     pub fn index_packs(&self) -> Result<u64> {
         let entries: Vec<_> = self.sealed.iter().map(|s| (s.id, s.loc)).collect();
         self.lock.check()?;
-        Ok(write_index(self.repo.backend().as_ref(), entries)?.map_or(0, |(_, len)| len))
+        Ok(
+            write_index(self.repo.backend().as_ref(), self.repo.codec(), entries)?
+                .map_or(0, |(_, len)| len),
+        )
     }
 
     /// Writes a new snapshot record, the commit point; returns its size. A record that exists
@@ -77,7 +80,7 @@ impl<'a> Commit<'a> {
             )));
         }
         self.lock.check()?;
-        self.repo.backend().put(&key, &rec.to_bytes())
+        self.repo.backend().put(&key, &self.repo.record_bytes(rec)?)
     }
 
     /// After the record: when a prune marked packs while the job ran (marks its lock did not
@@ -89,7 +92,7 @@ impl<'a> Commit<'a> {
         }
         let missing = self.missing(root)?;
         self.lock.check()?;
-        Ok(write_index(self.repo.backend().as_ref(), missing)?.is_some())
+        Ok(write_index(self.repo.backend().as_ref(), self.repo.codec(), missing)?.is_some())
     }
 
     /// Entries for the blobs reachable from `root` that the current index lacks: located in
@@ -97,12 +100,13 @@ impl<'a> Commit<'a> {
     /// packs) or else in `view`.
     fn missing(&self, root: &TreeId) -> Result<Vec<(BlobId, BlobLocation)>> {
         let repo = self.repo;
-        let fresh = Index::open(repo.backend().as_ref())?;
+        let fresh = Index::open(repo.backend().as_ref(), repo.codec())?;
         let own: HashMap<BlobId, BlobLocation> =
             self.sealed.iter().map(|s| (s.id, s.loc)).collect();
         let locate = |id: &BlobId| own.get(id).copied().or_else(|| self.view.get(id));
         let source = Located {
             backend: repo.backend().as_ref(),
+            codec: repo.codec(),
             locate: |t: &TreeId| {
                 locate(&t.blob())
                     .ok_or_else(|| Error::NotFound(format!("tree {} of this snapshot", t.short())))

@@ -280,8 +280,8 @@ impl Writer<'_> {
             let stored = bytes
                 .get(from..from.saturating_add(loc.length as usize))
                 .unwrap_or_default();
-            let data =
-                crate::pack::decode_blob_cow(stored, loc, &c.id).map_err(|e| self.blame(c, e))?;
+            let data = crate::pack::decode_blob_cow(self.repo.codec(), stored, loc, &c.id)
+                .map_err(|e| self.blame(c, e))?;
             self.put(k, &data)
         };
         // One after another: a worker holds one run's buffer at a time (runs of a file and

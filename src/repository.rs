@@ -13,14 +13,18 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use zeroize::Zeroizing;
+
 use crate::backend::{Backend, LocalBackend};
 use crate::chunker::ChunkerParams;
+use crate::codec::Codec;
+use crate::crypto::{KdfParams, MasterKey, SealKind};
 use crate::error::{Error, Result};
-use crate::format::REPO_FORMAT_VERSION;
 use crate::format::index_file::BlobLocation;
 use crate::format::keys;
 use crate::format::manifest::{SnapshotRecord, Tree};
-use crate::format::repo_config::{Compression, RepoConfig};
+use crate::format::repo_config::{Compression, RepoConfig, SealedConfig, StoredConfig};
+use crate::format::{REPO_FORMAT_SEALED, REPO_FORMAT_VERSION};
 use crate::id::{AsBlob, BlobId, SnapshotId, TreeId};
 use crate::index::Index;
 use crate::select::{SnapshotFilter, SnapshotSpec};
@@ -31,6 +35,10 @@ pub struct InitOptions {
     pub chunker: ChunkerParams,
     pub compression: Compression,
     pub pack_size: u32,
+    /// Plain (format 1), or encrypted with a first key file sealed by a password (format 2).
+    /// The library's default is plain; the CLI's `init` encrypts unless told
+    /// `--encryption none`.
+    pub encryption: Encryption,
 }
 
 impl Default for InitOptions {
@@ -39,14 +47,49 @@ impl Default for InitOptions {
             chunker: ChunkerParams::default(),
             compression: Compression::default(),
             pack_size: RepoConfig::DEFAULT_PACK_SIZE,
+            encryption: Encryption::None,
         }
     }
+}
+
+/// Whether a new repository is encrypted, and the password of its first key.
+#[derive(Clone, Default)]
+pub enum Encryption {
+    /// Format 1: nothing sealed.
+    #[default]
+    None,
+    /// Format 2: every object sealed; the master key wrapped in a key file by `password`
+    /// through Argon2id with `kdf`.
+    Password {
+        password: Zeroizing<Vec<u8>>,
+        kdf: KdfParams,
+    },
+}
+
+impl std::fmt::Debug for Encryption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Encryption::None => f.write_str("None"),
+            Encryption::Password { kdf, .. } => write!(f, "Password {{ kdf: {kdf:?}, .. }}"),
+        }
+    }
+}
+
+/// The key an encrypted repository was opened with: its master key and the key file that
+/// gave it (key management adds and removes key files with it).
+pub struct Unlocked {
+    pub master: MasterKey,
+    pub key_id: String,
 }
 
 /// An open repository.
 pub struct Repository {
     backend: Arc<dyn Backend>,
     config: RepoConfig,
+    /// Plain, or the keys that seal and open every object.
+    codec: Codec,
+    /// The master key and key file of an encrypted repository.
+    unlocked: Option<Unlocked>,
     index: RwLock<Arc<Index>>,
     /// Blobs of packs a prune marked (out of the index, still stored), read on a miss.
     marked: std::sync::Mutex<Option<MarkedBlobs>>,
@@ -67,11 +110,18 @@ impl std::fmt::Debug for Repository {
 }
 
 impl Repository {
-    /// Creates a repository on `backend`; refuses if one is already there.
+    /// Creates a repository on `backend`; refuses if one is already there. An encrypted one
+    /// gets its first key file before its config (the config is the commit point: without it
+    /// there is no repository, and a stray key file is removed).
     pub fn init(backend: Arc<dyn Backend>, opts: &InitOptions) -> Result<Self> {
         opts.chunker.validate()?;
+        let sealed = matches!(opts.encryption, Encryption::Password { .. });
         let config = RepoConfig {
-            version: REPO_FORMAT_VERSION,
+            version: if sealed {
+                REPO_FORMAT_SEALED
+            } else {
+                REPO_FORMAT_VERSION
+            },
             id: *uuid::Uuid::now_v7().as_bytes(),
             chunker: opts.chunker,
             compression: opts.compression,
@@ -79,22 +129,54 @@ impl Repository {
                 .pack_size
                 .clamp(RepoConfig::MIN_PACK_SIZE, RepoConfig::MAX_PACK_SIZE),
         };
-        if !backend.put_if_absent(keys::CONFIG, &config.to_bytes())? {
-            return Err(Error::InvalidInput(format!(
+        let exists = || {
+            Error::InvalidInput(format!(
                 "a repository already exists at {}; use it, or choose an empty path",
                 backend.location()
-            )));
+            ))
+        };
+        let (codec, unlocked, bytes) = match &opts.encryption {
+            Encryption::None => (Codec::Plain, None, config.to_bytes()),
+            Encryption::Password { password, kdf } => {
+                if backend.exists(keys::CONFIG)? {
+                    return Err(exists());
+                }
+                let master = MasterKey::generate()?;
+                let key_id = crate::keyring::add(backend.as_ref(), &master, password, *kdf)?;
+                let codec = Codec::Sealed(Arc::new(master.keys(&config.id)));
+                let stored = SealedConfig {
+                    id: config.id,
+                    encryption: codec.scheme().to_owned(),
+                    sealed: codec.seal(SealKind::Config, &config.id, config.payload())?,
+                };
+                (codec, Some(Unlocked { master, key_id }), stored.to_bytes())
+            }
+        };
+        if !backend.put_if_absent(keys::CONFIG, &bytes)? {
+            if let Some(u) = &unlocked {
+                let _ = backend.delete(&keys::key_file(&u.key_id));
+            }
+            return Err(exists());
         }
         Ok(Repository {
             backend,
             config,
+            codec,
+            unlocked,
             index: RwLock::new(Arc::new(Index::empty())),
             marked: std::sync::Mutex::new(None),
         })
     }
 
-    /// Opens the repository on `backend`.
+    /// Opens the repository on `backend`; an encrypted one needs [`Repository::open_with`].
     pub fn open(backend: Arc<dyn Backend>) -> Result<Self> {
+        Self::open_with(backend, None)
+    }
+
+    /// Opens the repository on `backend`, with `password` when it is encrypted (a plain
+    /// repository ignores it). A password that opens no key file is refused before anything
+    /// is read or written.
+    pub fn open_with(backend: Arc<dyn Backend>, password: Option<&[u8]>) -> Result<Self> {
         let bytes = match backend.get(keys::CONFIG) {
             Ok(b) => b,
             Err(e) if e.is_not_found() => {
@@ -105,11 +187,52 @@ impl Repository {
             }
             Err(e) => return Err(e),
         };
-        let config = RepoConfig::from_bytes(&bytes).map_err(|e| damaged_config(&backend, e))?;
-        let index = Index::open(backend.as_ref())?;
+        let stored = StoredConfig::parse(&bytes).map_err(|e| damaged_config(&backend, e))?;
+        let (config, codec, unlocked) = match stored {
+            StoredConfig::Plain(c) => (c, Codec::Plain, None),
+            StoredConfig::Sealed(s) => {
+                if s.encryption != crate::crypto::SCHEME {
+                    return Err(Error::UnsupportedFormat {
+                        object: format!(
+                            "the encryption '{}' of the repository at {}",
+                            s.encryption,
+                            backend.location()
+                        ),
+                        found: REPO_FORMAT_SEALED,
+                        supported: REPO_FORMAT_SEALED,
+                    });
+                }
+                let Some(password) = password else {
+                    return Err(Error::InvalidInput(format!(
+                        "the repository at {} is encrypted; give its password",
+                        backend.location()
+                    )));
+                };
+                let (master, key_id) = crate::keyring::unlock(backend.as_ref(), password)?;
+                let codec = Codec::Sealed(Arc::new(master.keys(&s.id)));
+                let payload = codec
+                    .open(SealKind::Config, &s.id, &s.sealed, "repository config")
+                    .map_err(|e| damaged_config(&backend, e))?;
+                let config = RepoConfig::from_payload(&payload, REPO_FORMAT_SEALED)
+                    .map_err(|e| damaged_config(&backend, e))?;
+                if config.id != s.id {
+                    return Err(damaged_config(
+                        &backend,
+                        Error::corrupt(
+                            "repository config",
+                            "its sealed id is another repository's",
+                        ),
+                    ));
+                }
+                (config, codec, Some(Unlocked { master, key_id }))
+            }
+        };
+        let index = Index::open(backend.as_ref(), &codec)?;
         Ok(Repository {
             backend,
             config,
+            codec,
+            unlocked,
             index: RwLock::new(Arc::new(index)),
             marked: std::sync::Mutex::new(None),
         })
@@ -139,6 +262,11 @@ impl Repository {
     /// what is there instead (nothing, a file, an empty or a foreign directory, a place this
     /// user may not read).
     pub fn open_local(path: &Path) -> Result<Self> {
+        Self::open_local_with(path, None)
+    }
+
+    /// [`Repository::open_local`] with the password of an encrypted repository.
+    pub fn open_local_with(path: &Path, password: Option<&[u8]>) -> Result<Self> {
         use std::io::ErrorKind;
         let at = path.display();
         let init = format!("run 'snapkeep init --repo {at}' to create one");
@@ -179,7 +307,7 @@ impl Repository {
             }
             Err(e) => return Err(unreadable(&config, e)),
         }
-        Self::open(Arc::new(LocalBackend::new(path)))
+        Self::open_with(Arc::new(LocalBackend::new(path)), password)
     }
 
     /// The backend.
@@ -192,6 +320,23 @@ impl Repository {
     #[must_use]
     pub fn config(&self) -> &RepoConfig {
         &self.config
+    }
+
+    /// How objects are kept at rest: plain, or sealed with the repository's keys.
+    #[must_use]
+    pub fn codec(&self) -> &Codec {
+        &self.codec
+    }
+
+    /// The master key and key file an encrypted repository was opened with.
+    #[must_use]
+    pub fn unlocked(&self) -> Option<&Unlocked> {
+        self.unlocked.as_ref()
+    }
+
+    /// The chunker of this repository (its secret gear seed when encrypted).
+    pub fn chunker(&self) -> Result<crate::chunker::Chunker> {
+        crate::chunker::Chunker::with_seed(&self.config.chunker, self.codec.chunker_seed())
     }
 
     /// The current index.
@@ -207,7 +352,7 @@ impl Repository {
 
     /// Re-reads the index files (after this or another process wrote new ones).
     pub fn reload_index(&self) -> Result<()> {
-        let fresh = Arc::new(Index::open(self.backend.as_ref())?);
+        let fresh = Arc::new(Index::open(self.backend.as_ref(), &self.codec)?);
         *self
             .index
             .write()
@@ -295,9 +440,12 @@ impl Repository {
                 continue;
             };
             for p in mark.packs {
-                if let Ok(entries) =
-                    crate::pack::read_pack_entries(self.backend.as_ref(), &p.id, p.size)
-                {
+                if let Ok(entries) = crate::pack::read_pack_entries(
+                    self.backend.as_ref(),
+                    &self.codec,
+                    &p.id,
+                    p.size,
+                ) {
                     for e in &entries {
                         out.entry(e.id)
                             .or_insert_with(|| crate::pack::location(p.id, e));
@@ -312,7 +460,7 @@ impl Repository {
     pub fn read_blob(&self, id: &impl AsBlob) -> Result<Vec<u8>> {
         let id = &id.blob();
         let loc = self.locate(id)?;
-        match crate::pack::read_blob(self.backend.as_ref(), id, &loc) {
+        match crate::pack::read_blob(self.backend.as_ref(), &self.codec, id, &loc) {
             // The pack went (a prune swept a mark this view knew, or repacked the blob
             // elsewhere): read the index and the marks again, once.
             Err(e) if e.is_not_found() => {
@@ -321,7 +469,7 @@ impl Repository {
                 if again == loc {
                     return Err(e);
                 }
-                crate::pack::read_blob(self.backend.as_ref(), id, &again)
+                crate::pack::read_blob(self.backend.as_ref(), &self.codec, id, &again)
             }
             other => other,
         }
@@ -353,7 +501,19 @@ impl Repository {
             Err(e) if e.is_not_found() => return Err(Error::NotFound(format!("snapshot {id}"))),
             Err(e) => return Err(e),
         };
-        SnapshotRecord::from_bytes(&bytes, id)
+        let plain = self.codec.open(
+            SealKind::Snapshot,
+            id.as_bytes(),
+            &bytes,
+            &format!("snapshot record {id}"),
+        )?;
+        SnapshotRecord::from_bytes(&plain, id)
+    }
+
+    /// A record as it is stored: framed, and sealed when the repository is.
+    pub fn record_bytes(&self, rec: &SnapshotRecord) -> Result<Vec<u8>> {
+        self.codec
+            .seal(SealKind::Snapshot, rec.id.as_bytes(), rec.to_bytes())
     }
 
     /// All readable snapshot records, oldest first, and the ids whose records are damaged.
@@ -450,7 +610,7 @@ impl Repository {
 
     /// Writes the snapshot record: the commit point of a snapshot.
     pub fn commit_snapshot(&self, rec: &SnapshotRecord) -> Result<u64> {
-        let bytes = rec.to_bytes();
+        let bytes = self.record_bytes(rec)?;
         if !self
             .backend
             .put_if_absent(&keys::snapshot(&rec.id), &bytes)?

@@ -53,13 +53,15 @@ impl TreeSource for crate::repository::Repository {
 /// not the repository's current index (a prune's listing, a snapshot's own view).
 pub struct Located<'a, F> {
     pub backend: &'a dyn Backend,
+    /// Opens the trees of a sealed repository.
+    pub codec: &'a crate::codec::Codec,
     pub locate: F,
 }
 
 impl<F: Fn(&TreeId) -> Result<BlobLocation>> TreeSource for Located<'_, F> {
     fn load_tree(&self, id: &TreeId) -> Result<Tree> {
         let loc = (self.locate)(id)?;
-        let bytes = crate::pack::read_blob(self.backend, id, &loc)?;
+        let bytes = crate::pack::read_blob(self.backend, self.codec, id, &loc)?;
         Tree::from_bytes(&bytes, id)
     }
 }

@@ -7,6 +7,8 @@ use std::process::Command;
 #[test]
 fn bench_reports_every_step_as_json() {
     let out = Command::new(env!("CARGO_BIN_EXE_snapkeep"))
+        .env("SNAPKEEP_PASSWORD", "snapkeep-test")
+        .env("SNAPKEEP_KDF", "m=64KiB,t=1,p=1")
         .args([
             "bench",
             "--size",

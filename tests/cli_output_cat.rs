@@ -158,7 +158,8 @@ fn cat_lock_lists_a_held_lock() {
     let tmp = tempfile::tempdir().expect("tmp");
     let repo = tmp.path().join("repo");
     assert_success(&cli(&repo, &["init"]), "init");
-    let opened = snapkeep::Repository::open_local(&repo).expect("open");
+    let opened =
+        snapkeep::Repository::open_local_with(&repo, Some(b"snapkeep-test")).expect("open");
     let guard = snapkeep::lock::acquire_job(opened.backend(), "cat-test").expect("lock");
     let locks = cat(&repo, &["lock"]);
     let held = locks.as_array().expect("array");

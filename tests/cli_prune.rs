@@ -330,7 +330,8 @@ fn prune_tells_a_reused_pid_from_its_own_files() {
     let earlier = staged(&repo_dir, &format!("pack-{me}-0badf00d-1.tmp"), hour);
     // This process's own staged file is never touched, however old.
     let own = staged(&repo_dir, &format!("pack-{me}-{token}-2.tmp"), hour);
-    let repo = snapkeep::Repository::open_local(&repo_dir).expect("open");
+    let repo =
+        snapkeep::Repository::open_local_with(&repo_dir, Some(b"snapkeep-test")).expect("open");
     let r =
         snapkeep::prune::prune(&repo, &snapkeep::prune::PruneOptions::default()).expect("prune");
     assert_eq!(r.staging_files_removed, 1, "{:?}", r.notes);

@@ -20,6 +20,9 @@
 //!   once), another forgets (keep 3) and prunes in a loop (one shared `Repository`, or one
 //!   each);
 //! - `processes_snapshot_and_forget_prune_loops`: the same with CLI child processes.
+//!
+//! Its repositories are format 1 (`--encryption none`): the protocol under test is the same
+//! for both formats, and sealing in an unoptimized test build would multiply each round's time.
 
 mod common;
 
@@ -72,7 +75,7 @@ fn restores_as(
 /// worked — telling a reader's stale index view (its view was loaded while a prune rewrote the
 /// index) from a committed snapshot whose blobs the index lacks.
 fn diagnose(repo_dir: &Path, id: &SnapshotId, state: &Path, scratch: &Path) -> &'static str {
-    let repo = Repository::open_local(repo_dir).expect("open");
+    let repo = Repository::open_local_with(repo_dir, Some(b"snapkeep-test")).expect("open");
     match restores_as(&repo, id, state, scratch) {
         Ok(()) => {
             "a second restore, with a fresh view, works: the first one's view was stale, or a \
@@ -164,7 +167,7 @@ fn prune_before_every_write_of_a_snapshot() {
             }
         };
         // Right away, through a fresh handle: no other prune has run.
-        let fresh = Repository::open_local(&dir).expect("reopen");
+        let fresh = Repository::open_local_with(&dir, Some(b"snapkeep-test")).expect("reopen");
         let scratch = tmp.path().join(format!("scratch-{n}"));
         let now = [
             restores_as(&fresh, &id, &src, &scratch),
@@ -279,7 +282,7 @@ fn restore_and_verify_loading_the_index_while_prune_rewrites_it() {
             ));
         }
         // Afterwards (a fresh view) everything is there.
-        let fresh = Repository::open_local(&dir).expect("reopen");
+        let fresh = Repository::open_local_with(&dir, Some(b"snapkeep-test")).expect("reopen");
         restores_as(&fresh, &s1, &src, &tmp.path().join("scratch")).expect("restore later");
         assert_eq!(verify_all(&fresh), Vec::<String>::new());
     }
@@ -327,7 +330,7 @@ fn snapshot_committing_while_prune_reads_its_state() {
         "the prune never listed data/"
     );
     let s2 = s2.lock().expect("lock").take().expect("the snapshot ran");
-    let fresh = Repository::open_local(&dir).expect("open");
+    let fresh = Repository::open_local_with(&dir, Some(b"snapkeep-test")).expect("open");
     let restored = restores_as(&fresh, &s2, &s2_state, &tmp.path().join("scratch"));
     let findings = verify_all(&fresh);
     assert!(
@@ -392,7 +395,7 @@ fn repair_index_while_a_prune_deletes_packs() {
     drop(repo);
 
     // The same data again: its chunks are "in the index".
-    let repo = Repository::open_local(&dir).expect("open");
+    let repo = Repository::open_local_with(&dir, Some(b"snapkeep-test")).expect("open");
     common::write_file(&src.join("a.bin"), &a);
     let s2 = snapkeep::snapshot(&repo, &src, &BackupOptions::default(), &NoProgress)
         .expect("s2")
@@ -445,7 +448,7 @@ fn tag_racing_with_forget_and_prune() {
     let tagged = repo.retag(&s0, &["keep".to_owned()], &[]);
     assert!(hooked.fired(), "the tag wrote nothing");
     drop(repo);
-    let repo = Repository::open_local(&dir).expect("open");
+    let repo = Repository::open_local_with(&dir, Some(b"snapkeep-test")).expect("open");
     let listed = repo.snapshot_ids().expect("list").contains(&s0);
     let findings = verify_all(&repo);
     assert!(
@@ -627,7 +630,7 @@ fn check_end_state(
     scratch: &Path,
     when: &str,
 ) -> Vec<String> {
-    let repo = Repository::open_local(repo_dir).expect("open");
+    let repo = Repository::open_local_with(repo_dir, Some(b"snapkeep-test")).expect("open");
     let mut problems = Vec::new();
     let (records, damaged) = repo.snapshots().expect("list");
     if !damaged.is_empty() {
@@ -704,7 +707,7 @@ fn threads(shared: bool, rounds: usize, seed: u64) {
         let repo = if shared {
             Arc::clone(&first)
         } else {
-            Arc::new(Repository::open_local(&repo_dir).expect("open"))
+            Arc::new(Repository::open_local_with(&repo_dir, Some(b"snapkeep-test")).expect("open"))
         };
         std::thread::spawn(move || {
             let mut passes = Vec::new();
@@ -760,7 +763,7 @@ fn threads(shared: bool, rounds: usize, seed: u64) {
     let repo = if shared {
         Arc::clone(&first)
     } else {
-        Arc::new(Repository::open_local(&repo_dir).expect("open"))
+        Arc::new(Repository::open_local_with(&repo_dir, Some(b"snapkeep-test")).expect("open"))
     };
     let mut states = BTreeMap::new();
     let mut failures = Vec::new();
@@ -817,6 +820,8 @@ fn threads_with_a_repository_each() {
 
 fn bin() -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_snapkeep"));
+    c.env("SNAPKEEP_PASSWORD", "snapkeep-test")
+        .env("SNAPKEEP_KDF", "m=64KiB,t=1,p=1");
     c.stdin(std::process::Stdio::null());
     c
 }
@@ -846,7 +851,15 @@ fn processes_snapshot_and_forget_prune_loops() {
     let st = bin()
         .args(["--quiet", "--repo"])
         .arg(&repo_dir)
-        .args(["init", "--pack-size", "1MiB", "--chunk-avg", "16KiB"])
+        .args([
+            "init",
+            "--pack-size",
+            "1MiB",
+            "--chunk-avg",
+            "16KiB",
+            "--encryption",
+            "none",
+        ])
         .status()
         .expect("init");
     assert!(st.success());
@@ -922,7 +935,7 @@ fn processes_snapshot_and_forget_prune_loops() {
             .trim()
             .parse()
             .expect("snapshot prints its id");
-        let repo = Repository::open_local(&repo_dir).expect("open");
+        let repo = Repository::open_local_with(&repo_dir, Some(b"snapkeep-test")).expect("open");
         if let Err(e) = restores_as(&repo, &id, &state, &scratch) {
             let why = diagnose(&repo_dir, &id, &state, &scratch);
             failures.push(format!(

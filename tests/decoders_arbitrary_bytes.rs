@@ -189,7 +189,8 @@ fn a_lying_zstd_header_is_refused() {
             length: u32::try_from(f.len()).expect("small"),
             raw_length,
         };
-        let e = snapkeep::pack::decode_blob(&f, &loc, &id).expect_err("refused");
+        let e = snapkeep::pack::decode_blob(&snapkeep::codec::Codec::Plain, &f, &loc, &id)
+            .expect_err("refused");
         assert!(
             matches!(e, snapkeep::Error::Corrupt { .. }),
             "{kind:?} {raw_length}: {e}"

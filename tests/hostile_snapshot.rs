@@ -38,7 +38,7 @@ fn empty_file(name: &[u8]) -> Node {
 
 /// Stores raw tree bytes (bypassing the sorting `Tree::to_bytes` does) and commits a record.
 fn commit(repo: &Repository, trees: &[Vec<u8>]) -> snapkeep::SnapshotId {
-    let writer = PackWriter::new(Arc::clone(repo.backend()), 1 << 20);
+    let writer = PackWriter::new(Arc::clone(repo.backend()), repo.codec().clone(), 1 << 20);
     for bytes in trees {
         let len = u32::try_from(bytes.len()).expect("small");
         writer
@@ -54,6 +54,7 @@ fn commit(repo: &Repository, trees: &[Vec<u8>]) -> snapkeep::SnapshotId {
     let sealed = writer.finish().expect("finish");
     snapkeep::index::write_index(
         repo.backend().as_ref(),
+        repo.codec(),
         sealed.iter().map(|s| (s.id, s.loc)).collect(),
     )
     .expect("index");
@@ -140,6 +141,8 @@ fn crafted_names_are_refused_and_nothing_escapes() {
         assert!(!tmp.path().join("etc-passwd").exists());
         // The CLI says so with exit 2 or 4, never a panic.
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_snapkeep"))
+            .env("SNAPKEEP_PASSWORD", "snapkeep-test")
+            .env("SNAPKEEP_KDF", "m=64KiB,t=1,p=1")
             .arg("--repo")
             .arg(tmp.path().join("repo"))
             .args(["restore", &id.to_string()])

@@ -193,6 +193,8 @@ fn fixture() -> Fixture {
 
 fn snapkeep_cmd(repo: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_snapkeep"));
+    c.env("SNAPKEEP_PASSWORD", "snapkeep-test")
+        .env("SNAPKEEP_KDF", "m=64KiB,t=1,p=1");
     c.args(["--quiet", "--repo"]).arg(repo);
     c
 }

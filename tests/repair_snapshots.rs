@@ -205,7 +205,11 @@ fn store_trees(
 ) -> Vec<snapkeep::TreeId> {
     use snapkeep::format::pack::{BlobCompression, BlobKind};
     use snapkeep::id::AsBlob;
-    let writer = snapkeep::pack::PackWriter::new(std::sync::Arc::clone(repo.backend()), 1 << 20);
+    let writer = snapkeep::pack::PackWriter::new(
+        std::sync::Arc::clone(repo.backend()),
+        repo.codec().clone(),
+        1 << 20,
+    );
     let mut ids = Vec::with_capacity(trees.len());
     for tree in trees {
         let bytes = tree.to_bytes();
@@ -219,6 +223,7 @@ fn store_trees(
     let sealed = writer.finish().expect("seal");
     snapkeep::index::write_index(
         repo.backend().as_ref(),
+        repo.codec(),
         sealed.iter().map(|s| (s.id, s.loc)).collect(),
     )
     .expect("index");

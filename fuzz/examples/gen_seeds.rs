@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use snapkeep::backend::{Backend, MemoryBackend};
 use snapkeep::chunker::ChunkerParams;
+use snapkeep::codec::Codec;
 use snapkeep::format::gc::{MarkRecord, MarkedPack};
 use snapkeep::format::index_file::{self, BlobLocation};
 use snapkeep::format::manifest::{ChunkRef, Extent, Node, NodeKind, Tree};
@@ -90,6 +91,7 @@ fn from_repository(seeds: &mut Seeds, scratch: &Path) -> Res<()> {
         chunker: ChunkerParams::with_avg(4096)?,
         compression: Compression::Zstd(3),
         pack_size: RepoConfig::MIN_PACK_SIZE,
+        ..InitOptions::default()
     };
     let repo = Repository::init(backend.clone(), &opts)?;
     snapkeep::snapshot(&repo, &src, &BackupOptions::default(), &NoProgress)?;
@@ -126,12 +128,12 @@ fn from_repository(seeds: &mut Seeds, scratch: &Path) -> Res<()> {
         } else if let Some(hex) = key.strip_prefix("data/").and_then(|k| k.split('/').nth(1)) {
             seeds.put("pack_trailer", &format!("repo-{n}"), &bytes)?;
             let id: PackId = hex.parse()?;
-            for (i, e) in read_pack_entries(backend.as_ref(), &id, obj.size)?
+            for (i, e) in read_pack_entries(backend.as_ref(), &Codec::Plain, &id, obj.size)?
                 .iter()
                 .enumerate()
             {
                 if e.kind == BlobKind::Tree {
-                    let tree = read_blob(backend.as_ref(), &e.id, &location(id, e))?;
+                    let tree = read_blob(backend.as_ref(), &Codec::Plain, &e.id, &location(id, e))?;
                     seeds.put("tree", &format!("repo-{n}-{i}"), &tree)?;
                 }
             }
@@ -275,6 +277,23 @@ fn built(seeds: &mut Seeds) -> Res<()> {
         packs: Vec::new(),
     };
     seeds.put_framed("gc_objects", "mark-empty", &empty_mark.to_bytes())?;
+
+    // The sealed formats: a key file (low Argon2id parameters, so each run is quick) and a
+    // sealed object.
+    let master = snapkeep::crypto::MasterKey::from_bytes(&[7; 32]);
+    let low = snapkeep::crypto::KdfParams {
+        m_kib: 64,
+        t: 1,
+        p: 1,
+    };
+    let key = snapkeep::crypto::KeyFile::create(&master, b"pw", low, "seeds", 1)?;
+    seeds.put("sealed", "keyfile", &key.to_bytes())?;
+    let sealed = master.keys(&[1; 16]).seal(
+        snapkeep::crypto::SealKind::DataBlob,
+        b"name",
+        b"a sealed object",
+    )?;
+    seeds.put("sealed", "object", &sealed)?;
     Ok(())
 }
 

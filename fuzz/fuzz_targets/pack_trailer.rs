@@ -7,6 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use snapkeep::codec::Codec;
 use snapkeep::format::pack::{
     FOOTER_LEN, Footer, HEADER, check_header, decode_entries, decode_footer, encode_trailer,
 };
@@ -58,8 +59,8 @@ fuzz_target!(|data: &[u8]| {
         );
         let stored = &data[from..to];
         let loc = location(pack, e);
-        let decoded = decode_blob(stored, &loc, &e.id);
-        let checked = check_blob_bytes(stored, &loc, &e.id);
+        let decoded = decode_blob(&Codec::Plain, stored, &loc, &e.id);
+        let checked = check_blob_bytes(&Codec::Plain, stored, &loc, &e.id);
         assert_eq!(decoded.is_ok(), checked.is_ok(), "{e:?}");
         if let Ok(raw) = decoded {
             assert_eq!(raw.len() as u64, u64::from(e.raw_length));

@@ -132,7 +132,7 @@ pub(super) fn process_dir(
     ctx.counters.dirs.fetch_add(1, Ordering::Relaxed);
     let mut tree = Tree { nodes };
     let bytes = tree.to_bytes();
-    let id = TreeId::of(&bytes);
+    let id = ctx.repo.codec().tree_id(&bytes);
     ctx.store(id.blob(), BlobKind::Tree, &bytes)?;
     Ok(id)
 }

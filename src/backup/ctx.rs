@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::format::manifest::{ChunkRef, Node, NodeKind, SnapshotRecord, Summary};
 use crate::format::pack::{BlobCompression, BlobKind};
 use crate::format::repo_config::Compression;
-use crate::hasher::{crc_chunk, hash_chunk};
+use crate::hasher::crc_chunk;
 use crate::id::{AsBlob, BlobId};
 use crate::index::Index;
 use crate::pack::{NewBlob, PackWriter};
@@ -113,7 +113,7 @@ impl<'a> Ctx<'a> {
         progress: &'a dyn Progress,
     ) -> Result<Self> {
         let cfg = repo.config();
-        let chunker = Chunker::new(&cfg.chunker)?;
+        let chunker = repo.chunker()?;
         let backend: Arc<dyn crate::backend::Backend> = if opts.dry_run {
             Arc::new(Discard::new(Arc::clone(repo.backend())))
         } else {
@@ -128,7 +128,7 @@ impl<'a> Ctx<'a> {
             window: WINDOW.max(2 * chunker.max_size()),
             chunker,
             compression: cfg.compression,
-            writer: PackWriter::new(backend, u64::from(cfg.pack_size)),
+            writer: PackWriter::new(backend, repo.codec().clone(), u64::from(cfg.pack_size)),
             inflight: (0..16).map(|_| Mutex::new(HashSet::new())).collect(),
             counters: Counters::default(),
             progress,
@@ -238,14 +238,12 @@ impl Ctx<'_> {
         }
         let raw_len = u32::try_from(raw.len())
             .map_err(|_| Error::InvalidInput("blob larger than 4 GiB".into()))?;
-        match compress(self.compression, raw) {
-            Some(z) => self
-                .writer
-                .add(id, kind, BlobCompression::Zstd, &z, raw_len)?,
-            None => self
-                .writer
-                .add(id, kind, BlobCompression::Raw, raw, raw_len)?,
-        }
+        let (compression, stored) = match compress(self.compression, raw) {
+            Some(z) => (BlobCompression::Zstd, std::borrow::Cow::Owned(z)),
+            None => (BlobCompression::Raw, std::borrow::Cow::Borrowed(raw)),
+        };
+        let stored = self.repo.codec().seal_blob(kind, &id, &stored)?;
+        self.writer.add(id, kind, compression, &stored, raw_len)?;
         if kind == BlobKind::Data {
             self.counters
                 .new_bytes
@@ -270,12 +268,23 @@ impl Ctx<'_> {
     /// Hashes one chunk of a file and, when this snapshot is the first to claim it, compresses
     /// it; [`Ctx::store_chunks`] then appends the new ones in file order.
     pub(super) fn prepare_chunk(&self, data: &[u8]) -> Result<Prepared> {
-        let id = hash_chunk(data);
+        let id = self.repo.codec().chunk_id(data);
         let crc = crc_chunk(data);
         let len = u32::try_from(data.len())
             .map_err(|_| Error::InvalidInput("chunk larger than 4 GiB".into()))?;
+        let codec = self.repo.codec();
         let new = if !self.claim(&id.blob()) {
             NewChunk::Known
+        } else if codec.is_sealed() {
+            // Sealed here, on the hashing threads: the pack writer only appends.
+            let (compression, stored) = match compress(self.compression, data) {
+                Some(z) => (BlobCompression::Zstd, std::borrow::Cow::Owned(z)),
+                None => (BlobCompression::Raw, std::borrow::Cow::Borrowed(data)),
+            };
+            let sealed = codec
+                .seal_blob(BlobKind::Data, &id.blob(), &stored)?
+                .into_owned();
+            NewChunk::Sealed(compression, sealed)
         } else if let Some(z) = compress(self.compression, data) {
             NewChunk::Zstd(z)
         } else {
@@ -303,6 +312,7 @@ impl Ctx<'_> {
                 NewChunk::Known => continue,
                 NewChunk::Zstd(z) => (BlobCompression::Zstd, z.as_slice()),
                 NewChunk::Raw => (BlobCompression::Raw, &win[s..s + n]),
+                NewChunk::Sealed(c, b) => (*c, b.as_slice()),
             };
             blobs.push(NewBlob {
                 id: p.cref.id.blob(),
@@ -339,6 +349,9 @@ pub(super) enum NewChunk {
     Raw,
     /// Claimed by this file: stored as these zstd bytes.
     Zstd(Vec<u8>),
+    /// Claimed by this file in a sealed repository: these bytes (compressed or not, as the
+    /// flag says), sealed.
+    Sealed(BlobCompression, Vec<u8>),
 }
 
 /// Size of the sample that decides whether a large chunk is worth compressing.

@@ -306,7 +306,7 @@ fn commit(
         if stamp.unchanged {
             return Ok(outcome(ctx, record, Written::UnchangedDryRun, Vec::new()));
         }
-        record.summary.stored_bytes += record.to_bytes().len() as u64;
+        record.summary.stored_bytes += (record.to_bytes().len() + repo.codec().overhead()) as u64;
         return Ok(outcome(ctx, record, Written::DryRun, Vec::new()));
     };
     let commit = Commit::new(repo, lock, &ctx.index, &sealed);
@@ -314,7 +314,7 @@ fn commit(
     if stamp.unchanged {
         return Ok(outcome(ctx, record, Written::Unchanged, Vec::new()));
     }
-    record.summary.stored_bytes += record.to_bytes().len() as u64;
+    record.summary.stored_bytes += (record.to_bytes().len() + repo.codec().overhead()) as u64;
     commit.record(&record)?;
     // A prune that marked packs this snapshot uses (reused from its view, or its own packs
     // before its record existed) took them out of the index; its lock kept them. Index them
@@ -330,7 +330,14 @@ fn commit(
     if let Err(e) = lock
         .check()
         .and_then(|()| repo.reload_index())
-        .and_then(|()| merge(repo.backend().as_ref(), &repo.index(), MERGE_THRESHOLD))
+        .and_then(|()| {
+            merge(
+                repo.backend().as_ref(),
+                repo.codec(),
+                &repo.index(),
+                MERGE_THRESHOLD,
+            )
+        })
     {
         late_warnings.push(format!("index merge skipped: {e}"));
     }

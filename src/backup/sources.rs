@@ -294,7 +294,7 @@ fn store_root(ctx: &Ctx<'_>, nodes: Vec<Node>) -> Result<TreeId> {
     ctx.counters.dirs.fetch_add(1, Ordering::Relaxed);
     let mut tree = Tree { nodes };
     let bytes = tree.to_bytes();
-    let id = TreeId::of(&bytes);
+    let id = ctx.repo.codec().tree_id(&bytes);
     ctx.store(id.blob(), BlobKind::Tree, &bytes)?;
     Ok(id)
 }

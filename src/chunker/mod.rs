@@ -91,11 +91,17 @@ pub struct Chunker {
 }
 
 impl Chunker {
-    /// Builds the chunker for `params`.
+    /// Builds the chunker for `params` with the published gear table (a plain repository).
     pub fn new(params: &ChunkerParams) -> Result<Self> {
+        Self::with_seed(params, 0)
+    }
+
+    /// Builds the chunker for `params` with the gear table XORed with `seed` (0: the
+    /// published table), an encrypted repository's secret.
+    pub fn with_seed(params: &ChunkerParams, seed: u64) -> Result<Self> {
         params.validate()?;
         Ok(Chunker {
-            inner: FastCdc2020::new(params),
+            inner: FastCdc2020::new(params, seed),
             max: params.max as usize,
         })
     }

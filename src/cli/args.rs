@@ -58,6 +58,14 @@ pub struct Cli {
     #[arg(long, global = true, env = "SNAPKEEP_NO_CACHE",
           value_parser = clap::builder::FalseyValueParser::new())]
     pub no_cache: bool,
+    /// Read the password of an encrypted repository from this file (then
+    /// SNAPKEEP_PASSWORD_FILE, --password-command, SNAPKEEP_PASSWORD_COMMAND,
+    /// SNAPKEEP_PASSWORD, else a prompt on a terminal).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+    /// Run this shell command and read the password from its output.
+    #[arg(long, global = true, value_name = "CMD")]
+    pub password_command: Option<String>,
     /// Where `repo` came from (set after parsing).
     #[arg(skip)]
     pub repo_origin: super::location::RepoOrigin,
@@ -124,6 +132,14 @@ pub enum Command {
         /// Target pack size (1MiB..1GiB).
         #[arg(long, value_parser = parse_size)]
         pack_size: Option<u64>,
+        /// Encryption: xchacha20poly1305-blake3 (every object sealed, format 2) or none
+        /// (nothing encrypted nor authenticated, format 1).
+        #[arg(long, default_value = snapkeep::crypto::SCHEME)]
+        encryption: String,
+        /// Argon2id parameters of the first key: m=MEMORY,t=PASSES,p=LANES (lower values make
+        /// a stolen key file cheaper to attack).
+        #[arg(long, env = "SNAPKEEP_KDF", default_value = "m=64MiB,t=3,p=4")]
+        kdf: String,
     },
     /// Snapshot a directory, or several directories and files (creates the default
     /// repository on first use; a --repo or SNAPKEEP_REPO location must be created with init).
@@ -273,6 +289,46 @@ pub enum Command {
         #[command(subcommand)]
         what: RepairWhat,
     },
+    /// Manage the key files of an encrypted repository (each opens it with its own password).
+    #[command(display_order = 15)]
+    Key {
+        #[command(subcommand)]
+        what: KeyWhat,
+    },
+}
+
+/// What `key` does.
+#[derive(Subcommand, Debug)]
+pub enum KeyWhat {
+    /// List the key files: id, host, creation time, Argon2id parameters; the one in use marked.
+    List,
+    /// Add a key file with a new password (from --new-password-file, else asked twice).
+    Add {
+        #[command(flatten)]
+        new: NewKeyArgs,
+    },
+    /// Remove a key file (a unique id prefix is enough); never the last one, nor the one in use.
+    Remove {
+        /// The key file's id (from 'snapkeep key list').
+        id: String,
+    },
+    /// Change the password of the key in use: a new key file is written, then the old one
+    /// removed.
+    Passwd {
+        #[command(flatten)]
+        new: NewKeyArgs,
+    },
+}
+
+/// The new password and its key derivation.
+#[derive(clap::Args, Debug)]
+pub struct NewKeyArgs {
+    /// Read the new password from this file (else it is asked for twice at a terminal).
+    #[arg(long, value_name = "PATH")]
+    pub new_password_file: Option<PathBuf>,
+    /// Argon2id parameters of the new key: m=MEMORY,t=PASSES,p=LANES.
+    #[arg(long, env = "SNAPKEEP_KDF", default_value = "m=64MiB,t=3,p=4")]
+    pub kdf: String,
 }
 
 /// The kinds of object `cat` prints.
@@ -476,6 +532,10 @@ pub struct BenchArgs {
     /// but 10, and time prune without and with repacking (e.g. 50; generated data only).
     #[arg(long, default_value_t = 0)]
     pub prune_snapshots: u64,
+    /// Encryption of the measured repository: xchacha20poly1305-blake3 (its key sealed with a
+    /// throwaway password and the default Argon2id parameters, or SNAPKEEP_KDF) or none.
+    #[arg(long, default_value = snapkeep::crypto::SCHEME)]
+    pub encryption: String,
 }
 
 /// `--chunk-avg 256KiB`, `--size 1GiB`: a size with an optional binary unit.

@@ -13,6 +13,7 @@ use snapkeep::{Repository, SnapshotFilter, SnapshotId, SnapshotSpec, short_id};
 
 use super::args::{Cli, FilterArgs};
 use super::location::{CacheChoice, RepoLocation, RepoOrigin};
+use super::password::PasswordSource;
 use super::progress::{CliProgress, ProgressMode};
 use super::usage_error;
 
@@ -24,6 +25,8 @@ pub struct Env {
     pub repo: RepoLocation,
     /// Whether `repo` came from `--repo`, `SNAPKEEP_REPO` or neither.
     pub repo_origin: RepoOrigin,
+    /// Where an encrypted repository's password comes from.
+    pub password: PasswordSource,
 }
 
 impl Env {
@@ -39,6 +42,10 @@ impl Env {
                 CacheChoice::of(cli.cache_dir.as_deref(), cli.no_cache),
             )?,
             repo_origin: cli.repo_origin,
+            password: PasswordSource {
+                file: cli.password_file.clone(),
+                command: cli.password_command.clone(),
+            },
         })
     }
 
@@ -58,7 +65,9 @@ impl Env {
 
     /// Opens the repository.
     pub fn open(&self) -> Result<Repository> {
-        self.repo.open()
+        let repo = self.repo.open(&self.password)?;
+        known_mode(&self.repo.display(), &repo)?;
+        Ok(repo)
     }
 
     /// Opens the repository and resolves `spec` among the snapshots `filter` selects (see
@@ -201,4 +210,42 @@ fn repo_path(cli: &Cli) -> Result<PathBuf> {
             )
         }),
     }
+}
+
+/// Where this machine remembers which repositories it has opened encrypted:
+/// `$XDG_STATE_HOME/snapkeep/encrypted/<repository id>` (else `~/.local/state/...`).
+fn known_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })?;
+    Some(base.join("snapkeep/encrypted"))
+}
+
+/// Refuses a silent downgrade: a repository this machine opened encrypted that now says it
+/// is not (its config replaced by a plain one with the same id); remembers an encrypted one.
+/// Failing to remember is no error (a read-only home, say).
+fn known_mode(location: &str, repo: &Repository) -> Result<()> {
+    let Some(dir) = known_dir() else {
+        return Ok(());
+    };
+    let mark = dir.join(hex::encode(repo.config().id));
+    if repo.codec().is_sealed() {
+        if !mark.exists() {
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::write(&mark, location.as_bytes());
+        }
+        return Ok(());
+    }
+    if mark.exists() {
+        return Err(usage_error(format!(
+            "the repository at {location} was encrypted when this machine last opened it, and its config now says it is not: someone who can write there may have replaced it; nothing was read or written (if you replaced it yourself, remove {} and run again)",
+            mark.display()
+        )));
+    }
+    Ok(())
 }

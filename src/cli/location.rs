@@ -16,7 +16,10 @@ use anyhow::Result;
 use serde_json::json;
 
 use snapkeep::format::keys;
+use snapkeep::format::repo_config::StoredConfig;
 use snapkeep::{InitOptions, Repository};
+
+use super::password::PasswordSource;
 
 /// Worker threads (at least) for restore and verify of a remote repository.
 #[cfg(feature = "s3")]
@@ -160,10 +163,17 @@ impl RepoLocation {
         }
     }
 
-    /// Opens the repository.
-    pub fn open(&self) -> Result<Repository> {
+    /// Opens the repository; the password is asked for only when it is encrypted.
+    pub fn open(&self, password: &PasswordSource) -> Result<Repository> {
         match self {
-            RepoLocation::Local(p) => Ok(Repository::open_local(p)?),
+            RepoLocation::Local(p) => {
+                let config = std::fs::read(p.join(keys::CONFIG)).ok();
+                let pw = self.password_for(config.as_deref(), password)?;
+                Ok(Repository::open_local_with(
+                    p,
+                    pw.as_deref().map(Vec::as_slice),
+                )?)
+            }
             #[cfg(feature = "s3")]
             RepoLocation::S3(r) => {
                 use snapkeep::backend::{Backend, CachingBackend};
@@ -179,8 +189,28 @@ impl RepoLocation {
                     }
                     None => inner,
                 };
-                Ok(Repository::open(backend)?)
+                let config = backend.get(keys::CONFIG).ok();
+                let pw = self.password_for(config.as_deref(), password)?;
+                Ok(Repository::open_with(
+                    backend,
+                    pw.as_deref().map(Vec::as_slice),
+                )?)
             }
+        }
+    }
+
+    /// The password, when `config` (the stored config, if it could be read) is an encrypted
+    /// repository's; `None` otherwise (opening then says what is wrong).
+    fn password_for(
+        &self,
+        config: Option<&[u8]>,
+        password: &PasswordSource,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        match config.map(StoredConfig::parse) {
+            Some(Ok(StoredConfig::Sealed(_))) => password
+                .get(&format!("the repository at {}", self.display()), false)
+                .map(Some),
+            _ => Ok(None),
         }
     }
 

@@ -14,6 +14,7 @@ mod env;
 mod inspect;
 mod location;
 mod output;
+mod password;
 mod progress;
 
 use clap::{CommandFactory, FromArgMatches};

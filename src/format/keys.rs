@@ -2,7 +2,7 @@
 //!
 //! Keys are `/`-separated ASCII: `config`, `data/<2 hex>/<pack id>`, `index/<index id>`,
 //! `snapshots/<uuid>`, `locks/<uuid>` (a job) or `locks/prune`, `marks/<uuid>` and
-//! `marks/<uuid>.pending`. Every other module asks this one for a key or a kind; none spells a
+//! `marks/<uuid>.pending`, `keys/<key file id>` (an encrypted repository's key files). Every other module asks this one for a key or a kind; none spells a
 //! prefix itself.
 //!
 //! Must not: do I/O, or know what an object holds.
@@ -24,17 +24,20 @@ pub enum Kind {
     Lock,
     /// A prune's mark (or a pending one).
     Mark,
+    /// A key file of an encrypted repository.
+    Key,
 }
 
 impl Kind {
     /// Every kind, in the order the repository's layout lists them.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Config,
         Kind::Pack,
         Kind::Index,
         Kind::Snapshot,
         Kind::Lock,
         Kind::Mark,
+        Kind::Key,
     ];
 
     /// The prefix that lists every object of this kind (the config's own key for `Config`).
@@ -47,6 +50,7 @@ impl Kind {
             Kind::Snapshot => "snapshots/",
             Kind::Lock => "locks/",
             Kind::Mark => "marks/",
+            Kind::Key => "keys/",
         }
     }
 
@@ -96,6 +100,12 @@ pub fn mark(id: &uuid::Uuid, pending: bool) -> String {
     format!("marks/{}{suffix}", id.simple())
 }
 
+/// Key of a key file.
+#[must_use]
+pub fn key_file(id: &str) -> String {
+    format!("keys/{id}")
+}
+
 /// Whether a mark key names a pending mark.
 #[must_use]
 pub fn is_pending_mark(key: &str) -> bool {
@@ -116,6 +126,8 @@ pub enum Key<'a> {
         name: &'a str,
         pending: bool,
     },
+    /// A key file, with its name.
+    KeyFile(&'a str),
     /// Anything else (a foreign or damaged object).
     Other,
 }
@@ -131,6 +143,7 @@ impl Key<'_> {
             Key::Snapshot(_) => Kind::Snapshot,
             Key::PruneLock | Key::JobLock(_) => Kind::Lock,
             Key::Mark { .. } => Kind::Mark,
+            Key::KeyFile(_) => Kind::Key,
             Key::Other => return None,
         })
     }
@@ -174,6 +187,13 @@ pub fn parse(key: &str) -> Key<'_> {
             }
         };
     }
+    if let Some(name) = key.strip_prefix(Kind::Key.prefix()) {
+        return if !name.is_empty() && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Key::KeyFile(name)
+        } else {
+            Key::Other
+        };
+    }
     Key::Other
 }
 
@@ -200,6 +220,8 @@ mod tests {
             }
         );
         assert!(!is_pending_mark(&mark(&snap, false)));
+        assert_eq!(parse(&key_file("0a1b")), Key::KeyFile("0a1b"));
+        assert_eq!(parse("keys/x.y"), Key::Other);
         for bad in [
             "index/nothex",
             "snapshots/x",

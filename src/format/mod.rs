@@ -14,8 +14,12 @@ pub mod repo_config;
 
 use crate::error::{Error, Result};
 
-/// The repository format this build writes and reads.
+/// The repository format of a plain repository (`init --encryption none`): objects stored as
+/// they are. This build writes and reads it.
 pub const REPO_FORMAT_VERSION: u32 = 1;
+/// The repository format of an encrypted repository: every object sealed (see
+/// [`crate::codec`]). This build writes and reads it.
+pub const REPO_FORMAT_SEALED: u32 = 2;
 
 /// Size of the framing around a small object: magic (8) + version (4) + checksum (32).
 pub const FRAME_OVERHEAD: usize = 8 + 4 + 32;

@@ -1,28 +1,38 @@
 //! Pack file layout.
 //!
 //! ```text
-//! header   8 bytes   "SKPACK" | version u16 LE (1)
-//! blobs    ...       each blob's stored bytes (zstd frame or raw), back to back
+//! header   8 bytes   "SKPACK" | version u16 LE (1 plain, 2 sealed)
+//! blobs    ...       each blob's stored bytes (zstd frame or raw; sealed: nonce | ciphertext | tag
+//!                    of those bytes), back to back
 //! entries  48 × n    id[32] | kind u8 | compression u8 | 0u16 | offset u32 | length u32 | raw_length u32
-//! footer   48 bytes  blake3(entries)[32] | n u32 | entries_offset u32 | version u16 | 0u16 | "SKPE"
+//!                    (sealed: the whole region sealed as one object, 48 × n + 40 bytes)
+//! footer   48 bytes  blake3(entries region as stored)[32] | n u32 | entries_offset u32 | version u16 | 0u16 | "SKPE"
 //! ```
-//! All integers little-endian. `offset` is from the start of the pack. The pack id is the
-//! blake3 of the trailer (entries + footer). The footer is fixed-size, so a reader fetches the last 48 bytes,
-//! then the entries: the index can be rebuilt from packs alone.
+//! All integers little-endian. `offset` and `length` are of the blob's bytes as stored (sealed
+//! included); `raw_length` is of its plaintext. The pack id is the blake3 of the trailer
+//! (entries region as stored + footer). The footer is fixed-size, so a reader fetches the
+//! last 48 bytes, then the entries: the index can be rebuilt from packs alone.
 
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 
 use super::{read_32, read_u16, read_u32};
 
-/// Pack header magic + version.
+/// Pack header magic + version of a plain pack.
 pub const HEADER: [u8; 8] = *b"SKPACK\x01\x00";
+/// Pack header magic + version of a sealed pack.
+pub const HEADER_SEALED: [u8; 8] = *b"SKPACK\x02\x00";
 /// Size of the fixed footer.
 pub const FOOTER_LEN: usize = 48;
 /// Size of one trailer entry.
 pub const ENTRY_LEN: usize = 48;
-/// Pack layout version.
+/// Pack layout version of a plain pack.
 pub const PACK_VERSION: u16 = 1;
+/// Pack layout version of a sealed pack (format 2).
+pub const PACK_VERSION_SEALED: u16 = 2;
+/// Bytes sealing adds to one object (a blob, or a sealed pack's entries region): a 24-byte
+/// nonce and a 16-byte tag.
+pub const SEALED_OVERHEAD: usize = 40;
 const FOOTER_MAGIC: &[u8; 4] = b"SKPE";
 
 /// What a blob is.
@@ -99,21 +109,40 @@ impl PackEntry {
     }
 }
 
-/// Encodes the entries and footer that end a pack whose blobs end at `entries_offset`.
+/// Encodes the entries and footer that end a plain pack whose blobs end at `entries_offset`.
 #[must_use]
 pub fn encode_trailer(entries: &[PackEntry], entries_offset: u32) -> Vec<u8> {
+    let mut out = encode_entries(entries);
+    let footer = encode_footer(&out, entries.len(), entries_offset, PACK_VERSION);
+    out.extend_from_slice(&footer);
+    out
+}
+
+/// The entries region of a pack, before any sealing.
+#[must_use]
+pub fn encode_entries(entries: &[PackEntry]) -> Vec<u8> {
     let mut out = Vec::with_capacity(entries.len() * ENTRY_LEN + FOOTER_LEN);
     for e in entries {
         e.write(&mut out);
     }
-    let sum = blake3::hash(&out);
-    out.extend_from_slice(sum.as_bytes());
-    let n = u32::try_from(entries.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&n.to_le_bytes());
-    out.extend_from_slice(&entries_offset.to_le_bytes());
-    out.extend_from_slice(&PACK_VERSION.to_le_bytes());
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(FOOTER_MAGIC);
+    out
+}
+
+/// The footer after `region`, the entries region as stored (sealed for version 2).
+#[must_use]
+pub fn encode_footer(
+    region: &[u8],
+    count: usize,
+    entries_offset: u32,
+    version: u16,
+) -> [u8; FOOTER_LEN] {
+    let mut out = [0u8; FOOTER_LEN];
+    out[..32].copy_from_slice(blake3::hash(region).as_bytes());
+    let n = u32::try_from(count).unwrap_or(u32::MAX);
+    out[32..36].copy_from_slice(&n.to_le_bytes());
+    out[36..40].copy_from_slice(&entries_offset.to_le_bytes());
+    out[40..42].copy_from_slice(&version.to_le_bytes());
+    out[44..48].copy_from_slice(FOOTER_MAGIC);
     out
 }
 
@@ -123,13 +152,26 @@ pub struct Footer {
     pub entries_hash: [u8; 32],
     pub count: u32,
     pub entries_offset: u32,
+    /// [`PACK_VERSION`] or [`PACK_VERSION_SEALED`].
+    pub version: u16,
 }
 
 impl Footer {
-    /// Length of the entries region.
+    /// Whether the pack is sealed (its blobs and its entries region).
+    #[must_use]
+    pub fn sealed(&self) -> bool {
+        self.version == PACK_VERSION_SEALED
+    }
+
+    /// Length of the entries region as stored.
     #[must_use]
     pub fn entries_len(&self) -> u64 {
-        u64::from(self.count) * ENTRY_LEN as u64
+        let plain = u64::from(self.count) * ENTRY_LEN as u64;
+        if self.sealed() {
+            plain + SEALED_OVERHEAD as u64
+        } else {
+            plain
+        }
     }
 }
 
@@ -145,17 +187,18 @@ pub fn decode_footer(b: &[u8], pack_len: u64, object: &str) -> Result<Footer> {
         ));
     }
     let version = read_u16(b, 40);
-    if version != PACK_VERSION {
+    if version != PACK_VERSION && version != PACK_VERSION_SEALED {
         return Err(Error::UnsupportedFormat {
             object: object.to_owned(),
             found: u32::from(version),
-            supported: u32::from(PACK_VERSION),
+            supported: u32::from(PACK_VERSION_SEALED),
         });
     }
     let f = Footer {
         entries_hash: read_32(b, 0),
         count: read_u32(b, 32),
         entries_offset: read_u32(b, 36),
+        version,
     };
     let expected_len = u64::from(f.entries_offset) + f.entries_len() + FOOTER_LEN as u64;
     if expected_len != pack_len || u64::from(f.entries_offset) < HEADER.len() as u64 {
@@ -167,16 +210,31 @@ pub fn decode_footer(b: &[u8], pack_len: u64, object: &str) -> Result<Footer> {
     Ok(f)
 }
 
-/// Decodes and checks the entries region described by `footer`.
-pub fn decode_entries(b: &[u8], footer: &Footer, object: &str) -> Result<Vec<PackEntry>> {
-    if b.len() as u64 != footer.entries_len() {
+/// Checks the entries region as stored (its size and the footer's hash of it).
+pub fn check_entries(stored: &[u8], footer: &Footer, object: &str) -> Result<()> {
+    if stored.len() as u64 != footer.entries_len() {
         return Err(Error::corrupt(object, "entries region has the wrong size"));
     }
-    if blake3::hash(b).as_bytes() != &footer.entries_hash {
+    if blake3::hash(stored).as_bytes() != &footer.entries_hash {
         return Err(Error::corrupt(object, "entries checksum mismatch"));
     }
+    Ok(())
+}
+
+/// Decodes and checks the entries region of a plain pack described by `footer`.
+pub fn decode_entries(b: &[u8], footer: &Footer, object: &str) -> Result<Vec<PackEntry>> {
+    check_entries(b, footer, object)?;
+    parse_entries(b, footer, object)
+}
+
+/// Decodes the entries of `plain` (a plain pack's region, or a sealed one's once opened):
+/// `footer.count` entries, each lying inside the pack's data region.
+pub fn parse_entries(plain: &[u8], footer: &Footer, object: &str) -> Result<Vec<PackEntry>> {
+    if plain.len() as u64 != u64::from(footer.count) * ENTRY_LEN as u64 {
+        return Err(Error::corrupt(object, "entries region has the wrong size"));
+    }
     let mut out = Vec::with_capacity(footer.count as usize);
-    for raw in b.chunks_exact(ENTRY_LEN) {
+    for raw in plain.chunks_exact(ENTRY_LEN) {
         let e = PackEntry::read(raw, object)?;
         let end = u64::from(e.offset) + u64::from(e.length);
         if u64::from(e.offset) < HEADER.len() as u64 || end > u64::from(footer.entries_offset) {
@@ -194,6 +252,18 @@ pub fn decode_entries(b: &[u8], footer: &Footer, object: &str) -> Result<Vec<Pac
 pub fn check_header(b: &[u8], object: &str) -> Result<()> {
     if b.len() < HEADER.len() || b[..6] != HEADER[..6] {
         return Err(Error::corrupt(object, "pack header missing"));
+    }
+    Ok(())
+}
+
+/// Checks that a pack's header names the version its footer does.
+pub fn check_header_version(b: &[u8], footer: &Footer, object: &str) -> Result<()> {
+    check_header(b, object)?;
+    if read_u16(b, 6) != footer.version {
+        return Err(Error::corrupt(
+            object,
+            "header and footer name different pack versions",
+        ));
     }
     Ok(())
 }

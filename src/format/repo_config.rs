@@ -1,11 +1,13 @@
 //! The repository config object (`config`): written once at `init`, never changed.
 //!
-//! Layout: a framed object (magic `SKCONFIG`, version = repository format version) whose
-//! payload is postcard of [`RepoConfig`].
+//! Layout: a framed object (magic `SKCONFIG`, version = repository format version). Format 1
+//! (plain): the payload is postcard of [`RepoConfig`]. Format 2 (encrypted): the payload is
+//! postcard of [`SealedConfig`]: the repository id and the encryption scheme in the clear (a
+//! reader needs them before it has a key), and the [`RepoConfig`] sealed.
 
 use serde::{Deserialize, Serialize};
 
-use super::{REPO_FORMAT_VERSION, decode, encode, frame, unframe};
+use super::{REPO_FORMAT_SEALED, REPO_FORMAT_VERSION, decode, encode, frame, read_u32, unframe};
 use crate::chunker::ChunkerParams;
 use crate::error::{Error, Result};
 
@@ -95,22 +97,40 @@ impl RepoConfig {
             .filter(|p| (Self::MIN_PACK_SIZE..=Self::MAX_PACK_SIZE).contains(p))
     }
 
-    /// Encodes the framed object.
+    /// Encodes the framed object of a plain (format 1) repository.
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
         frame(MAGIC, self.version, &encode(self))
     }
 
-    /// Decodes and checks a framed config.
+    /// Decodes and checks a framed config of a plain repository.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let payload = unframe(MAGIC, REPO_FORMAT_VERSION, bytes, "repository config")?;
+        match StoredConfig::parse(bytes)? {
+            StoredConfig::Plain(c) => Ok(c),
+            StoredConfig::Sealed(_) => Err(Error::InvalidInput(
+                "the repository is encrypted; open it with its password".into(),
+            )),
+        }
+    }
+
+    /// The postcard payload, for sealing into a [`SealedConfig`].
+    #[must_use]
+    pub fn payload(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Decodes and checks a config payload of format `version` (a plain one's, or a sealed
+    /// one's once opened).
+    pub fn from_payload(payload: &[u8], version: u32) -> Result<Self> {
         let cfg: RepoConfig = decode(payload, "repository config")?;
-        if cfg.version != REPO_FORMAT_VERSION {
-            return Err(Error::UnsupportedFormat {
-                object: "repository config".into(),
-                found: cfg.version,
-                supported: REPO_FORMAT_VERSION,
-            });
+        if cfg.version != version {
+            return Err(Error::corrupt(
+                "repository config",
+                format!(
+                    "it says format {} inside a format {version} frame",
+                    cfg.version
+                ),
+            ));
         }
         cfg.chunker.validate()?;
         if RepoConfig::pack_size(u64::from(cfg.pack_size)).is_none() {
@@ -120,6 +140,75 @@ impl RepoConfig {
             ));
         }
         Ok(cfg)
+    }
+}
+
+/// The config of an encrypted repository as stored: what a reader needs before it has a key,
+/// and the [`RepoConfig`] sealed (kind `Config`, named by the id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedConfig {
+    /// The repository id (the same as inside the sealed config).
+    pub id: [u8; 16],
+    /// The encryption scheme, e.g. `xchacha20poly1305-blake3`.
+    pub encryption: String,
+    /// The sealed postcard of the [`RepoConfig`].
+    pub sealed: Vec<u8>,
+}
+
+impl SealedConfig {
+    /// Encodes the framed object (format 2).
+    #[must_use]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        frame(MAGIC, REPO_FORMAT_SEALED, &encode(self))
+    }
+}
+
+/// A stored config, before any key is used: plain, or sealed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoredConfig {
+    Plain(RepoConfig),
+    Sealed(SealedConfig),
+}
+
+impl StoredConfig {
+    /// Decodes a framed config of either format; a newer format is `UnsupportedFormat`.
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let object = "repository config";
+        let version = if bytes.len() >= 12 {
+            read_u32(bytes, 8)
+        } else {
+            REPO_FORMAT_VERSION
+        };
+        match version {
+            REPO_FORMAT_SEALED => {
+                let payload = unframe(MAGIC, REPO_FORMAT_SEALED, bytes, object)?;
+                let s: SealedConfig = decode(payload, object)?;
+                Ok(StoredConfig::Sealed(s))
+            }
+            _ => {
+                let payload =
+                    unframe(MAGIC, REPO_FORMAT_VERSION, bytes, object).map_err(|e| match e {
+                        Error::UnsupportedFormat { object, found, .. } => {
+                            Error::UnsupportedFormat {
+                                object,
+                                found,
+                                supported: REPO_FORMAT_SEALED,
+                            }
+                        }
+                        e => e,
+                    })?;
+                RepoConfig::from_payload(payload, REPO_FORMAT_VERSION).map(StoredConfig::Plain)
+            }
+        }
+    }
+
+    /// The repository id, readable without a key.
+    #[must_use]
+    pub fn id(&self) -> [u8; 16] {
+        match self {
+            StoredConfig::Plain(c) => c.id,
+            StoredConfig::Sealed(s) => s.id,
+        }
     }
 }
 

@@ -30,6 +30,7 @@ use super::state::Survey;
 use super::{rescue, staging};
 use crate::backend::Backend;
 use crate::clock::now_ns;
+use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::format::gc::MarkRecord;
 use crate::format::index_file::BlobLocation;
@@ -77,7 +78,7 @@ pub fn execute(
         backend.put(&pending_key, &pending.to_bytes())?;
     }
     if let Some(ix) = plan.index.take() {
-        rewrite_index(backend, ix, moved, guard)?;
+        rewrite_index(backend, repo.codec(), ix, moved, guard)?;
     }
     for key in &plan.stale_pending {
         backend.delete(key)?;
@@ -118,7 +119,11 @@ fn repack(repo: &Repository, plan: &GcPlan, report: &mut PruneReport) -> Result<
         return Ok(Vec::new());
     }
     let backend = repo.backend();
-    let writer = PackWriter::new(Arc::clone(backend), u64::from(repo.config().pack_size));
+    let writer = PackWriter::new(
+        Arc::clone(backend),
+        repo.codec().clone(),
+        u64::from(repo.config().pack_size),
+    );
     writer.avoid(plan.avoid.iter().copied());
     for (p, blobs) in plan.repacks() {
         if blobs.is_empty() {
@@ -127,7 +132,7 @@ fn repack(repo: &Repository, plan: &GcPlan, report: &mut PruneReport) -> Result<
         let bytes = backend.get_range(&keys::pack(&p.id), 0, p.size)?;
         for (id, loc) in blobs {
             let stored = blob_bytes(&bytes, &p.id, id, loc)?;
-            check_blob_bytes(stored, loc, id)?;
+            check_blob_bytes(repo.codec(), stored, loc, id)?;
             writer.add(*id, loc.kind, loc.compression, stored, loc.raw_length)?;
         }
     }
@@ -157,6 +162,7 @@ fn blob_bytes<'a>(
 /// location of a blob winning) after a lock check, then deletes every other index file.
 fn rewrite_index(
     backend: &dyn Backend,
+    codec: &Codec,
     ix: IndexRewrite,
     moved: Entries,
     guard: &LockGuard,
@@ -166,7 +172,8 @@ fn rewrite_index(
         fresh.entry(id).or_insert(loc);
     }
     guard.check()?;
-    let new_id = crate::index::write_index(backend, fresh.into_iter().collect())?.map(|x| x.0);
+    let new_id =
+        crate::index::write_index(backend, codec, fresh.into_iter().collect())?.map(|x| x.0);
     for f in &ix.old_files {
         if Some(*f) != new_id {
             backend.delete(&keys::index(f))?;

@@ -195,7 +195,10 @@ pub fn dry_run_without(
     plan.tally(&mut report);
     plan.forecast(
         opts.grace.is_zero() && !live_jobs,
-        u64::from(repo.config().pack_size),
+        (
+            u64::from(repo.config().pack_size),
+            repo.codec().overhead() as u64,
+        ),
         &mut report,
     );
     repo.reload_index()?;

@@ -242,12 +242,18 @@ impl GcPlan {
     /// The figures acting adds, as the plan foresees them (a dry run's report): the new mark
     /// waits, or is deleted by the second pass when `swept_at_once` (grace zero, no live
     /// job); the repack writes the packs [`repack_output`] counts for `pack_size`; a rewritten
-    /// index becomes one file (none when it holds no entry).
-    pub fn forecast(&self, swept_at_once: bool, pack_size: u64, report: &mut PruneReport) {
+    /// index becomes one file (none when it holds no entry). `seal_overhead` is what sealing
+    /// adds to a pack's entries region (0 for a plain repository).
+    pub fn forecast(
+        &self,
+        swept_at_once: bool,
+        (pack_size, seal_overhead): (u64, u64),
+        report: &mut PruneReport,
+    ) {
         let new_mark = self.new_mark();
         let mark_packs = new_mark.len() as u64;
         let mark_bytes: u64 = new_mark.iter().map(|p| p.size).sum();
-        let (new_packs, new_bytes) = repack_output(self.repacks(), pack_size);
+        let (new_packs, new_bytes) = repack_output(self.repacks(), pack_size, seal_overhead);
         let (mut packs, mut bytes) = self.packs_after;
         if swept_at_once {
             report.deleted_packs += mark_packs;
@@ -306,9 +312,10 @@ impl fmt::Display for PackPlan {
 fn repack_output<'a>(
     repacks: impl Iterator<Item = (&'a PackPlan, &'a Entries)>,
     pack_size: u64,
+    seal_overhead: u64,
 ) -> (u64, u64) {
     let header = HEADER.len() as u64;
-    let sealed = |len: u64, n: u64| len + n * ENTRY_LEN as u64 + FOOTER_LEN as u64;
+    let sealed = |len: u64, n: u64| len + n * ENTRY_LEN as u64 + seal_overhead + FOOTER_LEN as u64;
     let (mut packs, mut bytes) = (0, 0);
     let mut open: [(u64, u64); 2] = [(header, 0); 2]; // per kind: (length, blobs)
     for (_, blobs) in repacks {

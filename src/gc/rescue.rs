@@ -43,7 +43,7 @@ pub fn late_records(
         return Ok(());
     };
     let backend = repo.backend().as_ref();
-    crate::index::write_index(backend, entries)?;
+    crate::index::write_index(backend, repo.codec(), entries)?;
     report.rescued_packs += rescued.len() as u64;
     report.waiting_packs = report.waiting_packs.saturating_sub(rescued.len() as u64);
     let rescued_bytes: u64 = mark
@@ -96,10 +96,10 @@ fn needed_packs(
     notes: &mut Vec<String>,
 ) -> Result<Option<(Entries, HashSet<PackId>)>> {
     let backend = repo.backend().as_ref();
-    let fresh = Index::open(backend)?;
+    let fresh = Index::open(backend, repo.codec())?;
     let mut trailers: Vec<(MarkedPack, Entries)> = Vec::new();
     for p in &mark.packs {
-        let es = read_pack_entries(backend, &p.id, p.size)?;
+        let es = read_pack_entries(backend, repo.codec(), &p.id, p.size)?;
         trailers.push((*p, es.iter().map(|e| (e.id, location(p.id, e))).collect()));
     }
     let in_marked: HashMap<BlobId, BlobLocation> = trailers
@@ -109,7 +109,7 @@ fn needed_packs(
     // Trees of late snapshots may also sit in packs of older marks (reused from a view that
     // still had them); a tree found nowhere is left to the snapshot's own re-index and to
     // the next prune rather than failing this one after its work is done.
-    let reach = match reachable_from(backend, roots, |id| {
+    let reach = match reachable_from(backend, repo.codec(), roots, |id| {
         fresh
             .get(id)
             .or_else(|| in_marked.get(id).copied())

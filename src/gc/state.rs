@@ -20,6 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::backend::Backend;
+use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::format::gc::{LockKind, MarkRecord};
 use crate::format::index_file::BlobLocation;
@@ -131,7 +132,8 @@ pub fn read_state(repo: &Repository, forgotten: &[SnapshotId]) -> Result<State> 
     }
     // Index before packs: every pack an index file names was uploaded before that file was
     // written, so it is in the listing below unless it was deleted.
-    let index = Index::open(backend)?;
+    let codec = repo.codec();
+    let index = Index::open(backend, codec)?;
     if let Some((key, e)) = index.damaged().first() {
         return Err(Error::InvalidInput(format!(
             "index file {key} is damaged ({e}); run 'snapkeep repair index' before prune"
@@ -140,7 +142,7 @@ pub fn read_state(repo: &Repository, forgotten: &[SnapshotId]) -> Result<State> 
     let mut notes = Vec::new();
     let listed = list_packs(backend, &mut notes)?;
     let (entries, indexed_packs, entry_counts) = chosen_entries(&index, &listed, &mut notes);
-    let trailers = read_trailers(backend, &listed, &indexed_packs);
+    let trailers = read_trailers(backend, codec, &listed, &indexed_packs);
     let mut extra: HashMap<BlobId, BlobLocation> = HashMap::new();
     for es in trailers.values().flatten() {
         for (id, loc) in es {
@@ -148,7 +150,7 @@ pub fn read_state(repo: &Repository, forgotten: &[SnapshotId]) -> Result<State> 
         }
     }
     let roots: Vec<(TreeId, SnapshotId)> = records.iter().map(|r| (r.tree, r.id)).collect();
-    let reachable = reachable_from(backend, &roots, |id| {
+    let reachable = reachable_from(backend, codec, &roots, |id| {
         entries
             .get(id)
             .filter(|l| listed.contains_key(&l.pack))
@@ -230,6 +232,7 @@ fn chosen_entries(
 /// The trailers of the listed packs no index file names (read in parallel).
 fn read_trailers(
     backend: &dyn Backend,
+    codec: &Codec,
     listed: &HashMap<PackId, u64>,
     indexed_packs: &HashSet<PackId>,
 ) -> HashMap<PackId, std::result::Result<Entries, String>> {
@@ -242,7 +245,7 @@ fn read_trailers(
     unindexed
         .par_iter()
         .map(|(id, size)| {
-            let r = read_pack_entries(backend, id, *size)
+            let r = read_pack_entries(backend, codec, id, *size)
                 .map(|es| es.iter().map(|e| (e.id, location(*id, e))).collect())
                 .map_err(|e| e.to_string());
             (*id, r)
@@ -254,12 +257,14 @@ fn read_trailers(
 /// `locate`.
 pub fn reachable_from(
     backend: &dyn Backend,
+    codec: &Codec,
     roots: &[(TreeId, SnapshotId)],
     locate: impl Fn(&BlobId) -> Option<BlobLocation>,
 ) -> Result<Reachable> {
     let snapshot = std::cell::Cell::new(None::<SnapshotId>);
     let source = Located {
         backend,
+        codec,
         locate: |t: &TreeId| {
             locate(&t.blob()).ok_or_else(|| {
                 let snap = snapshot.get().map(|s| s.to_string()).unwrap_or_default();

@@ -7,7 +7,8 @@
 //! Invariants:
 //! - every entry of a committed index file points into a pack that was fully uploaded before
 //!   the index file was written (commit order: packs → index → snapshot record);
-//! - opening costs O(number of index files), never O(number of entries);
+//! - opening a plain repository's index costs O(number of index files), never O(number of
+//!   entries) (a sealed file is opened, so it costs its bytes);
 //! - a damaged index file is set aside (listed in [`Index::damaged`]) rather than failing the
 //!   open: a missing entry only makes a chunk be stored again, and verify reports the damage.
 
@@ -16,6 +17,8 @@ use std::fs::File;
 use std::sync::Arc;
 
 use crate::backend::Backend;
+use crate::codec::Codec;
+use crate::crypto::SealKind;
 use crate::error::{Error, Result};
 use crate::format::index_file::{self, BlobLocation, IndexLayout};
 use crate::format::keys;
@@ -39,14 +42,40 @@ impl std::ops::Deref for Bytes {
 /// One opened index file.
 pub struct IndexFile {
     id: IndexId,
+    /// The plain bytes (a sealed file's once opened).
     bytes: Bytes,
     layout: IndexLayout,
+    /// Whether the stored file is sealed (its name was checked against the stored bytes
+    /// when it was opened; `bytes` are the plaintext).
+    sealed: bool,
 }
 
 impl IndexFile {
-    /// Opens `index/<id>` (memory-mapped when local).
-    pub fn open(backend: &dyn Backend, id: IndexId) -> Result<Self> {
+    /// Opens `index/<id>` (memory-mapped when local and plain; a sealed file is checked
+    /// against its name, opened and held in memory).
+    pub fn open(backend: &dyn Backend, codec: &Codec, id: IndexId) -> Result<Self> {
         let key = keys::index(&id);
+        if codec.is_sealed() {
+            let object = format!("index file {id}");
+            let stored = backend.get(&key)?;
+            let actual = IndexId::of(&stored);
+            if actual != id {
+                return Err(Error::HashMismatch {
+                    id: object,
+                    actual: actual.to_hex(),
+                });
+            }
+            let plain = codec
+                .open(SealKind::Index, b"", &stored, &object)?
+                .into_owned();
+            let layout = IndexLayout::parse(&plain, &object)?;
+            return Ok(IndexFile {
+                id,
+                bytes: Bytes::Owned(plain),
+                layout,
+                sealed: true,
+            });
+        }
         let bytes = match backend.local_path(&key) {
             Some(path) => {
                 let f = File::open(&path).map_err(|e| Error::backend("open", &key, e))?;
@@ -66,7 +95,12 @@ impl IndexFile {
             None => Bytes::Owned(backend.get(&key)?),
         };
         let layout = IndexLayout::parse(&bytes, &format!("index file {id}"))?;
-        Ok(IndexFile { id, bytes, layout })
+        Ok(IndexFile {
+            id,
+            bytes,
+            layout,
+            sealed: false,
+        })
     }
 
     /// The file's id.
@@ -107,7 +141,7 @@ impl IndexFile {
         let object = format!("index file {}", self.id);
         IndexLayout::check_sum(&self.bytes, &object)?;
         let actual = IndexId::of(&self.bytes);
-        if actual != self.id {
+        if !self.sealed && actual != self.id {
             return Err(Error::HashMismatch {
                 id: object,
                 actual: actual.to_hex(),
@@ -159,9 +193,9 @@ impl Index {
     /// Opens every index file of the repository. Writers write a replacement before they
     /// delete what it replaces, so when a listed file has vanished before it could be opened
     /// (a merge or a prune replaced it), listing again finds the replacement.
-    pub fn open(backend: &dyn Backend) -> Result<Self> {
+    pub fn open(backend: &dyn Backend, codec: &Codec) -> Result<Self> {
         for _ in 0..16 {
-            if let (index, false) = Self::open_listed(backend)? {
+            if let (index, false) = Self::open_listed(backend, codec)? {
                 return Ok(index);
             }
         }
@@ -173,7 +207,7 @@ impl Index {
     }
 
     /// One listing and open; the flag says whether a listed file vanished meanwhile.
-    fn open_listed(backend: &dyn Backend) -> Result<(Self, bool)> {
+    fn open_listed(backend: &dyn Backend, codec: &Codec) -> Result<(Self, bool)> {
         let mut vanished = false;
         let mut files = Vec::new();
         let mut damaged = Vec::new();
@@ -189,7 +223,7 @@ impl Index {
                     continue;
                 }
             };
-            match IndexFile::open(backend, id) {
+            match IndexFile::open(backend, codec, id) {
                 Ok(f) => files.push(Arc::new(f)),
                 Err(e) if e.is_not_found() => vanished = true,
                 Err(e) => damaged.push((obj.key.clone(), e)),
@@ -247,12 +281,13 @@ impl Index {
 /// Writes one index file holding `entries`; returns its id (nothing is written for none).
 pub fn write_index(
     backend: &dyn Backend,
+    codec: &Codec,
     entries: Vec<(BlobId, BlobLocation)>,
 ) -> Result<Option<(IndexId, u64)>> {
     if entries.is_empty() {
         return Ok(None);
     }
-    let bytes = index_file::encode(entries);
+    let bytes = codec.seal(SealKind::Index, b"", index_file::encode(entries))?;
     let id = IndexId::of(&bytes);
     backend.put_if_absent(&keys::index(&id), &bytes)?;
     Ok(Some((id, bytes.len() as u64)))
@@ -261,7 +296,12 @@ pub fn write_index(
 /// Replaces the listed index files by one merged file when there are at least `threshold`.
 /// The merged file is written before any old file is deleted, so a concurrent reader always
 /// finds every entry in one of them. Returns the new id when a merge happened.
-pub fn merge(backend: &dyn Backend, index: &Index, threshold: usize) -> Result<Option<IndexId>> {
+pub fn merge(
+    backend: &dyn Backend,
+    codec: &Codec,
+    index: &Index,
+    threshold: usize,
+) -> Result<Option<IndexId>> {
     if index.files.len() < threshold.max(2) {
         return Ok(None);
     }
@@ -269,7 +309,7 @@ pub fn merge(backend: &dyn Backend, index: &Index, threshold: usize) -> Result<O
         f.check()?;
     }
     let entries: Vec<_> = index.all_entries().into_iter().collect();
-    let Some((id, _)) = write_index(backend, entries)? else {
+    let Some((id, _)) = write_index(backend, codec, entries)? else {
         return Ok(None);
     };
     for f in &index.files {

@@ -7,7 +7,8 @@
 //! - a blob's stored bytes are written before its trailer entry; a pack is uploaded whole with
 //!   its trailer, so a reader never sees a pack without its entries;
 //! - the pack id is the blake3 of the trailer (entries + footer); the stored bytes of every
-//!   blob are checked by decompressing them and hashing to the blob id;
+//!   blob are checked by opening them (a sealed repository), decompressing them and hashing
+//!   to the blob id;
 //! - after any failed write or upload the writer is poisoned: later calls return
 //!   `Error::Poisoned` and nothing of the failed pack is ever referenced by an index.
 
@@ -16,18 +17,47 @@ mod writer;
 pub use writer::{NewBlob, PackWriter, SealedBlob};
 
 use crate::backend::Backend;
+use crate::codec::Codec;
+use crate::crypto::SealKind;
 use crate::error::{Error, Result};
 use crate::format::index_file::BlobLocation;
 use crate::format::keys;
 use crate::format::pack::{
-    BlobCompression, BlobKind, FOOTER_LEN, HEADER, PackEntry, check_header, decode_entries,
-    decode_footer,
+    BlobCompression, BlobKind, FOOTER_LEN, HEADER, PackEntry, check_entries, check_header_version,
+    decode_footer, parse_entries,
 };
 use crate::id::{AsBlob, BlobId, PackId};
 
-/// Decodes stored blob bytes and checks them against `id`.
-pub fn decode_blob(stored: &[u8], loc: &BlobLocation, id: &impl AsBlob) -> Result<Vec<u8>> {
+/// Decodes stored blob bytes (opened first when the repository is sealed) and checks them
+/// against `id`.
+pub fn decode_blob(
+    codec: &Codec,
+    stored: &[u8],
+    loc: &BlobLocation,
+    id: &impl AsBlob,
+) -> Result<Vec<u8>> {
     let id = &id.blob();
+    let opened = open_stored(codec, stored, loc, id)?;
+    decode_opened(codec, &opened, loc, id)
+}
+
+/// Opens a blob's stored bytes (a plain codec borrows them through).
+fn open_stored<'a>(
+    codec: &Codec,
+    stored: &'a [u8],
+    loc: &BlobLocation,
+    id: &BlobId,
+) -> Result<std::borrow::Cow<'a, [u8]>> {
+    codec.open_blob(
+        loc.kind,
+        id,
+        stored,
+        &format!("blob {} in pack {}", id.short(), loc.pack.short()),
+    )
+}
+
+/// Decompresses opened blob bytes and checks them against `id`.
+fn decode_opened(codec: &Codec, stored: &[u8], loc: &BlobLocation, id: &BlobId) -> Result<Vec<u8>> {
     let object = || format!("blob {} in pack {}", id.short(), loc.pack.short());
     let raw = match loc.compression {
         BlobCompression::Raw => {
@@ -102,7 +132,7 @@ pub fn decode_blob(stored: &[u8], loc: &BlobLocation, id: &impl AsBlob) -> Resul
             raw
         }
     };
-    let actual = BlobId::of(&raw);
+    let actual = codec.blob_id(&raw);
     if actual != *id {
         return Err(Error::HashMismatch {
             id: format!("blob {id} in pack {}", loc.pack),
@@ -132,35 +162,44 @@ fn decompress_bounded(stored: &[u8], len: u32) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Decodes stored blob bytes and checks them against `id`, borrowing raw blobs instead of
-/// copying them (the restore path, which writes them straight out).
+/// Decodes stored blob bytes and checks them against `id`, borrowing raw blobs of a plain
+/// repository instead of copying them (the restore path, which writes them straight out).
 pub fn decode_blob_cow<'a>(
+    codec: &Codec,
     stored: &'a [u8],
     loc: &BlobLocation,
     id: &impl AsBlob,
 ) -> Result<std::borrow::Cow<'a, [u8]>> {
     let id = &id.blob();
-    if loc.compression == BlobCompression::Raw && stored.len() == loc.raw_length as usize {
-        check_raw(stored, loc, id)?;
+    if !codec.is_sealed()
+        && loc.compression == BlobCompression::Raw
+        && stored.len() == loc.raw_length as usize
+    {
+        check_raw(codec, stored, loc, id)?;
         return Ok(std::borrow::Cow::Borrowed(stored));
     }
-    decode_blob(stored, loc, id).map(std::borrow::Cow::Owned)
+    decode_blob(codec, stored, loc, id).map(std::borrow::Cow::Owned)
 }
 
 /// Checks stored blob bytes against `id` and returns the CRC32 of the raw content, without
 /// copying raw blobs (the verify path).
-pub fn check_blob_bytes(stored: &[u8], loc: &BlobLocation, id: &impl AsBlob) -> Result<u32> {
+pub fn check_blob_bytes(
+    codec: &Codec,
+    stored: &[u8],
+    loc: &BlobLocation,
+    id: &impl AsBlob,
+) -> Result<u32> {
     let id = &id.blob();
-    if loc.compression == BlobCompression::Raw && stored.len() == loc.raw_length as usize {
-        check_raw(stored, loc, id)?;
-        return Ok(crc32fast::hash(stored));
+    let opened = open_stored(codec, stored, loc, id)?;
+    if loc.compression == BlobCompression::Raw && opened.len() == loc.raw_length as usize {
+        check_raw(codec, &opened, loc, id)?;
+        return Ok(crc32fast::hash(&opened));
     }
-    decode_blob(stored, loc, id).map(|raw| crc32fast::hash(&raw))
+    decode_opened(codec, &opened, loc, id).map(|raw| crc32fast::hash(&raw))
 }
 
-fn check_raw(raw: &[u8], loc: &BlobLocation, id: &impl AsBlob) -> Result<()> {
-    let id = &id.blob();
-    let actual = BlobId::of(raw);
+fn check_raw(codec: &Codec, raw: &[u8], loc: &BlobLocation, id: &BlobId) -> Result<()> {
+    let actual = codec.blob_id(raw);
     if actual == *id {
         Ok(())
     } else {
@@ -172,26 +211,31 @@ fn check_raw(raw: &[u8], loc: &BlobLocation, id: &impl AsBlob) -> Result<()> {
 }
 
 /// Reads one blob from its pack and checks it against its id.
-pub fn read_blob(backend: &dyn Backend, id: &impl AsBlob, loc: &BlobLocation) -> Result<Vec<u8>> {
+pub fn read_blob(
+    backend: &dyn Backend,
+    codec: &Codec,
+    id: &impl AsBlob,
+    loc: &BlobLocation,
+) -> Result<Vec<u8>> {
     let id = &id.blob();
     let (key, offset, len) = (
         keys::pack(&loc.pack),
         u64::from(loc.offset),
         u64::from(loc.length),
     );
-    // Trees are read again by every incremental snapshot, `ls`, `diff` and `verify`: a caching
-    // decorator may keep them. Data chunks are read through.
     let stored = if loc.kind == BlobKind::Tree {
         backend.get_range_hot(&key, offset, len)?
     } else {
         backend.get_range(&key, offset, len)?
     };
-    if loc.compression == BlobCompression::Raw && stored.len() == loc.raw_length as usize {
-        // Checked in place and returned without a copy.
-        check_raw(&stored, loc, id)?;
+    if !codec.is_sealed()
+        && loc.compression == BlobCompression::Raw
+        && stored.len() == loc.raw_length as usize
+    {
+        check_raw(codec, &stored, loc, id)?;
         return Ok(stored);
     }
-    decode_blob(&stored, loc, id)
+    decode_blob(codec, &stored, loc, id)
 }
 
 /// Pack id implied by a trailer (entries + footer).
@@ -200,8 +244,14 @@ pub fn pack_id_of_trailer(trailer: &[u8]) -> PackId {
     PackId::of(trailer)
 }
 
-/// Reads and checks the trailer of a pack of `size` bytes; the pack id must match it.
-pub fn read_pack_entries(backend: &dyn Backend, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
+/// Reads and checks the trailer of a pack of `size` bytes; the pack id must match it, and a
+/// sealed pack's entries must open with the repository's keys.
+pub fn read_pack_entries(
+    backend: &dyn Backend,
+    codec: &Codec,
+    id: &PackId,
+    size: u64,
+) -> Result<Vec<PackEntry>> {
     let key = keys::pack(id);
     let object = format!("pack {id}");
     if size < (HEADER.len() + FOOTER_LEN) as u64 {
@@ -221,8 +271,20 @@ pub fn read_pack_entries(backend: &dyn Backend, id: &PackId, size: u64) -> Resul
         });
     }
     let header = backend.get_range(&key, 0, HEADER.len() as u64)?;
-    check_header(&header, &object)?;
-    decode_entries(&entries_bytes, &footer, &object)
+    check_header_version(&header, &footer, &object)?;
+    check_entries(&entries_bytes, &footer, &object)?;
+    if footer.sealed() != codec.is_sealed() {
+        return Err(Error::corrupt(
+            &object,
+            if footer.sealed() {
+                "it is sealed, and this repository is not encrypted"
+            } else {
+                "it is not sealed, and this repository is encrypted"
+            },
+        ));
+    }
+    let plain = codec.open(SealKind::PackTrailer, b"", &entries_bytes, &object)?;
+    parse_entries(&plain, &footer, &object)
 }
 
 /// Location of an entry of pack `pack`.

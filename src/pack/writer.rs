@@ -12,10 +12,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use crate::backend::Backend;
+use crate::codec::Codec;
+use crate::crypto::SealKind;
 use crate::error::{Error, Result};
 use crate::format::index_file::BlobLocation;
 use crate::format::keys;
-use crate::format::pack::{BlobCompression, BlobKind, HEADER, PackEntry, encode_trailer};
+use crate::format::pack::{
+    BlobCompression, BlobKind, HEADER, HEADER_SEALED, PACK_VERSION_SEALED, PackEntry,
+    encode_entries, encode_footer, encode_trailer,
+};
 use crate::id::{BlobId, PackId};
 
 use super::location;
@@ -36,6 +41,8 @@ struct OpenPack {
 
 struct Shared {
     backend: Arc<dyn Backend>,
+    /// Seals the trailers (and salts) of a sealed repository's packs.
+    codec: Codec,
     sealed: Mutex<Vec<SealedBlob>>,
     poison: Mutex<Option<String>>,
     stored_bytes: AtomicU64,
@@ -62,8 +69,9 @@ impl Shared {
     }
 }
 
-/// One blob for [`PackWriter::add_all`]: its id, how it is stored, the stored bytes and the
-/// length of the raw bytes.
+/// One blob for [`PackWriter::add_all`]: its id, how it is stored, the stored bytes (sealed
+/// by the caller, [`Codec::seal_blob`], when the repository is: sealing runs on the callers'
+/// threads, in parallel) and the length of the raw bytes.
 pub struct NewBlob<'a> {
     pub id: BlobId,
     pub compression: BlobCompression,
@@ -89,11 +97,13 @@ const REMOTE_UPLOADERS: usize = 4;
 static STAGE_SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl PackWriter {
-    /// A writer that stages packs in the backend's staging directory.
+    /// A writer that stages packs in the backend's staging directory; `codec` seals their
+    /// trailers when the repository is sealed.
     #[must_use]
-    pub fn new(backend: Arc<dyn Backend>, target: u64) -> Self {
+    pub fn new(backend: Arc<dyn Backend>, codec: Codec, target: u64) -> Self {
         let shared = Arc::new(Shared {
             backend,
+            codec,
             sealed: Mutex::new(Vec::new()),
             poison: Mutex::new(None),
             stored_bytes: AtomicU64::new(0),
@@ -148,12 +158,17 @@ impl PackWriter {
             .mode(0o600)
             .open(&path)
             .map_err(|e| Error::io("create staged pack", &path, e))?;
-        file.write_all(&HEADER)
+        let header = if self.shared.codec.is_sealed() {
+            HEADER_SEALED
+        } else {
+            HEADER
+        };
+        file.write_all(&header)
             .map_err(|e| Error::io("write staged pack", &path, e))?;
         Ok(OpenPack {
             file,
             path,
-            len: HEADER.len() as u64,
+            len: header.len() as u64,
             entries: Vec::new(),
         })
     }
@@ -365,13 +380,25 @@ fn upload_loop(shared: &Shared, rx: &Mutex<Receiver<OpenPack>>) {
     }
 }
 
+/// The trailer of a pack whose blobs end at `entries_offset`: plain, or with its entries
+/// region sealed.
+fn trailer(codec: &Codec, entries: &[PackEntry], entries_offset: u32) -> Result<Vec<u8>> {
+    if !codec.is_sealed() {
+        return Ok(encode_trailer(entries, entries_offset));
+    }
+    let mut region = codec.seal(SealKind::PackTrailer, b"", encode_entries(entries))?;
+    let footer = encode_footer(&region, entries.len(), entries_offset, PACK_VERSION_SEALED);
+    region.extend_from_slice(&footer);
+    Ok(region)
+}
+
 fn seal_and_upload(shared: &Shared, mut pack: OpenPack) -> Result<()> {
     let path = pack.path.clone();
     let blobs = pack.entries.len();
     let (trailer, id) = loop {
         let entries_offset = u32::try_from(pack.len)
             .map_err(|_| Error::InvalidInput("pack grew past 4 GiB".into()))?;
-        let trailer = encode_trailer(&pack.entries, entries_offset);
+        let trailer = trailer(&shared.codec, &pack.entries, entries_offset)?;
         let id: PackId = super::pack_id_of_trailer(&trailer);
         let avoided = shared
             .avoid
@@ -382,19 +409,21 @@ fn seal_and_upload(shared: &Shared, mut pack: OpenPack) -> Result<()> {
             break (trailer, id);
         }
         let salt = *uuid::Uuid::now_v7().as_bytes();
-        if let Err(e) = pack.file.write_all(&salt) {
+        let salt_id = shared.codec.blob_id(&salt);
+        let stored = shared.codec.seal_blob(BlobKind::Data, &salt_id, &salt)?;
+        if let Err(e) = pack.file.write_all(&stored) {
             let _ = std::fs::remove_file(&path);
             return Err(Error::io("write staged pack", &path, e));
         }
         pack.entries.push(PackEntry {
-            id: BlobId::of(&salt),
+            id: salt_id,
             kind: BlobKind::Data,
             compression: BlobCompression::Raw,
             offset: entries_offset,
-            length: SALT_LEN,
+            length: u32::try_from(stored.len()).unwrap_or(u32::MAX),
             raw_length: SALT_LEN,
         });
-        pack.len += salt.len() as u64;
+        pack.len += stored.len() as u64;
     };
     let res = pack
         .file

@@ -40,7 +40,7 @@ pub fn plan_index_rebuild(repo: &Repository) -> Result<IndexRebuild> {
         .map(|o| {
             let name = o.key.rsplit('/').next().unwrap_or_default();
             match name.parse::<PackId>() {
-                Ok(id) => read_pack_entries(backend.as_ref(), &id, o.size)
+                Ok(id) => read_pack_entries(backend.as_ref(), repo.codec(), &id, o.size)
                     .map(|es| {
                         es.iter()
                             .map(|e| (e.id, location(id, e)))
@@ -98,7 +98,11 @@ pub fn repair_index(repo: &Repository, plan: &IndexRebuild) -> Result<Option<Ind
     let new = if plan.entries.is_empty() {
         None
     } else {
-        let bytes = crate::format::index_file::encode(plan.entries.clone());
+        let bytes = repo.codec().seal(
+            crate::crypto::SealKind::Index,
+            b"",
+            crate::format::index_file::encode(plan.entries.clone()),
+        )?;
         let id = IndexId::of(&bytes);
         backend.put(&keys::index(&id), &bytes)?;
         Some(id)

@@ -175,7 +175,7 @@ impl Rewrite<'_> {
             None => {
                 let mut empty = Tree::default();
                 let bytes = empty.to_bytes();
-                let eid = TreeId::of(&bytes);
+                let eid = self.repo.codec().tree_id(&bytes);
                 self.new_trees.push((eid, bytes));
                 parent.emptied.push(name);
                 eid
@@ -247,7 +247,7 @@ impl Visitor for Rewrite<'_> {
         } else {
             let mut t = Tree { nodes: f.nodes };
             let bytes = t.to_bytes();
-            let nid = TreeId::of(&bytes);
+            let nid = self.repo.codec().tree_id(&bytes);
             self.new_trees.push((nid, bytes));
             nid
         };
@@ -363,8 +363,11 @@ fn act(
 ) -> Result<()> {
     let backend = repo.backend();
     let index = repo.index();
-    let writer =
-        crate::pack::PackWriter::new(Arc::clone(backend), u64::from(repo.config().pack_size));
+    let writer = crate::pack::PackWriter::new(
+        Arc::clone(backend),
+        repo.codec().clone(),
+        u64::from(repo.config().pack_size),
+    );
     writer.avoid(crate::lock::marked_packs(
         backend.as_ref(),
         &lock.record().seen_marks,
@@ -376,7 +379,14 @@ fn act(
         }
         let len = u32::try_from(bytes.len())
             .map_err(|_| crate::error::Error::InvalidInput("tree larger than 4 GiB".into()))?;
-        writer.add(id.blob(), BlobKind::Tree, BlobCompression::Raw, bytes, len)?;
+        let stored = repo.codec().seal_blob(BlobKind::Tree, &id.blob(), bytes)?;
+        writer.add(
+            id.blob(),
+            BlobKind::Tree,
+            BlobCompression::Raw,
+            &stored,
+            len,
+        )?;
     }
     let sealed = writer.finish()?;
     let commit = Commit::new(repo, lock, &index, &sealed);

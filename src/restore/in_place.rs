@@ -24,9 +24,9 @@ use rayon::prelude::*;
 use super::plan::FileJob;
 use super::{RestoreOptions, RestorePlan};
 use crate::chunker::Chunker;
+use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::format::manifest::{Node, NodeKind, SnapshotRecord};
-use crate::id::ChunkId;
 use crate::progress::Progress;
 use crate::source::{WINDOW, data_extents, holes_of, read_window};
 use crate::stage::Layout;
@@ -76,7 +76,7 @@ impl InPlacePlan {
         plan: RestorePlan,
         rec: &SnapshotRecord,
         target: &Path,
-        chunker: &Chunker,
+        (chunker, codec): (&Chunker, &Codec),
         opts: &RestoreOptions,
         progress: &dyn Progress,
     ) -> Result<Self> {
@@ -92,7 +92,7 @@ impl InPlacePlan {
             .files
             .par_iter()
             .map(|job| {
-                let c = file_change(target, job, disk.get(&job.path), chunker, owner);
+                let c = file_change(target, job, disk.get(&job.path), (chunker, codec), owner);
                 if c == Change::Unchanged {
                     progress.advance(job.node.size, 1);
                 }
@@ -261,7 +261,7 @@ fn file_change(
     target: &Path,
     job: &FileJob,
     disk: Option<&OnDisk>,
-    chunker: &Chunker,
+    (chunker, codec): (&Chunker, &Codec),
     owner: bool,
 ) -> Change {
     if protected_in(target, &job.path) {
@@ -273,7 +273,7 @@ fn file_change(
     if d.meta.is_file()
         && d.meta.len() == job.node.size
         && meta_same(&d.meta, &job.node, owner)
-        && same_content(&job.path, &job.node, chunker).unwrap_or(false)
+        && same_content(&job.path, &job.node, (chunker, codec)).unwrap_or(false)
     {
         Change::Unchanged
     } else {
@@ -381,7 +381,11 @@ pub(super) fn check_lock(target: &Path) -> Result<Vec<File>> {
 /// ids (FastCDC cut points and blake3, as a snapshot would compute them), read from its data
 /// extents only and stopping at the first difference. Size + CRC32 alone would let a
 /// crafted or unlucky same-size file with a colliding CRC32 survive.
-fn same_content(path: &Path, node: &Node, chunker: &Chunker) -> std::io::Result<bool> {
+fn same_content(
+    path: &Path,
+    node: &Node,
+    (chunker, codec): (&Chunker, &Codec),
+) -> std::io::Result<bool> {
     let NodeKind::File { chunks, holes, .. } = &node.kind else {
         return Ok(false);
     };
@@ -413,7 +417,7 @@ fn same_content(path: &Path, node: &Node, chunker: &Chunker) -> std::io::Result<
             let cuts = chunker.cuts(&win, at_end);
             for &(p, n) in &cuts {
                 match want.next() {
-                    Some(c) if c.len as usize == n && ChunkId::of(&win[p..p + n]) == c.id => {}
+                    Some(c) if c.len as usize == n && codec.chunk_id(&win[p..p + n]) == c.id => {}
                     _ => return Ok(false),
                 }
             }

@@ -249,9 +249,9 @@ fn decide_in_place(
     progress: &dyn Progress,
 ) -> Result<InPlacePlan> {
     let plan = RestorePlan::new(repo, &rec.tree, target)?;
-    let chunker = crate::chunker::Chunker::new(&repo.config().chunker)?;
+    let chunker = repo.chunker()?;
     progress.phase(Phase::Restore, plan.total_bytes, plan.files.len() as u64);
-    InPlacePlan::new(plan, rec, target, &chunker, opts, progress)
+    InPlacePlan::new(plan, rec, target, (&chunker, repo.codec()), opts, progress)
 }
 
 /// Moves every entry of `staging` into `target` (same filesystem: renames).

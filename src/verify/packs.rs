@@ -19,6 +19,7 @@ use rayon::prelude::*;
 
 use super::{BlobFacts, VerifyReport};
 use crate::backend::Backend;
+use crate::codec::Codec;
 use crate::format::index_file::BlobLocation;
 use crate::format::keys;
 use crate::format::pack::{HEADER, PackEntry};
@@ -140,7 +141,8 @@ const RUN: u64 = 8 << 20;
 fn read_pack(repo: &Repository, id: &PackId, size: u64) -> PackResult {
     let mut out = PackResult::new(*id);
     let backend = repo.backend().as_ref();
-    let entries = match read_pack_entries(backend, id, size) {
+    let codec = repo.codec();
+    let entries = match read_pack_entries(backend, codec, id, size) {
         Ok(e) => e,
         Err(e) => {
             out.problem = Some(format!(
@@ -170,7 +172,7 @@ fn read_pack(repo: &Repository, id: &PackId, size: u64) -> PackResult {
         {
             j += 1;
         }
-        for (cid, r, loc) in check_run(backend, id, &sorted[i..j]) {
+        for (cid, r, loc) in check_run(backend, codec, id, &sorted[i..j]) {
             out.blobs.push((cid, r));
             out.mismatched.push((cid, loc));
         }
@@ -197,7 +199,7 @@ fn check_from_index(
     }
     from_index
         .into_iter()
-        .map(|(cid, loc)| (cid, check_blob(backend, &cid, &loc)))
+        .map(|(cid, loc)| (cid, check_blob(backend, repo.codec(), &cid, &loc)))
         .collect()
 }
 
@@ -205,6 +207,7 @@ fn check_from_index(
 /// ranged read and checked in parallel.
 fn check_run(
     backend: &dyn Backend,
+    codec: &Codec,
     id: &PackId,
     run: &[PackEntry],
 ) -> Vec<(BlobId, Checked, BlobLocation)> {
@@ -222,20 +225,20 @@ fn check_run(
                 Ok(b) => {
                     let from = usize::try_from(u64::from(e.offset) - start).unwrap_or(0);
                     let stored = &b[from..from + e.length as usize];
-                    check_blob_bytes(stored, &loc, &e.id)
+                    check_blob_bytes(codec, stored, &loc, &e.id)
                         .map(|crc| (crc, e.raw_length))
                         .map_err(|err| err.finding())
                 }
                 // The run could not be read whole: check blob by blob to attribute it.
-                Err(_) => check_blob(backend, &e.id, &loc),
+                Err(_) => check_blob(backend, codec, &e.id, &loc),
             };
             (e.id, r, loc)
         })
         .collect()
 }
 
-fn check_blob(backend: &dyn Backend, id: &BlobId, loc: &BlobLocation) -> Checked {
-    crate::pack::read_blob(backend, id, loc)
+fn check_blob(backend: &dyn Backend, codec: &Codec, id: &BlobId, loc: &BlobLocation) -> Checked {
+    crate::pack::read_blob(backend, codec, id, loc)
         .map(|raw| (crc32fast::hash(&raw), loc.raw_length))
         .map_err(|e| e.finding())
 }

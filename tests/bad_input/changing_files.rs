@@ -116,7 +116,8 @@ fn file_in<'a>(tree: &'a Tree, name: &str, missing: &str) -> &'a Vec<u8> {
 #[expect(clippy::too_many_lines, reason = "one scenario, its steps in order")]
 fn files_changing_between_walk_and_read_are_skipped_or_stored_consistently() {
     let (sb, repo_dir, base_id, base_tree) = with_baseline();
-    let repo = snapkeep::Repository::open_local(&repo_dir).expect("open repository");
+    let repo = snapkeep::Repository::open_local_with(&repo_dir, Some(b"snapkeep-test"))
+        .expect("open repository");
 
     let src = sb.path("src");
     let sizes: [(&str, u64); 8] = [

@@ -180,6 +180,8 @@ impl Sandbox {
 
     pub fn cmd(&self, user: User, repo: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_snapkeep"));
+        c.env("SNAPKEEP_PASSWORD", "snapkeep-test")
+            .env("SNAPKEEP_KDF", "m=64KiB,t=1,p=1");
         c.env_remove("SNAPKEEP_REPO")
             .env("HOME", self.path("home"))
             .env("XDG_DATA_HOME", self.path("home/xdg"))

@@ -34,18 +34,19 @@ fn unknown_config_version_is_a_clear_error() {
     assert_eq!(&config[..8], b"SKCONFIG");
     assert_eq!(
         u32::from_le_bytes(config[8..12].try_into().expect("4 bytes")),
-        1
+        2,
+        "an encrypted repository is format 2"
     );
     let (body, sum) = config.split_at(config.len() - 32);
     assert_eq!(blake3::hash(body).as_bytes(), sum, "config checksum layout");
-    assert_eq!(reframe(&config, 1), config, "re-framing is faithful");
+    assert_eq!(reframe(&config, 2), config, "re-framing is faithful");
 
     fs::write(&path, reframe(&config, 99)).expect("rewrite config");
     match snapkeep::Repository::open_local(&repo) {
         Err(snapkeep::Error::UnsupportedFormat {
             found, supported, ..
         }) => {
-            assert_eq!((found, supported), (99, 1));
+            assert_eq!((found, supported), (99, 2));
         }
         other => panic!("expected UnsupportedFormat, got {other:?}"),
     }

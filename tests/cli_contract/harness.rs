@@ -31,9 +31,12 @@ impl Sandbox {
     /// A command with a clean environment (no user repository can ever be touched).
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_snapkeep"));
+        c.env("SNAPKEEP_PASSWORD", "snapkeep-test")
+            .env("SNAPKEEP_KDF", "m=64KiB,t=1,p=1");
         c.env_remove("SNAPKEEP_REPO")
             .env("HOME", self.path("home"))
             .env("XDG_DATA_HOME", self.path("xdg"))
+            .env("XDG_STATE_HOME", self.path("state"))
             .current_dir(&self.root);
         c
     }

@@ -51,7 +51,8 @@ fn json_documents_of_every_command() {
         ],
     ));
     assert_eq!(init["repository"], repo.to_str().expect("utf8"));
-    assert_eq!(init["version"], 1);
+    assert_eq!(init["version"], 2);
+    assert_eq!(init["encryption"], "xchacha20poly1305-blake3");
     let want = common::params(16 * 1024);
     assert_eq!(
         init["chunker"],

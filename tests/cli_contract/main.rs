@@ -11,6 +11,7 @@
 mod common;
 
 mod config_version;
+mod encryption;
 mod find;
 mod harness;
 mod help_and_aliases;

@@ -194,6 +194,8 @@ pub fn copy_dir(from: &Path, to: &Path) {
 #[must_use]
 pub fn cli_command(repo: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_snapkeep"));
+    c.env("SNAPKEEP_PASSWORD", "snapkeep-test")
+        .env("SNAPKEEP_KDF", "m=64KiB,t=1,p=1");
     c.arg("--repo").arg(repo).env_remove("SNAPKEEP_REPO");
     c
 }

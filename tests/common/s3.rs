@@ -151,6 +151,8 @@ impl TestRepo {
     #[must_use]
     pub fn command(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_snapkeep"));
+        c.env("SNAPKEEP_PASSWORD", "snapkeep-test")
+            .env("SNAPKEEP_KDF", "m=64KiB,t=1,p=1");
         c.arg("--repo")
             .arg(&self.repo)
             .env_remove("SNAPKEEP_REPO")

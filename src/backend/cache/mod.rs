@@ -42,7 +42,7 @@ use self::entry::{Slot, decode_version, encode_version, pack_name, slot};
 use super::{Backend, ObjectInfo, ObjectVersion};
 use crate::error::Result;
 use crate::format::keys::{self};
-use crate::format::repo_config::RepoConfig;
+use crate::format::repo_config::StoredConfig;
 use crate::id::IndexId;
 
 const MAGIC: &[u8; 8] = b"SKCACHE1";
@@ -119,10 +119,10 @@ impl CachingBackend {
             Err(e) if e.is_not_found() => return Ok(Self::with_dir(inner, None)),
             Err(e) => return Err(e),
         };
-        let Ok(config) = RepoConfig::from_bytes(&bytes) else {
+        let Ok(config) = StoredConfig::parse(&bytes) else {
             return Ok(Self::with_dir(inner, None));
         };
-        let cache = Self::new(inner, root.join(hex::encode(config.id)));
+        let cache = Self::new(inner, root.join(hex::encode(config.id())));
         *cache.config.lock().unwrap_or_else(PoisonError::into_inner) = Some(bytes);
         Ok(cache)
     }

@@ -265,7 +265,7 @@ fn index_json(repo: &Repository, spec: &str) -> Result<Value> {
         });
     let (name, _) = unique(CatKind::Index, spec, names)?;
     let id: IndexId = name.parse()?;
-    let file = IndexFile::open(repo.backend().as_ref(), id)?;
+    let file = IndexFile::open(repo.backend().as_ref(), repo.codec(), id)?;
     file.check()?;
     let mut entries = Vec::with_capacity(file.len());
     for e in file.entries() {
@@ -305,7 +305,7 @@ fn pack_json(repo: &Repository, spec: &str) -> Result<Value> {
         });
     let (name, size) = unique(CatKind::Pack, spec, names)?;
     let id: PackId = name.parse()?;
-    let blobs: Vec<Value> = snapkeep::pack::read_pack_entries(backend, &id, size)?
+    let blobs: Vec<Value> = snapkeep::pack::read_pack_entries(backend, repo.codec(), &id, size)?
         .iter()
         .map(|e| {
             let mut v = location_json(&snapkeep::pack::location(id, e));

@@ -24,7 +24,18 @@ pub fn run(env: &Env, filter: &FilterArgs) -> Result<i32> {
     }
     records.retain(|r| filter.matches(r));
     env.print(
-        || Value::Array(records.iter().map(record_json).collect()),
+        || {
+            Value::Array(
+                records
+                    .iter()
+                    .map(|r| {
+                        let mut v = record_json(r);
+                        v["encryption"] = repo.codec().scheme().into();
+                        v
+                    })
+                    .collect(),
+            )
+        },
         || print!("{}", table(&records)),
     );
     Ok(0)

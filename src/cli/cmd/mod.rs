@@ -8,6 +8,7 @@ mod diff;
 mod find;
 mod forget;
 mod init;
+mod key;
 mod list;
 mod ls;
 mod prune;
@@ -34,7 +35,18 @@ pub fn dispatch(cli: &Cli, location: &mut Option<Env>) -> Result<i32> {
             chunk_avg,
             compression,
             pack_size,
-        } => init::run(env, *chunk_avg, compression, *pack_size),
+            encryption,
+            kdf,
+        } => init::run(
+            env,
+            &init::Flags {
+                chunk_avg: *chunk_avg,
+                compression,
+                pack_size: *pack_size,
+                encryption,
+                kdf,
+            },
+        ),
         Command::Snapshot(args) => snapshot::run(env, args, cli.verbose),
         Command::List { filter } => list::run(env, filter),
         Command::Ls {
@@ -77,6 +89,7 @@ pub fn dispatch(cli: &Cli, location: &mut Option<Env>) -> Result<i32> {
             filter,
         ),
         Command::Repair { what } => repair::run(env, what),
+        Command::Key { what } => key::run(env, what),
         Command::Bench(args) => bench::run(env, args),
     }
 }

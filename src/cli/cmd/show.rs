@@ -14,8 +14,11 @@ use crate::cli::output::{fields, human_bytes, human_bytes_exact, plural, record_
 pub fn run(env: &Env, spec: &str, filter: &FilterArgs) -> Result<i32> {
     let (repo, id) = env.open_snapshot(spec, filter)?;
     let r = repo.load_snapshot(&id)?;
-    let v = record_json(&r);
-    env.print(|| &v, || print!("{}", fields(&rows(&r))));
+    let mut v = record_json(&r);
+    v["encryption"] = repo.codec().scheme().into();
+    let mut lines = rows(&r);
+    lines.push(("encryption", repo.codec().scheme().to_owned()));
+    env.print(|| &v, || print!("{}", fields(&lines)));
     Ok(0)
 }
 

@@ -18,6 +18,9 @@ use crate::cli::location::RepoLocation;
 use crate::cli::output::{record_json, summary_line};
 use crate::cli::usage_error;
 
+/// The Argon2id parameters of a default repository's first key (`init --kdf`'s default).
+const DEFAULT_KDF: &str = "m=64MiB,t=3,p=4";
+
 /// The exit code of a snapshot that was saved without some entries it could not read.
 pub const EXIT_UNREADABLE: i32 = 5;
 
@@ -384,9 +387,18 @@ fn report_files(env: &Env, out: &BackupOutcome) {
 /// that holds no repository is an error naming it (a typo must not become a new repository).
 fn open_or_create(env: &Env) -> Result<Repository> {
     if !env.repo_origin.explicit() && env.repo.is_fresh()? {
-        let repo = env.repo.init(&InitOptions::default())?;
+        // As `init` would: encrypted, with the password from the password sources.
+        let opts = InitOptions {
+            encryption: super::init::encryption(
+                env,
+                snapkeep::crypto::SCHEME,
+                &std::env::var("SNAPKEEP_KDF").unwrap_or_else(|_| DEFAULT_KDF.to_owned()),
+            )?,
+            ..InitOptions::default()
+        };
+        let repo = env.repo.init(&opts)?;
         env.say(&format!(
-            "snapkeep: created a new repository at {} (default parameters)",
+            "snapkeep: created a new encrypted repository at {} (default parameters; keep the password)",
             env.repo.display()
         ));
         if matches!(env.repo, RepoLocation::Local(_)) {

@@ -127,7 +127,7 @@ fn snapshot_steps(
 ) -> Result<(Step, Step, u64)> {
     let src = data.path.to_string_lossy();
     let src = src.as_ref();
-    run_step(repo, &["init"])?;
+    run_step(repo, &["init", "--encryption", &args.encryption])?;
     drop_caches(args.cold)?;
     let first = run_step(repo, &["snapshot", src])?;
     steps.record("initial snapshot", &first);
@@ -258,6 +258,9 @@ impl Step {
 }
 
 /// Runs `snapkeep --repo REPO --json --quiet ARGS` as a child process.
+/// The password of the throwaway repository a bench measures.
+const BENCH_PASSWORD: &str = "snapkeep-bench";
+
 fn run_step(repo: &Path, args: &[&str]) -> Result<Step> {
     let exe = std::env::current_exe().context("cannot find the snapkeep executable")?;
     let t = Instant::now();
@@ -268,6 +271,10 @@ fn run_step(repo: &Path, args: &[&str]) -> Result<Step> {
         .arg("--quiet")
         .args(args)
         .env("SNAPKEEP_REPORT_RSS", "1")
+        // The measured repository is a throwaway: its own password, whatever the caller's.
+        .env("SNAPKEEP_PASSWORD", BENCH_PASSWORD)
+        .env_remove("SNAPKEEP_PASSWORD_FILE")
+        .env_remove("SNAPKEEP_PASSWORD_COMMAND")
         .output()?;
     let seconds = t.elapsed().as_secs_f64();
     let stderr = String::from_utf8_lossy(&out.stderr);
