@@ -65,7 +65,7 @@ impl Codec {
 
     fn id(&self, data: &[u8]) -> [u8; 32] {
         match self {
-            Codec::Plain => *blake3::hash(data).as_bytes(),
+            Codec::Plain => *crate::hasher::hash_chunk(data).as_bytes(),
             Codec::Sealed(k) => k.id_hash(data),
         }
     }

@@ -12,7 +12,8 @@ use crate::id::ChunkId;
 /// Total bytes under which `hash_chunks_par` stays on the calling thread.
 pub const PAR_THRESHOLD: usize = 512 * 1024;
 
-/// blake3 id of one chunk.
+/// blake3 id of one chunk, as a plain (format 1) repository names it; [`crate::codec::Codec`]
+/// names chunks and trees for every repository (keyed ids when it is encrypted).
 #[must_use]
 pub fn hash_chunk(data: &[u8]) -> ChunkId {
     ChunkId::of(data)

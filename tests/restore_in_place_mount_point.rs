@@ -32,6 +32,13 @@ impl Drop for Mount {
     }
 }
 
+/// Takes a snapshot of `dir` (a path as text) into `repo`; its id.
+fn snapshot_id(repo: &Path, dir: &str) -> String {
+    let out = common::cli(repo, &["--quiet", "snapshot", dir]);
+    common::assert_exit(&out, 0, "snapshot");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 #[test]
 fn in_place_into_a_mount_point_is_refused_and_writes_nothing() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -39,12 +46,7 @@ fn in_place_into_a_mount_point_is_refused_and_writes_nothing() {
     common::write_file(&src.join("a"), b"alpha");
     let repo = tmp.path().join("repo");
     let _ = common::small_repo(&repo);
-    let out = common::cli(
-        &repo,
-        &["--quiet", "snapshot", src.to_str().expect("utf-8")],
-    );
-    common::assert_exit(&out, 0, "snapshot");
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let id = snapshot_id(&repo, src.to_str().expect("utf-8"));
 
     let target = tmp.path().join("mnt");
     fs::create_dir(&target).expect("mkdir");
@@ -84,9 +86,7 @@ fn in_place_with_an_unwritable_parent_says_why_and_writes_nothing() {
     let repo = tmp.path().join("repo");
     let _ = common::small_repo(&repo);
     let t = target.to_str().expect("utf-8");
-    let out = common::cli(&repo, &["--quiet", "snapshot", t]);
-    common::assert_exit(&out, 0, "snapshot");
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let id = snapshot_id(&repo, t);
     fs::write(target.join("a"), b"changed").expect("write");
     let immutable = Command::new("chattr")
         .arg("+i")
@@ -122,9 +122,7 @@ fn in_place_with_a_mount_point_below_the_target_is_refused() {
     let repo = tmp.path().join("repo");
     let _ = common::small_repo(&repo);
     let d = db.to_str().expect("utf-8");
-    let out = common::cli(&repo, &["--quiet", "snapshot", d]);
-    common::assert_exit(&out, 0, "snapshot");
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let id = snapshot_id(&repo, d);
     let Some(_mount) = Mount::tmpfs(&db.join("wal")) else {
         eprintln!("skipped: cannot mount a tmpfs here (needs root)");
         return;
@@ -157,9 +155,7 @@ fn leftover_removal_never_reaches_into_a_mounted_file_system() {
     let repo = tmp.path().join("repo");
     let _ = common::small_repo(&repo);
     let d = db.to_str().expect("utf-8");
-    let out = common::cli(&repo, &["--quiet", "snapshot", d]);
-    common::assert_exit(&out, 0, "snapshot");
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let id = snapshot_id(&repo, d);
     // A leftover of a restore whose process is gone (pid 4194303 is above Linux's pid_max
     // default), with a file system mounted inside it.
     let leftover = tmp.path().join(".db.snapkeep-inplace-4194303-1");
