@@ -1,13 +1,15 @@
 //! AEAD throughput per core: sealing and opening one object, as an encrypted repository does
 //! for every blob, tree, trailer, index file and snapshot record.
 //!
-//! - `xchacha20poly1305_seal` / `_open`: `crypto::Keys::seal` / `open` (random 192-bit nonce,
-//!   associated data with the repository id, kind and name; the scheme snapkeep uses);
-//! - `aes256gcm_seal` / `_open`: the aes-gcm crate directly (random 96-bit nonce, same
-//!   associated data), for comparison only.
+//! - `xaes256gcm_seal` / `_open`: `crypto::Keys::seal` / `open` with the default scheme
+//!   (XAES-256-GCM: the key derivation, then ring's AES-256-GCM; random 192-bit nonce,
+//!   associated data with the repository id, kind and name);
+//! - `xchacha20poly1305_seal` / `_open`: the same with the other scheme;
+//! - `rustcrypto_aes256gcm_seal` / `_open`: RustCrypto's aes-gcm directly (random 96-bit
+//!   nonce, same associated data), for comparison only.
 //!
-//! Sizes 64 KiB (a small blob) and 1 MiB (a large blob). One thread: the backup pipeline seals
-//! on its rayon workers, so the total scales with the cores.
+//! Sizes 1 KiB (a tree), 64 KiB (a small blob) and 1 MiB (a large blob). One thread: the
+//! backup pipeline seals on its rayon workers, so the total scales with the cores.
 //!
 //! Run: `cargo bench --bench aead`
 
@@ -20,9 +22,9 @@ use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use common::{MIB, Rng};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use snapkeep::crypto::{MasterKey, SealKind};
+use snapkeep::crypto::{MasterKey, Scheme, SealKind};
 
-const SIZES: [usize; 2] = [64 * 1024, MIB];
+const SIZES: [usize; 3] = [1024, 64 * 1024, MIB];
 const NAME: &[u8; 32] = &[0x3c; 32];
 const AD: &[u8] = b"snapkeep-seal-v1 repo-id-16bytes\x02 and a 32-byte object id....";
 
@@ -57,7 +59,7 @@ fn aes_open(cipher: &Aes256Gcm, sealed: &[u8]) -> Vec<u8> {
 fn bench_aead(c: &mut Criterion) {
     let mut rng = Rng(0x5eed_ae4d_0000_0001);
     let data = rng.random(SIZES[SIZES.len() - 1]);
-    let keys = MasterKey::from_bytes(&rng.bytes32()).keys(&[0x11; 16]);
+    let master = MasterKey::from_bytes(&rng.bytes32());
     let aes = Aes256Gcm::new(&rng.bytes32().into());
     let mut group = common::flat_group(c, "aead", Duration::from_millis(500));
     group.measurement_time(Duration::from_secs(2));
@@ -69,41 +71,45 @@ fn bench_aead(c: &mut Criterion) {
             format!("{}KiB", size / 1024)
         };
         group.throughput(Throughput::Bytes(size as u64));
-        group.bench_with_input(
-            BenchmarkId::new("xchacha20poly1305_seal", &label),
-            plain,
-            |b, plain| {
-                b.iter(|| {
-                    black_box(
-                        keys.seal(SealKind::DataBlob, NAME, black_box(plain))
-                            .expect("seal"),
-                    )
-                });
-            },
-        );
-        let sealed = keys.seal(SealKind::DataBlob, NAME, plain).expect("seal");
-        group.bench_with_input(
-            BenchmarkId::new("xchacha20poly1305_open", &label),
-            &sealed,
-            |b, sealed| {
-                b.iter(|| {
-                    black_box(
-                        keys.open(SealKind::DataBlob, NAME, black_box(sealed), "bench")
-                            .expect("open"),
-                    )
-                });
-            },
-        );
+        for scheme in Scheme::ALL {
+            let keys = master.keys(scheme, &[0x11; 16]);
+            let short = scheme.name().trim_end_matches("-blake3");
+            group.bench_with_input(
+                BenchmarkId::new(format!("{short}_seal"), &label),
+                plain,
+                |b, plain| {
+                    b.iter(|| {
+                        black_box(
+                            keys.seal(SealKind::DataBlob, NAME, black_box(plain))
+                                .expect("seal"),
+                        )
+                    });
+                },
+            );
+            let sealed = keys.seal(SealKind::DataBlob, NAME, plain).expect("seal");
+            group.bench_with_input(
+                BenchmarkId::new(format!("{short}_open"), &label),
+                &sealed,
+                |b, sealed| {
+                    b.iter(|| {
+                        black_box(
+                            keys.open(SealKind::DataBlob, NAME, black_box(sealed), "bench")
+                                .expect("open"),
+                        )
+                    });
+                },
+            );
+        }
         let mut nonce = [0u8; 12];
         nonce.copy_from_slice(&rng.bytes32()[..12]);
         group.bench_with_input(
-            BenchmarkId::new("aes256gcm_seal", &label),
+            BenchmarkId::new("rustcrypto_aes256gcm_seal", &label),
             plain,
             |b, plain| b.iter(|| black_box(aes_seal(&aes, nonce, black_box(plain)))),
         );
         let sealed = aes_seal(&aes, nonce, plain);
         group.bench_with_input(
-            BenchmarkId::new("aes256gcm_open", &label),
+            BenchmarkId::new("rustcrypto_aes256gcm_open", &label),
             &sealed,
             |b, sealed| b.iter(|| black_box(aes_open(&aes, black_box(sealed)))),
         );

@@ -3,7 +3,7 @@
 //! Owns: [`Codec`], the one place that knows whether a repository is encrypted. It computes
 //! content ids (plain blake3, or blake3 keyed with the repository's id key, so an id reveals
 //! nothing about the plaintext), seals an object before it is stored and opens it after it
-//! is read (XChaCha20-Poly1305 with the object's kind and name in the associated data; see
+//! is read (the repository's AEAD scheme with the object's kind and name in the associated data; see
 //! [`crate::crypto`]), and gives the chunker its secret seed.
 //!
 //! Invariants: a plain codec changes no byte (format 1 stays exactly what it was); a sealed
@@ -44,13 +44,13 @@ impl Codec {
         matches!(self, Codec::Sealed(_))
     }
 
-    /// The encryption scheme's name as `show` and `--json` give it: `none` or
-    /// [`crate::crypto::SCHEME`].
+    /// The encryption scheme's name as `show` and `--json` give it: `none` or a
+    /// [`crate::crypto::Scheme`]'s name.
     #[must_use]
     pub fn scheme(&self) -> &'static str {
         match self {
             Codec::Plain => "none",
-            Codec::Sealed(_) => crate::crypto::SCHEME,
+            Codec::Sealed(keys) => keys.scheme().name(),
         }
     }
 
@@ -143,6 +143,40 @@ impl Codec {
         stored: &'a [u8],
     ) -> Result<Cow<'a, [u8]>> {
         self.seal_ref(blob_kind(kind), id.as_bytes(), stored)
+    }
+
+    /// Seals a blob's stored bytes into `out` (cleared first; a plain codec copies them), so
+    /// the backup reuses its buffers.
+    pub fn seal_blob_into(
+        &self,
+        kind: BlobKind,
+        id: &BlobId,
+        stored: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        match self {
+            Codec::Plain => {
+                out.clear();
+                out.extend_from_slice(stored);
+                Ok(())
+            }
+            Codec::Sealed(k) => k.seal_into(blob_kind(kind), id.as_bytes(), stored, out),
+        }
+    }
+
+    /// Opens a blob's stored bytes in the caller's buffer (see [`Keys::open_in_place`]); a
+    /// plain codec returns them as they are.
+    pub fn open_blob_in_place<'a>(
+        &self,
+        kind: BlobKind,
+        id: &BlobId,
+        stored: &'a mut [u8],
+        object: &str,
+    ) -> Result<&'a [u8]> {
+        match self {
+            Codec::Plain => Ok(stored),
+            Codec::Sealed(k) => k.open_in_place(blob_kind(kind), id.as_bytes(), stored, object),
+        }
     }
 
     /// Opens a blob's stored bytes as read from its pack.

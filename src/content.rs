@@ -255,7 +255,7 @@ impl Writer<'_> {
         let Some((pack, start, len)) = run.read else {
             return run.chunks.clone().map(|k| self.write_one(k)).collect();
         };
-        let bytes = match self
+        let mut bytes = match self
             .repo
             .backend()
             .get_range(&keys::pack(&pack), start, len)
@@ -273,20 +273,25 @@ impl Writer<'_> {
                     .collect();
             }
         };
-        let one = |(k, loc): (usize, &BlobLocation)| -> Result<u32> {
+        let mut one = |(k, loc): (usize, &BlobLocation)| -> Result<u32> {
             let c = &self.chunks[k];
-            // In bounds: the run's locations tile `start..start + len` exactly.
+            // In bounds: the run's locations tile `start..start + len` exactly. Each blob is
+            // opened in place in its own part of the buffer.
             let from = usize::try_from(u64::from(loc.offset) - start).unwrap_or(usize::MAX);
             let stored = bytes
-                .get(from..from.saturating_add(loc.length as usize))
+                .get_mut(from..from.saturating_add(loc.length as usize))
                 .unwrap_or_default();
-            let data = crate::pack::decode_blob_cow(self.repo.codec(), stored, loc, &c.id)
+            let data = crate::pack::decode_blob_in_place(self.repo.codec(), stored, loc, &c.id)
                 .map_err(|e| self.blame(c, e))?;
             self.put(k, &data)
         };
         // One after another: a worker holds one run's buffer at a time (runs of a file and
         // files go in parallel), which bounds memory to a run per worker.
-        run.chunks.clone().zip(run.locs.iter()).map(one).collect()
+        run.chunks
+            .clone()
+            .zip(run.locs.iter())
+            .map(&mut one)
+            .collect()
     }
 
     /// The file CRC over the logical content (chunk CRCs and zero runs in file order) and the

@@ -35,6 +35,7 @@ pub mod clock;
 pub mod codec;
 pub mod commit;
 pub mod content;
+pub mod copy;
 pub mod crypto;
 pub mod error;
 pub(crate) mod exclude;
@@ -62,6 +63,7 @@ pub mod verify;
 pub mod walk;
 
 pub use backup::{BackupOptions, BackupOutcome, snapshot};
+pub use copy::{CopyReport, copy_snapshots};
 pub use error::{Error, Result};
 pub use format::manifest::{SnapshotRecord, Summary};
 pub use format::repo_config::Compression;

@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 use crate::backend::{Backend, LocalBackend};
 use crate::chunker::ChunkerParams;
 use crate::codec::Codec;
-use crate::crypto::{KdfParams, MasterKey, SealKind};
+use crate::crypto::{KdfParams, MasterKey, Scheme, SealKind};
 use crate::error::{Error, Result};
 use crate::format::index_file::BlobLocation;
 use crate::format::keys;
@@ -63,6 +63,7 @@ pub enum Encryption {
     Password {
         password: Zeroizing<Vec<u8>>,
         kdf: KdfParams,
+        scheme: Scheme,
     },
 }
 
@@ -70,7 +71,9 @@ impl std::fmt::Debug for Encryption {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Encryption::None => f.write_str("None"),
-            Encryption::Password { kdf, .. } => write!(f, "Password {{ kdf: {kdf:?}, .. }}"),
+            Encryption::Password { kdf, scheme, .. } => {
+                write!(f, "Password {{ scheme: {scheme}, kdf: {kdf:?}, .. }}")
+            }
         }
     }
 }
@@ -137,13 +140,17 @@ impl Repository {
         };
         let (codec, unlocked, bytes) = match &opts.encryption {
             Encryption::None => (Codec::Plain, None, config.to_bytes()),
-            Encryption::Password { password, kdf } => {
+            Encryption::Password {
+                password,
+                kdf,
+                scheme,
+            } => {
                 if backend.exists(keys::CONFIG)? {
                     return Err(exists());
                 }
                 let master = MasterKey::generate()?;
                 let key_id = crate::keyring::add(backend.as_ref(), &master, password, *kdf)?;
-                let codec = Codec::Sealed(Arc::new(master.keys(&config.id)));
+                let codec = Codec::Sealed(Arc::new(master.keys(*scheme, &config.id)));
                 let stored = SealedConfig {
                     id: config.id,
                     encryption: codec.scheme().to_owned(),
@@ -191,17 +198,14 @@ impl Repository {
         let (config, codec, unlocked) = match stored {
             StoredConfig::Plain(c) => (c, Codec::Plain, None),
             StoredConfig::Sealed(s) => {
-                if s.encryption != crate::crypto::SCHEME {
-                    return Err(Error::UnsupportedFormat {
-                        object: format!(
-                            "the encryption '{}' of the repository at {}",
-                            s.encryption,
-                            backend.location()
-                        ),
-                        found: REPO_FORMAT_SEALED,
-                        supported: REPO_FORMAT_SEALED,
-                    });
-                }
+                let Some(scheme) = Scheme::from_name(&s.encryption) else {
+                    return Err(Error::InvalidInput(format!(
+                        "the repository at {} is sealed with '{}', a scheme this build does not know (it knows {}); use a snapkeep release that supports it",
+                        backend.location(),
+                        s.encryption,
+                        Scheme::names()
+                    )));
+                };
                 let Some(password) = password else {
                     return Err(Error::InvalidInput(format!(
                         "the repository at {} is encrypted; give its password",
@@ -209,7 +213,7 @@ impl Repository {
                     )));
                 };
                 let (master, key_id) = crate::keyring::unlock(backend.as_ref(), password)?;
-                let codec = Codec::Sealed(Arc::new(master.keys(&s.id)));
+                let codec = Codec::Sealed(Arc::new(master.keys(scheme, &s.id)));
                 let payload = codec
                     .open(SealKind::Config, &s.id, &s.sealed, "repository config")
                     .map_err(|e| damaged_config(&backend, e))?;

@@ -245,6 +245,7 @@ mod tests {
             flags: 0,
             root: None,
             excludes: None,
+            original: None,
         }
     }
 

@@ -73,6 +73,7 @@ fn commit(repo: &Repository, trees: &[Vec<u8>]) -> snapkeep::SnapshotId {
         flags: 0,
         root: None,
         excludes: None,
+        original: None,
     };
     repo.commit_snapshot(&rec).expect("commit");
     rec.id

@@ -34,6 +34,7 @@ fn snap(n: u128, time_ns: i64, host: &str, paths: &[&str], tags: &[&str]) -> Sna
         flags: 0,
         root: None,
         excludes: None,
+        original: None,
     }
 }
 

@@ -20,7 +20,7 @@ use crate::format::repo_config::Compression;
 use crate::hasher::crc_chunk;
 use crate::id::{AsBlob, BlobId};
 use crate::index::Index;
-use crate::pack::{NewBlob, PackWriter};
+use crate::pack::{NewBlob, PackWriter, compress};
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::source::WINDOW;
@@ -58,6 +58,9 @@ pub(super) struct Ctx<'a> {
     pub(super) compression: Compression,
     pub(super) writer: PackWriter,
     pub(super) inflight: Vec<Mutex<HashSet<BlobId>>>,
+    /// Buffers of sealed chunks, given back after they are appended to a pack: a fresh
+    /// allocation per chunk costs page faults of its size each time.
+    sealed_buffers: Mutex<Vec<Vec<u8>>>,
     pub(super) counters: Counters,
     pub(super) progress: &'a dyn Progress,
     pub(super) warnings: Mutex<Vec<String>>,
@@ -130,6 +133,7 @@ impl<'a> Ctx<'a> {
             compression: cfg.compression,
             writer: PackWriter::new(backend, repo.codec().clone(), u64::from(cfg.pack_size)),
             inflight: (0..16).map(|_| Mutex::new(HashSet::new())).collect(),
+            sealed_buffers: Mutex::new(Vec::new()),
             counters: Counters::default(),
             progress,
             warnings: Mutex::new(Vec::new()),
@@ -281,9 +285,8 @@ impl Ctx<'_> {
                 Some(z) => (BlobCompression::Zstd, std::borrow::Cow::Owned(z)),
                 None => (BlobCompression::Raw, std::borrow::Cow::Borrowed(data)),
             };
-            let sealed = codec
-                .seal_blob(BlobKind::Data, &id.blob(), &stored)?
-                .into_owned();
+            let mut sealed = self.sealed_buffer(stored.len() + codec.overhead());
+            codec.seal_blob_into(BlobKind::Data, &id.blob(), &stored, &mut sealed)?;
             NewChunk::Sealed(compression, sealed)
         } else if let Some(z) = compress(self.compression, data) {
             NewChunk::Zstd(z)
@@ -298,8 +301,51 @@ impl Ctx<'_> {
     }
 
     /// Appends the claimed chunks of one read window to the pack, back to back in file
-    /// order, so a restore reads them with one ranged read per run.
+    /// order, so a restore reads them with one ranged read per run; the sealed chunks'
+    /// buffers go back to the pool.
     pub(super) fn store_chunks(
+        &self,
+        win: &[u8],
+        cuts: &[(usize, usize)],
+        prepared: &mut [Prepared],
+    ) -> Result<()> {
+        let stored = self.append_chunks(win, cuts, prepared);
+        let mut pool = self
+            .sealed_buffers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut kept: usize = pool.iter().map(Vec::capacity).sum();
+        for p in prepared.iter_mut() {
+            if let NewChunk::Sealed(_, b) = &mut p.new
+                && kept + b.capacity() <= SEALED_POOL_BYTES
+            {
+                kept += b.capacity();
+                pool.push(std::mem::take(b));
+            }
+        }
+        stored
+    }
+
+    /// A buffer of at least `len` bytes' capacity: the smallest such from the pool, else a new
+    /// one (a smaller buffer would be reallocated, which costs what the pool saves).
+    fn sealed_buffer(&self, len: usize) -> Vec<u8> {
+        let mut pool = self
+            .sealed_buffers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let best = pool
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= len)
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i);
+        match best {
+            Some(i) => pool.swap_remove(i),
+            None => Vec::with_capacity(len),
+        }
+    }
+
+    fn append_chunks(
         &self,
         win: &[u8],
         cuts: &[(usize, usize)],
@@ -354,35 +400,6 @@ pub(super) enum NewChunk {
     Sealed(BlobCompression, Vec<u8>),
 }
 
-/// Size of the sample that decides whether a large chunk is worth compressing.
-const SAMPLE: usize = 16 * 1024;
-
-/// zstd-compresses `raw`; `None` when compression is off or does not shrink it.
-fn compress(c: Compression, raw: &[u8]) -> Option<Vec<u8>> {
-    use std::cell::RefCell;
-    thread_local! {
-        static COMP: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
-    }
-    let Compression::Zstd(level) = c else {
-        return None;
-    };
-    COMP.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
-            *slot = zstd::bulk::Compressor::new(level).ok().map(|z| (level, z));
-        }
-        let (_, z) = slot.as_mut()?;
-        // Incompressible-data heuristic: a large chunk whose middle 16 KiB does not shrink by
-        // 1/16 is stored raw without compressing it all (random or already-compressed data).
-        if raw.len() >= 4 * SAMPLE {
-            let mid = raw.len() / 2 - SAMPLE / 2;
-            let sample = z.compress(&raw[mid..mid + SAMPLE]).ok()?;
-            if sample.len() + SAMPLE / 16 >= SAMPLE {
-                return None;
-            }
-        }
-        let out = z.compress(raw).ok()?;
-        // Keep raw unless compression saves at least 1/32.
-        (out.len() + raw.len() / 32 < raw.len()).then_some(out)
-    })
-}
+/// Bytes of sealed-chunk buffers kept for reuse: two read windows' worth, about what is in
+/// flight on two threads.
+const SEALED_POOL_BYTES: usize = 16 << 20;

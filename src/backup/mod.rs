@@ -366,6 +366,7 @@ fn new_record(ctx: &Ctx<'_>, tree: TreeId, opts: &BackupOptions, stamp: &Stamp) 
         },
         root: stamp.root,
         excludes: stamp.excludes.clone(),
+        original: None,
     }
 }
 

@@ -102,7 +102,7 @@ fn read_extents(
             let at_end = at + wlen as u64 == end;
             let cuts = ctx.chunker.cuts(win, at_end);
             let p = cuts.last().map_or(0, |&(s, n)| s + n);
-            let prepared: Vec<Prepared> = if p >= PAR_THRESHOLD && cuts.len() > 1 {
+            let mut prepared: Vec<Prepared> = if p >= PAR_THRESHOLD && cuts.len() > 1 {
                 cuts.par_iter()
                     .map(|&(s, n)| ctx.prepare_chunk(&win[s..s + n]))
                     .collect::<Result<_>>()?
@@ -111,7 +111,7 @@ fn read_extents(
                     .map(|&(s, n)| ctx.prepare_chunk(&win[s..s + n]))
                     .collect::<Result<_>>()?
             };
-            ctx.store_chunks(win, &cuts, &prepared)?;
+            ctx.store_chunks(win, &cuts, &mut prepared)?;
             for pc in &prepared {
                 crc.append(pc.crc, u64::from(pc.cref.len));
                 chunks.push(pc.cref);

@@ -132,9 +132,10 @@ pub enum Command {
         /// Target pack size (1MiB..1GiB).
         #[arg(long, value_parser = parse_size)]
         pack_size: Option<u64>,
-        /// Encryption: xchacha20poly1305-blake3 (every object sealed, format 2) or none
+        /// Encryption: xaes256gcm-blake3 (every object sealed, format 2; fastest with AES
+        /// instructions), xchacha20poly1305-blake3 (format 2, for CPUs without them) or none
         /// (nothing encrypted nor authenticated, format 1).
-        #[arg(long, default_value = snapkeep::crypto::SCHEME)]
+        #[arg(long, default_value = snapkeep::crypto::Scheme::DEFAULT.name())]
         encryption: String,
         /// Argon2id parameters of the first key: m=MEMORY,t=PASSES,p=LANES (lower values make
         /// a stolen key file cheaper to attack).
@@ -295,6 +296,31 @@ pub enum Command {
         #[command(subcommand)]
         what: KeyWhat,
     },
+    /// Copy snapshots from another repository into this one (--repo), with their trees and
+    /// the chunks this one lacks; each copy keeps its time, host, paths and tags.
+    #[command(display_order = 14)]
+    Copy(CopyArgs),
+}
+
+/// `snapkeep copy`: the source repository and its password, which snapshots.
+#[derive(clap::Args, Debug)]
+pub struct CopyArgs {
+    /// The repository to copy from (a path or s3://bucket/prefix).
+    #[arg(long, env = "SNAPKEEP_FROM_REPO", value_name = "REPO")]
+    pub from_repo: PathBuf,
+    /// The source repository's password, from this file (else SNAPKEEP_FROM_PASSWORD_FILE,
+    /// --from-password-command, SNAPKEEP_FROM_PASSWORD_COMMAND, SNAPKEEP_FROM_PASSWORD, a
+    /// prompt).
+    #[arg(long, value_name = "FILE")]
+    pub from_password_file: Option<PathBuf>,
+    /// The source repository's password, from this command's output.
+    #[arg(long, value_name = "COMMAND")]
+    pub from_password_command: Option<String>,
+    /// Snapshots of the source to copy (id, unique prefix or 'latest'); none: every snapshot
+    /// the filters select. Snapshots already copied here are skipped.
+    pub snapshots: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 /// What `key` does.
@@ -532,9 +558,10 @@ pub struct BenchArgs {
     /// but 10, and time prune without and with repacking (e.g. 50; generated data only).
     #[arg(long, default_value_t = 0)]
     pub prune_snapshots: u64,
-    /// Encryption of the measured repository: xchacha20poly1305-blake3 (its key sealed with a
-    /// throwaway password and the default Argon2id parameters, or SNAPKEEP_KDF) or none.
-    #[arg(long, default_value = snapkeep::crypto::SCHEME)]
+    /// Encryption of the measured repository: xaes256gcm-blake3 or xchacha20poly1305-blake3
+    /// (its key sealed with a throwaway password and the default Argon2id parameters, or
+    /// SNAPKEEP_KDF) or none.
+    #[arg(long, default_value = snapkeep::crypto::Scheme::DEFAULT.name())]
     pub encryption: String,
 }
 

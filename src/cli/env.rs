@@ -27,6 +27,8 @@ pub struct Env {
     pub repo_origin: RepoOrigin,
     /// Where an encrypted repository's password comes from.
     pub password: PasswordSource,
+    /// `--cache-dir` / `--no-cache`, for another repository the command opens (`copy`).
+    pub cache: CacheChoice,
 }
 
 impl Env {
@@ -45,7 +47,9 @@ impl Env {
             password: PasswordSource {
                 file: cli.password_file.clone(),
                 command: cli.password_command.clone(),
+                from: false,
             },
+            cache: CacheChoice::of(cli.cache_dir.as_deref(), cli.no_cache),
         })
     }
 
@@ -68,6 +72,24 @@ impl Env {
         let repo = self.repo.open(&self.password)?;
         known_mode(&self.repo.display(), &repo)?;
         Ok(repo)
+    }
+
+    /// Opens another repository (`copy --from-repo`) with its own password sources; returns
+    /// it with its location as messages name it.
+    pub fn open_other(
+        &self,
+        location: PathBuf,
+        password: &PasswordSource,
+    ) -> Result<(Repository, String)> {
+        if location.as_os_str().is_empty() {
+            return Err(usage_error(
+                "the source repository location is empty (--from-repo '' or SNAPKEEP_FROM_REPO=''); give its location",
+            ));
+        }
+        let at = RepoLocation::new(location, self.cache.clone())?;
+        let repo = at.open(password)?;
+        known_mode(&at.display(), &repo)?;
+        Ok((repo, at.display()))
     }
 
     /// Opens the repository and resolves `spec` among the snapshots `filter` selects (see

@@ -36,6 +36,10 @@ pub fn record_json(r: &SnapshotRecord) -> Value {
         "stage_bytes": s.stage_bytes,
         "inconsistent": r.flags & snapkeep::format::manifest::FLAG_INCONSISTENT != 0,
         "inconsistent_files": s.inconsistent_files,
+        "original": r.original.map(|o| json!({
+            "id": o.id.to_string(),
+            "repository": hex::encode(o.repo),
+        })),
     })
 }
 

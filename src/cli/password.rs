@@ -19,12 +19,10 @@ use super::usage_error;
 pub struct PasswordSource {
     pub file: Option<PathBuf>,
     pub command: Option<String>,
+    /// `copy`'s source repository: its own flags (`--from-password-file`, …) and variables
+    /// (`SNAPKEEP_FROM_PASSWORD_FILE`, …).
+    pub from: bool,
 }
-
-/// The environment variables, by name, so tests can read the same ones.
-pub const ENV_FILE: &str = "SNAPKEEP_PASSWORD_FILE";
-pub const ENV_COMMAND: &str = "SNAPKEEP_PASSWORD_COMMAND";
-pub const ENV_PASSWORD: &str = "SNAPKEEP_PASSWORD";
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -33,27 +31,39 @@ fn env(name: &str) -> Option<String> {
 impl PasswordSource {
     /// The password for `what` (e.g. "the repository at /r"); `new` asks twice at a prompt.
     pub fn get(&self, what: &str, new: bool) -> Result<Zeroizing<Vec<u8>>> {
+        let (flag, var) = if self.from {
+            ("--from-", "SNAPKEEP_FROM_")
+        } else {
+            ("--", "SNAPKEEP_")
+        };
+        let (flag_file, flag_command) = (
+            format!("{flag}password-file"),
+            format!("{flag}password-command"),
+        );
+        let (env_file, env_command, env_password) = (
+            format!("{var}PASSWORD_FILE"),
+            format!("{var}PASSWORD_COMMAND"),
+            format!("{var}PASSWORD"),
+        );
         if let Some(f) = &self.file {
-            return from_file(f, "--password-file");
+            return from_file(f, &flag_file);
         }
-        if let Some(f) = env(ENV_FILE) {
-            return from_file(Path::new(&f), ENV_FILE);
+        if let Some(f) = env(&env_file) {
+            return from_file(Path::new(&f), &env_file);
         }
         if let Some(c) = &self.command {
-            return from_command(c, "--password-command");
+            return from_command(c, &flag_command);
         }
-        if let Some(c) = env(ENV_COMMAND) {
-            return from_command(&c, ENV_COMMAND);
+        if let Some(c) = env(&env_command) {
+            return from_command(&c, &env_command);
         }
-        if let Ok(p) = std::env::var(ENV_PASSWORD)
-            && !p.is_empty()
-        {
+        if let Some(p) = env(&env_password) {
             return Ok(Zeroizing::new(p.into_bytes()));
         }
         if !std::io::stdin().is_terminal() {
             return Err(usage_error(format!(
-                "{what} is encrypted and no password was given; use --password-file, \
-                 --password-command, {ENV_FILE}, {ENV_COMMAND} or {ENV_PASSWORD} (or run on a terminal to be asked)"
+                "{what} is encrypted and no password was given; use {flag_file}, \
+                 {flag_command}, {env_file}, {env_command} or {env_password} (or run on a terminal to be asked)"
             )));
         }
         prompt(what, new)

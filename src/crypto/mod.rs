@@ -5,12 +5,15 @@
 //! - [`MasterKey`]: the random 32-byte secret made at `init`; it is stored only wrapped in key
 //!   files ([`KeyFile`], Argon2id from a password, in `keyfile.rs`).
 //! - [`Keys`]: the purpose keys of one repository, each derived from the master secret and the
-//!   repository id with `blake3::derive_key` under its own context string: the seal key
-//!   (XChaCha20-Poly1305), the id key (keyed blake3 for chunk and tree ids) and the chunker
-//!   seed (fastcdc's gear-table XOR).
-//! - The sealed layout, [`SCHEME`]: `nonce[24] | ciphertext | tag[16]`, with a random 192-bit
-//!   nonce per object, so concurrent writers need no nonce state and no per-key message limit
-//!   applies in practice (random 96-bit AES-GCM nonces would).
+//!   repository id with `blake3::derive_key` under its own context string: the seal key (of
+//!   the repository's [`Scheme`]), the id key (keyed blake3 for chunk and tree ids) and the
+//!   chunker seed (fastcdc's gear-table XOR).
+//! - [`Scheme`], the AEAD of a repository, named in its config: XAES-256-GCM (the default) or
+//!   XChaCha20-Poly1305. Both take a random 192-bit nonce per object, so concurrent writers
+//!   need no nonce state and no per-key message limit applies in practice (random 96-bit
+//!   AES-GCM nonces under one key would). XAES-256-GCM (C2SP) derives an AES-256-GCM key
+//!   from the seal key and the nonce's first 12 bytes, and seals with the last 12.
+//! - The sealed layout: `nonce[24] | ciphertext | tag[16]`, the same for both schemes.
 //!
 //! Invariants:
 //! - The associated data of a seal is `b"snapkeep-seal-v1" | repo_id[16] | kind u8 | name`;
@@ -20,7 +23,8 @@
 //! - Every failure to open is the same one-sentence [`Error::Corrupt`] naming the object: a
 //!   reader learns nothing about which check failed.
 //! - Key material (the master secret, the purpose keys, intermediate key buffers) is zeroized
-//!   when dropped, and `Debug` never prints it.
+//!   when dropped, and `Debug` never prints it. (ring's AES-256-GCM context of one object's
+//!   derived key is dropped without a wipe; that key opens only objects with that nonce.)
 //!
 //! Must not: do I/O (beyond asking the OS for random bytes), know object keys or layouts of
 //! the repository, or panic on any bytes it is asked to open.
@@ -29,28 +33,81 @@ pub mod keyfile;
 
 pub use keyfile::{KdfParams, KeyFile};
 
+use aes::Aes256;
+use aes::cipher::BlockCipherEncrypt;
 use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{Key, KeyInit, Tag, XChaCha20Poly1305, XNonce};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::{Error, Result};
 
-/// The name of the encryption scheme, as `show` and the config report it.
-pub const SCHEME: &str = "xchacha20poly1305-blake3";
+/// The AEAD that seals a repository's objects; its name is in the repository config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// XAES-256-GCM (C2SP): AES-256-GCM under a key derived from the seal key and the first
+    /// half of the random 192-bit nonce. The default: AES instructions make it the fastest.
+    Xaes256Gcm,
+    /// XChaCha20-Poly1305: for CPUs without AES instructions (and repositories made with it).
+    XChaCha20Poly1305,
+}
+
+impl Scheme {
+    /// The scheme `init` uses unless told otherwise.
+    pub const DEFAULT: Scheme = Scheme::Xaes256Gcm;
+    /// Every scheme, the default first.
+    pub const ALL: [Scheme; 2] = [Scheme::Xaes256Gcm, Scheme::XChaCha20Poly1305];
+
+    /// The name `init --encryption`, `show`, `--json` and the config use.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Scheme::Xaes256Gcm => "xaes256gcm-blake3",
+            Scheme::XChaCha20Poly1305 => "xchacha20poly1305-blake3",
+        }
+    }
+
+    /// The scheme of this name, if it is one.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Scheme> {
+        Scheme::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Every scheme's name, for messages: "a, b".
+    #[must_use]
+    pub fn names() -> String {
+        Scheme::ALL.map(Scheme::name).join(", ")
+    }
+
+    /// The `blake3::derive_key` context of this scheme's seal key (one key per cipher).
+    fn seal_context(self) -> &'static str {
+        match self {
+            Scheme::Xaes256Gcm => CONTEXT_SEAL_XAES,
+            Scheme::XChaCha20Poly1305 => CONTEXT_SEAL,
+        }
+    }
+}
+
+impl std::fmt::Display for Scheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Bytes a sealed object adds: 24-byte nonce + 16-byte tag.
 pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
 
-/// Length of the random XChaCha20 nonce that opens a sealed object.
+/// Length of the random nonce that opens a sealed object (both schemes: 192 bits).
 const NONCE_LEN: usize = 24;
-/// Length of the Poly1305 tag that closes a sealed object.
+/// Length of the tag (Poly1305 or GCM) that closes a sealed object.
 const TAG_LEN: usize = 16;
 
 /// First bytes of every seal's associated data (the layout's version).
 const SEAL_AD_PREFIX: &[u8; 16] = b"snapkeep-seal-v1";
 
-/// `blake3::derive_key` context of the seal (XChaCha20-Poly1305) key.
+/// `blake3::derive_key` context of the seal key of XChaCha20-Poly1305.
 const CONTEXT_SEAL: &str = "snapkeep 2026-12 seal key";
+/// `blake3::derive_key` context of the seal key of XAES-256-GCM.
+const CONTEXT_SEAL_XAES: &str = "snapkeep 2026-12 xaes-256-gcm seal key";
 /// `blake3::derive_key` context of the id (keyed blake3) key.
 const CONTEXT_ID: &str = "snapkeep 2026-12 id key";
 /// `blake3::derive_key` context of the chunker seed.
@@ -132,10 +189,10 @@ impl MasterKey {
         &self.secret
     }
 
-    /// The purpose keys of the repository `repo_id`: each is `blake3::derive_key(context,
-    /// secret | repo_id)` with its own context string.
+    /// The purpose keys of the repository `repo_id` sealed with `scheme`: each is
+    /// `blake3::derive_key(context, secret | repo_id)` with its own context string.
     #[must_use]
-    pub fn keys(&self, repo_id: &[u8; 16]) -> Keys {
+    pub fn keys(&self, scheme: Scheme, repo_id: &[u8; 16]) -> Keys {
         let mut material = Zeroizing::new([0u8; 48]);
         material[..32].copy_from_slice(&self.secret);
         material[32..].copy_from_slice(repo_id);
@@ -147,8 +204,9 @@ impl MasterKey {
         first.zeroize();
         seed.zeroize();
         Keys {
+            scheme,
             repo_id: *repo_id,
-            seal: blake3::derive_key(CONTEXT_SEAL, &material[..]),
+            seal: blake3::derive_key(scheme.seal_context(), &material[..]),
             id: blake3::derive_key(CONTEXT_ID, &material[..]),
             chunker,
         }
@@ -158,6 +216,8 @@ impl MasterKey {
 /// The purpose keys of one repository, zeroized on drop.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Keys {
+    #[zeroize(skip)]
+    scheme: Scheme,
     repo_id: [u8; 16],
     seal: [u8; 32],
     id: [u8; 32],
@@ -166,11 +226,67 @@ pub struct Keys {
 
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Keys {{ repo_id: {}, .. }}", hex::encode(self.repo_id))
+        write!(
+            f,
+            "Keys {{ scheme: {}, repo_id: {}, .. }}",
+            self.scheme,
+            hex::encode(self.repo_id)
+        )
     }
 }
 
+/// XAES-256-GCM's key derivation (C2SP XAES-256-GCM, steps 1-5: NIST SP 800-108r1 counter
+/// mode with CMAC-AES-256 over one block): the AES-256-GCM key for the nonce half `n1`.
+fn xaes_key(key: &[u8; 32], n1: &[u8; 12]) -> Zeroizing<[u8; 32]> {
+    let aes = Aes256::new(key.into());
+    // L = AES-256(K, 0^128); K1 = L << 1, xor 0x87 into the last byte when L's top bit is set.
+    let mut block = aes::Block::default();
+    aes.encrypt_block(&mut block);
+    let mut k1 = Zeroizing::new([0u8; 16]);
+    for i in 0..16 {
+        let carry = if i + 1 < 16 { block[i + 1] >> 7 } else { 0 };
+        k1[i] = (block[i] << 1) | carry;
+    }
+    k1[15] ^= (block[0] >> 7) * 0x87;
+    let mut derived = Zeroizing::new([0u8; 32]);
+    for (half, counter) in [(0usize, 1u8), (1, 2)] {
+        // M = 0x00 | counter | "X" | 0x00 | N[:12]; K_half = AES-256(K, M xor K1).
+        block[..4].copy_from_slice(&[0, counter, b'X', 0]);
+        block[4..].copy_from_slice(n1);
+        for (b, k) in block.iter_mut().zip(k1.iter()) {
+            *b ^= k;
+        }
+        aes.encrypt_block(&mut block);
+        derived[half * 16..half * 16 + 16].copy_from_slice(&block);
+    }
+    block.fill(0);
+    derived
+}
+
+/// ring's AES-256-GCM under the XAES-256-GCM key of `nonce`, with its 96-bit GCM nonce.
+fn xaes_cipher(
+    seal_key: &[u8; 32],
+    nonce: &[u8; NONCE_LEN],
+) -> Option<(ring::aead::LessSafeKey, ring::aead::Nonce)> {
+    let mut n1 = [0u8; 12];
+    let mut n2 = [0u8; 12];
+    n1.copy_from_slice(&nonce[..12]);
+    n2.copy_from_slice(&nonce[12..]);
+    let derived = xaes_key(seal_key, &n1);
+    let key = ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &derived[..]).ok()?;
+    Some((
+        ring::aead::LessSafeKey::new(key),
+        ring::aead::Nonce::assume_unique_for_key(n2),
+    ))
+}
+
 impl Keys {
+    /// The scheme these keys seal with.
+    #[must_use]
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
     /// The repository id these keys were derived for (it is in every seal's associated data).
     #[must_use]
     pub fn repo_id(&self) -> &[u8; 16] {
@@ -192,30 +308,62 @@ impl Keys {
         XChaCha20Poly1305::new(key)
     }
 
-    /// AEAD-seals `plain`: XChaCha20-Poly1305, random 192-bit nonce; output = nonce(24) |
-    /// ciphertext | tag(16). Associated data = b"snapkeep-seal-v1" | repo_id (16) | kind as u8
-    /// | name (the object's id bytes or key string).
+    /// AEAD-seals `plain` with a random 192-bit nonce; output = nonce(24) | ciphertext |
+    /// tag(16). Associated data = b"snapkeep-seal-v1" | repo_id (16) | kind as u8 | name (the
+    /// object's id bytes or key string).
     pub fn seal(&self, kind: SealKind, name: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(plain.len() + SEAL_OVERHEAD);
+        self.seal_into(kind, name, plain, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Keys::seal`] into `out` (cleared first), so a caller can reuse one buffer.
+    pub fn seal_into(
+        &self,
+        kind: SealKind,
+        name: &[u8],
+        plain: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let mut nonce = [0u8; NONCE_LEN];
         random_fill(&mut nonce, "a nonce")?;
-        let mut out = Vec::with_capacity(plain.len() + SEAL_OVERHEAD);
+        out.clear();
+        out.reserve(plain.len() + SEAL_OVERHEAD);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plain);
-        let tag = self
-            .cipher()
-            .encrypt_inout_detached(
-                &XNonce::from(nonce),
-                &self.associated_data(kind, name),
-                (&mut out[NONCE_LEN..]).into(),
-            )
-            .map_err(|_| {
-                Error::InvalidInput(format!(
-                    "a {kind:?} object of {} bytes is too long to seal; XChaCha20-Poly1305 seals at most 256 GiB",
-                    plain.len()
-                ))
-            })?;
-        out.extend_from_slice(tag.as_slice());
-        Ok(out)
+        let ad = self.associated_data(kind, name);
+        let too_long = || {
+            Error::InvalidInput(format!(
+                "a {kind:?} object of {} bytes is too long to seal; {} seals at most 64 GiB",
+                plain.len(),
+                self.scheme
+            ))
+        };
+        match self.scheme {
+            Scheme::Xaes256Gcm => {
+                let (key, gcm_nonce) = xaes_cipher(&self.seal, &nonce).ok_or_else(too_long)?;
+                let tag = key
+                    .seal_in_place_separate_tag(
+                        gcm_nonce,
+                        ring::aead::Aad::from(&ad[..]),
+                        &mut out[NONCE_LEN..],
+                    )
+                    .map_err(|_| too_long())?;
+                out.extend_from_slice(tag.as_ref());
+            }
+            Scheme::XChaCha20Poly1305 => {
+                let tag = self
+                    .cipher()
+                    .encrypt_inout_detached(
+                        &XNonce::from(nonce),
+                        &ad,
+                        (&mut out[NONCE_LEN..]).into(),
+                    )
+                    .map_err(|_| too_long())?;
+                out.extend_from_slice(tag.as_slice());
+            }
+        }
+        Ok(())
     }
 
     /// Opens what `seal` made with the same kind and name; anything else (a flipped byte,
@@ -233,19 +381,68 @@ impl Keys {
             return Err(failed());
         }
         let (nonce, rest) = sealed.split_at(NONCE_LEN);
-        let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
-        let nonce = <&XNonce>::try_from(nonce).map_err(|_| failed())?;
-        let tag = <&Tag>::try_from(tag).map_err(|_| failed())?;
-        let mut plain = body.to_vec();
-        self.cipher()
-            .decrypt_inout_detached(
-                nonce,
-                &self.associated_data(kind, name),
-                plain.as_mut_slice().into(),
-                tag,
-            )
-            .map_err(|_| failed())?;
-        Ok(plain)
+        let ad = self.associated_data(kind, name);
+        match self.scheme {
+            Scheme::Xaes256Gcm => {
+                let nonce = <&[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| failed())?;
+                let (key, gcm_nonce) = xaes_cipher(&self.seal, nonce).ok_or_else(failed)?;
+                // ring opens `ciphertext | tag` in place and leaves the plaintext in front.
+                let mut plain = rest.to_vec();
+                let len = key
+                    .open_in_place(gcm_nonce, ring::aead::Aad::from(&ad[..]), &mut plain)
+                    .map_err(|_| failed())?
+                    .len();
+                plain.truncate(len);
+                Ok(plain)
+            }
+            Scheme::XChaCha20Poly1305 => {
+                let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
+                let nonce = <&XNonce>::try_from(nonce).map_err(|_| failed())?;
+                let tag = <&Tag>::try_from(tag).map_err(|_| failed())?;
+                let mut plain = body.to_vec();
+                self.cipher()
+                    .decrypt_inout_detached(nonce, &ad, plain.as_mut_slice().into(), tag)
+                    .map_err(|_| failed())?;
+                Ok(plain)
+            }
+        }
+    }
+
+    /// [`Keys::open`] in the caller's buffer: the plaintext is left in `sealed` and returned
+    /// as a slice of it (no copy); on failure the buffer's contents are unspecified.
+    pub fn open_in_place<'a>(
+        &self,
+        kind: SealKind,
+        name: &[u8],
+        sealed: &'a mut [u8],
+        object: &str,
+    ) -> Result<&'a [u8]> {
+        let failed = || Error::corrupt(object, AUTH_FAILED);
+        if sealed.len() < SEAL_OVERHEAD {
+            return Err(failed());
+        }
+        let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
+        let ad = self.associated_data(kind, name);
+        match self.scheme {
+            Scheme::Xaes256Gcm => {
+                let nonce = <&[u8; NONCE_LEN]>::try_from(&*nonce).map_err(|_| failed())?;
+                let (key, gcm_nonce) = xaes_cipher(&self.seal, nonce).ok_or_else(failed)?;
+                let plain = key
+                    .open_in_place(gcm_nonce, ring::aead::Aad::from(&ad[..]), rest)
+                    .map_err(|_| failed())?;
+                Ok(&*plain)
+            }
+            Scheme::XChaCha20Poly1305 => {
+                let at = rest.len() - TAG_LEN;
+                let (body, tag) = rest.split_at_mut(at);
+                let nonce = <&XNonce>::try_from(&*nonce).map_err(|_| failed())?;
+                let tag = <&Tag>::try_from(&*tag).map_err(|_| failed())?;
+                self.cipher()
+                    .decrypt_inout_detached(nonce, &ad, (&mut *body).into(), tag)
+                    .map_err(|_| failed())?;
+                Ok(&*body)
+            }
+        }
     }
 
     /// Keyed blake3 (`blake3::keyed_hash` with the id key): chunk and tree ids of an encrypted

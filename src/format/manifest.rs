@@ -26,6 +26,8 @@ pub const SNAPSHOT_VERSION: u32 = 1;
 pub const SECTION_ROOT: u32 = 1;
 /// Record section: the exclude patterns of a one-directory snapshot ([`ExcludeRules`]).
 pub const SECTION_EXCLUDES: u32 = 2;
+/// Record section: the snapshot this one is a copy of ([`Original`]), written by `copy`.
+pub const SECTION_ORIGINAL: u32 = 3;
 /// Set in a section tag that a reader must understand to use the record.
 pub const SECTION_REQUIRED: u32 = 1 << 31;
 
@@ -203,6 +205,19 @@ pub struct SnapshotRecord {
     /// only when there are patterns.
     #[serde(skip)]
     pub excludes: Option<ExcludeRules>,
+    /// The snapshot this record copies (section [`SECTION_ORIGINAL`], only in copies): its id
+    /// and repository, the first one's when a copy is copied again.
+    #[serde(skip)]
+    pub original: Option<Original>,
+}
+
+/// Where a copied snapshot came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Original {
+    /// The snapshot's id in the repository it was made in.
+    pub id: SnapshotId,
+    /// That repository's id.
+    pub repo: [u8; 16],
 }
 
 /// Exclude patterns as the snapshot applied them (restic's rules, see `backup::exclude`).
@@ -235,6 +250,9 @@ impl SnapshotRecord {
         if let Some(ex) = &self.excludes {
             payload.extend_from_slice(&encode(&(SECTION_EXCLUDES, encode(ex))));
         }
+        if let Some(o) = &self.original {
+            payload.extend_from_slice(&encode(&(SECTION_ORIGINAL, encode(o))));
+        }
         frame(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, &payload)
     }
 
@@ -254,6 +272,9 @@ impl SnapshotRecord {
                 }
                 SECTION_EXCLUDES => {
                     rec.excludes = Some(decode(&body, &format!("{object} (its excludes)"))?);
+                }
+                SECTION_ORIGINAL => {
+                    rec.original = Some(decode(&body, &format!("{object} (its original)"))?);
                 }
                 t if t & SECTION_REQUIRED != 0 => {
                     return Err(Error::InvalidInput(format!(
@@ -310,6 +331,7 @@ mod tests {
             flags: 0,
             root,
             excludes: None,
+            original: None,
         }
     }
 

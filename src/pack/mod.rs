@@ -26,7 +26,43 @@ use crate::format::pack::{
     BlobCompression, BlobKind, FOOTER_LEN, HEADER, PackEntry, check_entries, check_header_version,
     decode_footer, parse_entries,
 };
+use crate::format::repo_config::Compression;
 use crate::id::{AsBlob, BlobId, PackId};
+
+/// Size of the sample that decides whether a large chunk is worth compressing.
+const SAMPLE: usize = 16 * 1024;
+
+/// zstd-compresses `raw` (a blob about to be stored); `None` when compression is off or does
+/// not shrink it.
+#[must_use]
+pub fn compress(c: Compression, raw: &[u8]) -> Option<Vec<u8>> {
+    use std::cell::RefCell;
+    thread_local! {
+        static COMP: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    }
+    let Compression::Zstd(level) = c else {
+        return None;
+    };
+    COMP.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = zstd::bulk::Compressor::new(level).ok().map(|z| (level, z));
+        }
+        let (_, z) = slot.as_mut()?;
+        // Incompressible-data heuristic: a large chunk whose middle 16 KiB does not shrink by
+        // 1/16 is stored raw without compressing it all (random or already-compressed data).
+        if raw.len() >= 4 * SAMPLE {
+            let mid = raw.len() / 2 - SAMPLE / 2;
+            let sample = z.compress(&raw[mid..mid + SAMPLE]).ok()?;
+            if sample.len() + SAMPLE / 16 >= SAMPLE {
+                return None;
+            }
+        }
+        let out = z.compress(raw).ok()?;
+        // Keep raw unless compression saves at least 1/32.
+        (out.len() + raw.len() / 32 < raw.len()).then_some(out)
+    })
+}
 
 /// Decodes stored blob bytes (opened first when the repository is sealed) and checks them
 /// against `id`.
@@ -37,8 +73,17 @@ pub fn decode_blob(
     id: &impl AsBlob,
 ) -> Result<Vec<u8>> {
     let id = &id.blob();
-    let opened = open_stored(codec, stored, loc, id)?;
-    decode_opened(codec, &opened, loc, id)
+    match open_stored(codec, stored, loc, id)? {
+        // A sealed raw blob was opened into a buffer of its own: check it, do not copy it.
+        std::borrow::Cow::Owned(opened)
+            if loc.compression == BlobCompression::Raw
+                && opened.len() == loc.raw_length as usize =>
+        {
+            check_raw(codec, &opened, loc, id)?;
+            Ok(opened)
+        }
+        opened => decode_opened(codec, &opened, loc, id),
+    }
 }
 
 /// Opens a blob's stored bytes (a plain codec borrows them through).
@@ -179,6 +224,59 @@ pub fn decode_blob_cow<'a>(
         return Ok(std::borrow::Cow::Borrowed(stored));
     }
     decode_blob(codec, stored, loc, id).map(std::borrow::Cow::Owned)
+}
+
+/// [`decode_blob_cow`] on a buffer the caller owns and gives up: a sealed blob is opened in
+/// place, so a raw one is borrowed, not copied (the restore path).
+pub fn decode_blob_in_place<'a>(
+    codec: &Codec,
+    stored: &'a mut [u8],
+    loc: &BlobLocation,
+    id: &impl AsBlob,
+) -> Result<std::borrow::Cow<'a, [u8]>> {
+    let id = &id.blob();
+    if !codec.is_sealed() {
+        return decode_blob_cow(codec, stored, loc, id);
+    }
+    let opened = open_in_place(codec, stored, loc, id)?;
+    if loc.compression == BlobCompression::Raw && opened.len() == loc.raw_length as usize {
+        check_raw(codec, opened, loc, id)?;
+        return Ok(std::borrow::Cow::Borrowed(opened));
+    }
+    decode_opened(codec, opened, loc, id).map(std::borrow::Cow::Owned)
+}
+
+/// [`check_blob_bytes`] on a buffer the caller owns and gives up (opened in place).
+pub fn check_blob_bytes_in_place(
+    codec: &Codec,
+    stored: &mut [u8],
+    loc: &BlobLocation,
+    id: &impl AsBlob,
+) -> Result<u32> {
+    let id = &id.blob();
+    if !codec.is_sealed() {
+        return check_blob_bytes(codec, stored, loc, id);
+    }
+    let opened = open_in_place(codec, stored, loc, id)?;
+    if loc.compression == BlobCompression::Raw && opened.len() == loc.raw_length as usize {
+        check_raw(codec, opened, loc, id)?;
+        return Ok(crc32fast::hash(opened));
+    }
+    decode_opened(codec, opened, loc, id).map(|raw| crc32fast::hash(&raw))
+}
+
+fn open_in_place<'a>(
+    codec: &Codec,
+    stored: &'a mut [u8],
+    loc: &BlobLocation,
+    id: &BlobId,
+) -> Result<&'a [u8]> {
+    codec.open_blob_in_place(
+        loc.kind,
+        id,
+        stored,
+        &format!("blob {} in pack {}", id.short(), loc.pack.short()),
+    )
 }
 
 /// Checks stored blob bytes against `id` and returns the CRC32 of the raw content, without

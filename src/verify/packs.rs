@@ -25,7 +25,7 @@ use crate::format::keys;
 use crate::format::pack::{HEADER, PackEntry};
 use crate::id::{BlobId, PackId};
 use crate::index::Index;
-use crate::pack::{check_blob_bytes, location, read_pack_entries};
+use crate::pack::{check_blob_bytes_in_place, location, read_pack_entries};
 use crate::progress::{Phase, Progress};
 use crate::repository::Repository;
 
@@ -217,24 +217,59 @@ fn check_run(
         .map(|e| u64::from(e.offset) + u64::from(e.length))
         .max()
         .unwrap_or(start);
-    let bytes = backend.get_range(&keys::pack(id), start, end - start);
-    run.par_iter()
-        .map(|e| {
+    let mut bytes = backend.get_range(&keys::pack(id), start, end - start);
+    let parts = match &mut bytes {
+        Ok(b) => split_run(b, start, run),
+        Err(_) => run.iter().map(|e| (e, None)).collect(),
+    };
+    parts
+        .into_par_iter()
+        .map(|(e, stored)| {
             let loc = location(*id, e);
-            let r = match &bytes {
-                Ok(b) => {
-                    let from = usize::try_from(u64::from(e.offset) - start).unwrap_or(0);
-                    let stored = &b[from..from + e.length as usize];
-                    check_blob_bytes(codec, stored, &loc, &e.id)
-                        .map(|crc| (crc, e.raw_length))
-                        .map_err(|err| err.finding())
-                }
-                // The run could not be read whole: check blob by blob to attribute it.
-                Err(_) => check_blob(backend, codec, &e.id, &loc),
+            let r = match stored {
+                // Opened in place: each blob has its own part of the buffer.
+                Some(stored) => check_blob_bytes_in_place(codec, stored, &loc, &e.id)
+                    .map(|crc| (crc, e.raw_length))
+                    .map_err(|err| err.finding()),
+                // The run could not be read whole, or this entry overlaps another (a damaged
+                // trailer): check blob by blob to attribute it.
+                None => check_blob(backend, codec, &e.id, &loc),
             };
             (e.id, r, loc)
         })
         .collect()
+}
+
+/// The part of `bytes` (read from `start`) of each entry of `run` (sorted by offset); `None`
+/// for an entry that overlaps the one before it or lies outside what was read.
+fn split_run<'a, 'e>(
+    bytes: &'a mut [u8],
+    start: u64,
+    run: &'e [PackEntry],
+) -> Vec<(&'e PackEntry, Option<&'a mut [u8]>)> {
+    let mut parts = Vec::with_capacity(run.len());
+    let mut rest = bytes;
+    let mut pos = start;
+    for e in run {
+        let (off, len) = (u64::from(e.offset), u64::from(e.length));
+        let gap = off.checked_sub(pos).and_then(|g| usize::try_from(g).ok());
+        let (Some(gap), Ok(len)) = (gap, usize::try_from(len)) else {
+            parts.push((e, None));
+            continue;
+        };
+        if gap.saturating_add(len) > rest.len() {
+            parts.push((e, None));
+            continue;
+        }
+        // In bounds: checked just above.
+        let tail = std::mem::take(&mut rest);
+        let (_, tail) = tail.split_at_mut(gap);
+        let (mine, tail) = tail.split_at_mut(len);
+        parts.push((e, Some(mine)));
+        rest = tail;
+        pos = off + len as u64;
+    }
+    parts
 }
 
 fn check_blob(backend: &dyn Backend, codec: &Codec, id: &BlobId, loc: &BlobLocation) -> Checked {

@@ -15,15 +15,12 @@ fn init_encrypts_and_the_password_sources_work_in_order() {
     let s = src.to_str().expect("utf8");
     let repo = sb.path("repo");
     let init = json(&sb.run(&repo, &["--json", "init"]));
-    assert_eq!(init["encryption"], "xchacha20poly1305-blake3", "{init}");
+    assert_eq!(init["encryption"], "xaes256gcm-blake3", "{init}");
     assert_eq!(init["version"], 2, "{init}");
     assert!(init["key"].is_string(), "{init}");
     expect_code(&sb.run(&repo, &["snapshot", s]), 0, "snapshot");
     let listed = json(&sb.run(&repo, &["--json", "list"]));
-    assert_eq!(
-        listed[0]["encryption"], "xchacha20poly1305-blake3",
-        "{listed}"
-    );
+    assert_eq!(listed[0]["encryption"], "xaes256gcm-blake3", "{listed}");
 
     // A password file wins over SNAPKEEP_PASSWORD; a wrong one is exit 2 and names the
     // repository; nothing is written.
@@ -161,4 +158,163 @@ fn encryption_none_is_format_1_and_a_downgrade_is_refused() {
         "a repository that was encrypted and now says it is not",
     );
     assert!(stderr(&out).contains("was encrypted"), "{}", stderr(&out));
+}
+
+#[test]
+fn init_takes_either_scheme_and_refuses_an_unknown_one() {
+    let sb = Sandbox::new();
+    let src = sb.source("src");
+    let s = src.to_str().expect("utf8");
+    let repo = sb.path("chacha");
+    let init = json(&sb.run(
+        &repo,
+        &["--json", "init", "--encryption", "xchacha20poly1305-blake3"],
+    ));
+    assert_eq!(init["encryption"], "xchacha20poly1305-blake3", "{init}");
+    expect_code(&sb.run(&repo, &["snapshot", s]), 0, "snapshot");
+    let listed = json(&sb.run(&repo, &["--json", "list"]));
+    assert_eq!(
+        listed[0]["encryption"], "xchacha20poly1305-blake3",
+        "{listed}"
+    );
+    let out = sb.path("out");
+    expect_code(
+        &sb.run(&repo, &["restore", "latest", out.to_str().expect("utf8")]),
+        0,
+        "restore",
+    );
+    assert_eq!(
+        fs::read(out.join("a.txt")).expect("restored"),
+        fs::read(src.join("a.txt")).expect("source")
+    );
+
+    let other = sb.path("other");
+    let refused = sb.run(&other, &["init", "--encryption", "aes256gcm"]);
+    expect_code(&refused, 2, "an unknown scheme");
+    let msg = stderr(&refused);
+    assert!(
+        msg.contains("'aes256gcm' is not known")
+            && msg.contains("xaes256gcm-blake3")
+            && msg.contains("xchacha20poly1305-blake3"),
+        "{msg}"
+    );
+    assert!(!other.join("config").exists(), "nothing is created");
+}
+
+/// An encrypted repository with its own password (in a file) and one snapshot of `src`,
+/// tagged t1: its location and the password file.
+fn encrypted_source(sb: &Sandbox, src: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let from = sb.path("from");
+    let from_pw = sb.path("from-pw.txt");
+    fs::write(&from_pw, b"the source's password\n").expect("write");
+    for (args, what) in [
+        (&["init"][..], "init the source"),
+        (&["snapshot", "--tag", "t1", src][..], "snapshot the source"),
+    ] {
+        let mut c = sb.cmd();
+        c.arg("--repo")
+            .arg(&from)
+            .arg("--password-file")
+            .arg(&from_pw)
+            .args(args);
+        expect_code(&crate::harness::run(c), 0, what);
+    }
+    (from, from_pw)
+}
+
+#[test]
+fn copy_from_the_command_line() {
+    let sb = Sandbox::new();
+    let src = sb.source("src");
+    let s = src.to_str().expect("utf8");
+    let (from, from_pw) = encrypted_source(&sb, s);
+    let to = sb.path("to");
+    sb.init(&to);
+    let from_s = from.to_str().expect("utf8");
+
+    // No source password (the destination's SNAPKEEP_PASSWORD is not the source's): exit 2,
+    // naming the source's own options; a wrong one: exit 2; nothing copied.
+    let out = sb.run(&to, &["copy", "--from-repo", from_s]);
+    expect_code(&out, 2, "no source password");
+    assert!(
+        stderr(&out).contains("--from-password-file"),
+        "{}",
+        stderr(&out)
+    );
+    let wrong = sb.path("wrong.txt");
+    fs::write(&wrong, b"nope\n").expect("write");
+    let out = sb.run(
+        &to,
+        &[
+            "copy",
+            "--from-repo",
+            from_s,
+            "--from-password-file",
+            wrong.to_str().expect("utf8"),
+        ],
+    );
+    expect_code(&out, 2, "a wrong source password");
+    assert!(
+        stderr(&out).contains("opens with this password"),
+        "{}",
+        stderr(&out)
+    );
+
+    let pw = from_pw.to_str().expect("utf8");
+    let copied = json(&sb.run(
+        &to,
+        &[
+            "--json",
+            "copy",
+            "--from-repo",
+            from_s,
+            "--from-password-file",
+            pw,
+        ],
+    ));
+    assert_eq!(
+        copied["copied"].as_array().map(Vec::len),
+        Some(1),
+        "{copied}"
+    );
+    assert!(copied["blobs_stored"].as_u64() > Some(0), "{copied}");
+    let listed = json(&sb.run(&to, &["--json", "list"]));
+    assert_eq!(listed[0]["tags"][0], "t1", "{listed}");
+    assert_eq!(
+        listed[0]["original"]["id"], copied["copied"][0]["source"],
+        "{listed}"
+    );
+    restored_equals(&sb, &to, &src);
+    // Again: skipped.
+    let again = json(&sb.run(
+        &to,
+        &[
+            "--json",
+            "copy",
+            "--from-repo",
+            from_s,
+            "--from-password-file",
+            pw,
+        ],
+    ));
+    assert_eq!(again["copied"].as_array().map(Vec::len), Some(0), "{again}");
+    assert_eq!(
+        again["skipped"].as_array().map(Vec::len),
+        Some(1),
+        "{again}"
+    );
+}
+
+/// `restore latest` of `repo` gives `src`'s binary file back.
+fn restored_equals(sb: &Sandbox, repo: &std::path::Path, src: &std::path::Path) {
+    let out = sb.path("out");
+    expect_code(
+        &sb.run(repo, &["restore", "latest", out.to_str().expect("utf8")]),
+        0,
+        "restore the copy",
+    );
+    assert_eq!(
+        fs::read(out.join("sub/b.bin")).expect("restored"),
+        fs::read(src.join("sub/b.bin")).expect("source")
+    );
 }

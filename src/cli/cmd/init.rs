@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use snapkeep::chunker::ChunkerParams;
-use snapkeep::crypto::KdfParams;
+use snapkeep::crypto::{KdfParams, Scheme};
 use snapkeep::format::repo_config::RepoConfig;
 use snapkeep::{Compression, Encryption, InitOptions};
 
@@ -61,19 +61,25 @@ pub fn run(env: &Env, flags: &Flags<'_>) -> Result<i32> {
 pub fn encryption(env: &Env, scheme: &str, kdf: &str) -> Result<Encryption> {
     match scheme {
         "none" => Ok(Encryption::None),
-        s if s == snapkeep::crypto::SCHEME => {
+        name => {
+            let Some(scheme) = Scheme::from_name(name) else {
+                return Err(usage_error(format!(
+                    "--encryption '{name}' is not known; choose {} or none",
+                    Scheme::names()
+                )));
+            };
             let kdf = parse_kdf(kdf)?;
             weak_kdf_warning(env, kdf);
             let password = env.password.get(
                 &format!("the new repository at {}", env.repo.display()),
                 true,
             )?;
-            Ok(Encryption::Password { password, kdf })
+            Ok(Encryption::Password {
+                password,
+                kdf,
+                scheme,
+            })
         }
-        other => Err(usage_error(format!(
-            "--encryption '{other}' is not known; choose {} or none",
-            snapkeep::crypto::SCHEME
-        ))),
     }
 }
 

@@ -118,6 +118,7 @@ mod tests {
             flags: 0,
             root: None,
             excludes: None,
+            original: None,
         };
         let one = table(&[rec(0xabcd_ef01, "h", 1536 << 20)]);
         let lines: Vec<&str> = one.lines().collect();

@@ -4,6 +4,7 @@
 pub mod bench;
 mod cat;
 mod completions;
+mod copy;
 mod diff;
 mod find;
 mod forget;
@@ -90,6 +91,7 @@ pub fn dispatch(cli: &Cli, location: &mut Option<Env>) -> Result<i32> {
         ),
         Command::Repair { what } => repair::run(env, what),
         Command::Key { what } => key::run(env, what),
+        Command::Copy(args) => copy::run(env, args),
         Command::Bench(args) => bench::run(env, args),
     }
 }

@@ -391,7 +391,7 @@ fn open_or_create(env: &Env) -> Result<Repository> {
         let opts = InitOptions {
             encryption: super::init::encryption(
                 env,
-                snapkeep::crypto::SCHEME,
+                snapkeep::crypto::Scheme::DEFAULT.name(),
                 &std::env::var("SNAPKEEP_KDF").unwrap_or_else(|_| DEFAULT_KDF.to_owned()),
             )?,
             ..InitOptions::default()
