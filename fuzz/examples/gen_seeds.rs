@@ -288,11 +288,13 @@ fn built(seeds: &mut Seeds) -> Res<()> {
     };
     let key = snapkeep::crypto::KeyFile::create(&master, b"pw", low, "seeds", 1)?;
     seeds.put("sealed", "keyfile", &key.to_bytes())?;
-    let sealed = master.keys(&[1; 16]).seal(
-        snapkeep::crypto::SealKind::DataBlob,
-        b"name",
-        b"a sealed object",
-    )?;
+    let sealed = master
+        .keys(snapkeep::crypto::Scheme::DEFAULT, &[1; 16])
+        .seal(
+            snapkeep::crypto::SealKind::DataBlob,
+            b"name",
+            b"a sealed object",
+        )?;
     seeds.put("sealed", "object", &sealed)?;
     Ok(())
 }

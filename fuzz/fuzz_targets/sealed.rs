@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use snapkeep::crypto::{KeyFile, MasterKey, SealKind};
+use snapkeep::crypto::{KeyFile, MasterKey, Scheme, SealKind};
 use snapkeep::format::repo_config::StoredConfig;
 
 const KINDS: [SealKind; 6] = [
@@ -31,24 +31,33 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     let _ = StoredConfig::parse(data);
-    let keys = MasterKey::from_bytes(&[7; 32]).keys(&[1; 16]);
-    for kind in KINDS {
+    for scheme in Scheme::ALL {
+        let keys = MasterKey::from_bytes(&[7; 32]).keys(scheme, &[1; 16]);
+        for kind in KINDS {
+            assert!(
+                keys.open(kind, b"name", data, "fuzz").is_err()
+                    || data.len() >= snapkeep::crypto::SEAL_OVERHEAD
+            );
+        }
+        let sealed = keys.seal(SealKind::DataBlob, b"name", data).expect("seal");
+        assert_eq!(
+            keys.open(SealKind::DataBlob, b"name", &sealed, "fuzz")
+                .expect("opens"),
+            data
+        );
+        let mut bad = sealed.clone();
+        let at = data.len() % bad.len();
+        bad[at] ^= 1;
         assert!(
-            keys.open(kind, b"name", data, "fuzz").is_err()
-                || data.len() >= snapkeep::crypto::SEAL_OVERHEAD
+            keys.open(SealKind::DataBlob, b"name", &bad, "fuzz")
+                .is_err()
+        );
+        // Opened in place, the same verdict.
+        let mut copy = sealed.clone();
+        assert_eq!(
+            keys.open_in_place(SealKind::DataBlob, b"name", &mut copy, "fuzz")
+                .ok(),
+            Some(data)
         );
     }
-    let sealed = keys.seal(SealKind::DataBlob, b"name", data).expect("seal");
-    assert_eq!(
-        keys.open(SealKind::DataBlob, b"name", &sealed, "fuzz")
-            .expect("opens"),
-        data
-    );
-    let mut bad = sealed.clone();
-    let at = data.len() % bad.len();
-    bad[at] ^= 1;
-    assert!(
-        keys.open(SealKind::DataBlob, b"name", &bad, "fuzz")
-            .is_err()
-    );
 });
