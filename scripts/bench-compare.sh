@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end figures for README: snapshot throughput against b3sum over the same files (page
 # cache warm), compression off vs zstd:1, peak RSS, the growth of a no-change snapshot,
-# restore and verify --read-data. Usage: scripts/bench-compare.sh [DATASET_DIR] [SIZE_MIB]
+# restore and verify --read-data, then the same three steps encrypted against plain (the
+# default XAES-256-GCM repository, its key with the default Argon2id parameters, against
+# --encryption none; compression off and zstd:1; medians of 3, interleaved).
+# Usage: scripts/bench-compare.sh [DATASET_DIR] [SIZE_MIB]
 # Needs b3sum and GNU time (Debian packages b3sum, time). Prints one line per measurement.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,7 +32,7 @@ for comp in off zstd:1; do
   secs=(); rss=(); disk=()
   for i in 1 2 3; do
     repo="$work/repo-$comp-$i"
-    "$bin" --repo "$repo" -q init --compression "$comp"
+    "$bin" --repo "$repo" -q init --encryption none --compression "$comp"
     warm
     read -r d _ < <(t sh -c "find '$ds' -type f -print0 | xargs -0 cat > '$work/disk-baseline' && sync '$work/disk-baseline'")
     rm -f "$work/disk-baseline"
@@ -62,3 +65,39 @@ echo "cp -a of the source (+ sync): ${s}s, $(mbps "$s") MB/s"
 sync
 read -r s r < <(t "$bin" --repo "$repo" -q verify --read-data)
 echo "verify --read-data: ${s}s, $(mbps "$s") MB/s (logical), peak RSS $((r / 1024)) MiB"
+
+# Encrypted against plain: each step three times, the two kinds interleaved.
+export SNAPKEEP_PASSWORD=snapkeep-bench
+unset SNAPKEEP_KDF
+export XDG_STATE_HOME="$work/state"
+for comp in off zstd:1; do
+  declare -A snap=() rest=() ver=() rss=()
+  for i in 1 2 3; do
+    for enc in none xaes256gcm-blake3; do
+      repo="$work/enc-$enc-$comp-$i"
+      "$bin" --repo "$repo" -q init --encryption "$enc" --compression "$comp"
+      warm
+      read -r s r < <(t "$bin" --repo "$repo" -q snapshot "$ds")
+      snap[$enc]+="$s "; rss[$enc]+="$r "
+      rm -rf "$work/restored-enc"; sync
+      read -r s r < <(t sh -c "'$bin' --repo '$repo' -q restore latest '$work/restored-enc' && sync")
+      rest[$enc]+="$s "; rss[$enc]+="$r "
+      read -r s r < <(t "$bin" --repo "$repo" -q verify --read-data)
+      ver[$enc]+="$s "; rss[$enc]+="$r "
+      rm -rf "$repo" "$work/restored-enc"
+    done
+  done
+  for step in snapshot restore verify; do
+    case $step in
+      snapshot) p=${snap[none]} e=${snap[xaes256gcm-blake3]} ;;
+      restore) p=${rest[none]} e=${rest[xaes256gcm-blake3]} ;;
+      verify) p=${ver[none]} e=${ver[xaes256gcm-blake3]} ;;
+    esac
+    pm=$(printf '%s\n' $p | median); em=$(printf '%s\n' $e | median)
+    echo "encrypted vs plain, $step (compression=$comp$([ "$step" = restore ] && echo ", + sync")): plain ${pm}s, encrypted ${em}s, ratio $(python3 -c "print(round($em/$pm, 2))")"
+  done
+  pr=$(printf '%s\n' ${rss[none]} | sort -n | tail -n 1)
+  er=$(printf '%s\n' ${rss[xaes256gcm-blake3]} | sort -n | tail -n 1)
+  echo "encrypted vs plain, peak RSS of the three steps (compression=$comp): plain $((pr / 1024)) MiB, encrypted $((er / 1024)) MiB"
+  unset snap rest ver rss
+done

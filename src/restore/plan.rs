@@ -70,14 +70,25 @@ struct Planner<'a> {
 }
 
 impl Visitor for Planner<'_> {
-    fn unreadable(&mut self, _: &TreePath, id: &TreeId, error: Error) -> Result<()> {
+    fn unreadable(&mut self, path: &TreePath, id: &TreeId, error: Error) -> Result<()> {
         if is_too_deep(&error) {
             return Err(Error::corrupt(
                 format!("tree {}", id.short()),
                 format!("directories nested deeper than {MAX_DEPTH}"),
             ));
         }
-        Err(error)
+        // Damage is named by the directory it takes away; other failures keep their own cause.
+        match error {
+            Error::Corrupt { .. } | Error::HashMismatch { .. } => Err(Error::corrupt(
+                if path.as_bytes().is_empty() {
+                    "the snapshot's top directory".to_owned()
+                } else {
+                    format!("directory '{}'", path.relative().display())
+                },
+                format!("its tree {} cannot be read: {error}", id.short()),
+            )),
+            other => Err(other),
+        }
     }
 
     fn node(&mut self, path: &TreePath, node: &Node) -> Result<Step> {
