@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use crate::chunker::Chunker;
 use crate::commit::Commit;
 use crate::error::{Error, Result};
-use crate::format::manifest::{ChunkRef, Node, NodeKind, Original, SnapshotRecord, Tree};
+use crate::format::manifest::{ChunkRef, Extent, Node, NodeKind, Original, SnapshotRecord, Tree};
 use crate::format::pack::{BlobCompression, BlobKind};
 use crate::id::{AsBlob, BlobId, ChunkId, SnapshotId, TreeId};
 use crate::index::Index;
@@ -74,13 +74,15 @@ pub fn copy_snapshots(
             dst.backend().location()
         )));
     }
+    // The source under a reader's lock (its index reloaded under it; read-only media go on
+    // without one, with a warning), then its records.
+    let _src_lock = crate::lock::acquire_reader(src, "copy", progress)?;
     let mut records = ids
         .iter()
         .map(|id| src.load_snapshot(id))
         .collect::<Result<Vec<_>>>()?;
     records.sort_by_key(|r| (r.time_ns, r.id));
     records.dedup_by_key(|r| r.id);
-    let _src_lock = crate::lock::acquire_job(src.backend(), "copy (source)")?;
     let lock = crate::lock::acquire_job(dst.backend(), "copy")?;
     dst.reload_index()?;
     // What the destination holds already, by origin (its records are read after the lock, so
@@ -99,7 +101,7 @@ pub fn copy_snapshots(
             continue;
         }
         if progress.is_cancelled() {
-            return Err(Error::Cancelled);
+            return Err(cancelled(&report));
         }
         let view = dst.index();
         let writer = PackWriter::new(
@@ -111,7 +113,11 @@ pub fn copy_snapshots(
             dst.backend().as_ref(),
             &lock.record().seen_marks,
         )?);
-        let tree = t.tree(&rec.tree, &view, &writer, &rec.id, progress)?;
+        let tree = match t.tree(&rec.tree, &view, &writer, &rec.id, progress) {
+            Ok(tree) => tree,
+            Err(Error::Cancelled) => return Err(cancelled(&report)),
+            Err(e) => return Err(e),
+        };
         let sealed = writer.finish()?;
         report.stored_bytes += writer.stored_bytes();
         let mut copy = rec.clone();
@@ -138,6 +144,33 @@ pub fn copy_snapshots(
     report.blobs_stored = t.blobs.load();
     report.bytes_stored = t.bytes.load();
     Ok(report)
+}
+
+/// The copy was cancelled: the snapshots copied so far stay.
+fn cancelled(report: &CopyReport) -> Error {
+    if report.copied.is_empty() {
+        return Error::Cancelled;
+    }
+    Error::InvalidInput(format!(
+        "the copy was cancelled after {} snapshot(s) were copied (they are kept; the one in progress was not committed); run it again to copy the rest",
+        report.copied.len()
+    ))
+}
+
+/// Damage of the source is named by the snapshot and path it breaks; any other failure (the
+/// destination's storage, a lock, the network) keeps its own message and kind.
+fn blame(snapshot: &SnapshotId, what: &str, e: Error) -> Error {
+    match e {
+        Error::Corrupt { .. } | Error::HashMismatch { .. } => Error::corrupt(
+            format!("snapshot {snapshot}"),
+            format!("{what} cannot be read from the source: {}", e.finding()),
+        ),
+        e if e.is_not_found() => Error::corrupt(
+            format!("snapshot {snapshot}"),
+            format!("{what} cannot be read from the source: {e}"),
+        ),
+        other => other,
+    }
 }
 
 /// A counter shared by the copying threads.
@@ -318,15 +351,10 @@ impl<'a> Translator<'a> {
     }
 
     fn open(&self, id: &TreeId, path: String, snapshot: &SnapshotId) -> Result<Frame> {
-        let tree = self.src.load_tree(id).map_err(|e| {
-            Error::corrupt(
-                format!("snapshot {snapshot}"),
-                format!(
-                    "its directory '{}' cannot be read from the source ({e})",
-                    display(&path)
-                ),
-            )
-        })?;
+        let tree = self
+            .src
+            .load_tree(id)
+            .map_err(|e| blame(snapshot, &format!("its directory '{}'", display(&path)), e))?;
         Ok(Frame {
             src: *id,
             tree,
@@ -350,20 +378,21 @@ impl<'a> Translator<'a> {
             .try_for_each(|node| -> Result<()> {
                 let Node {
                     name,
-                    kind: NodeKind::File { chunks, .. },
+                    kind: NodeKind::File { chunks, holes, .. },
+                    size,
                     ..
                 } = node
                 else {
                     return Ok(());
                 };
-                let new = self.file(chunks, view, writer).map_err(|e| {
-                    Error::corrupt(
-                        format!("snapshot {snapshot}"),
-                        format!(
-                            "its file '{}/{}' cannot be copied ({e})",
-                            display(dir),
-                            String::from_utf8_lossy(name)
-                        ),
+                if progress.is_cancelled() {
+                    return Err(Error::Cancelled);
+                }
+                let new = self.file(chunks, holes, *size, view, writer).map_err(|e| {
+                    blame(
+                        snapshot,
+                        &format!("its file '{dir}/{}'", String::from_utf8_lossy(name)),
+                        e,
                     )
                 })?;
                 progress.advance(chunks.iter().map(|c| u64::from(c.len)).sum(), 1);
@@ -376,6 +405,8 @@ impl<'a> Translator<'a> {
     fn file(
         &self,
         chunks: &[ChunkRef],
+        holes: &[Extent],
+        size: u64,
         view: &Index,
         writer: &PackWriter,
     ) -> Result<Vec<ChunkRef>> {
@@ -393,6 +424,11 @@ impl<'a> Translator<'a> {
             key.update(c.id.as_bytes());
             key.update(&c.len.to_le_bytes());
         }
+        key.update(&size.to_le_bytes());
+        for h in holes {
+            key.update(&h.offset.to_le_bytes());
+            key.update(&h.len.to_le_bytes());
+        }
         let key = *key.finalize().as_bytes();
         if let Some(done) = self
             .files
@@ -402,7 +438,7 @@ impl<'a> Translator<'a> {
         {
             return Ok(done.clone());
         }
-        let new = self.recut(chunks, view, writer)?;
+        let new = self.recut(chunks, &data_extents(holes, size), view, writer)?;
         self.files
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -410,24 +446,34 @@ impl<'a> Translator<'a> {
         Ok(new)
     }
 
-    /// Reads a file's content chunk by chunk, cuts it with the destination's chunker and
-    /// stores each new chunk under the destination's id.
+    /// Reads a file's content chunk by chunk, cuts it with the destination's chunker (each
+    /// data extent on its own, as a snapshot cuts it: a chunk never spans a hole) and stores
+    /// each new chunk under the destination's id.
     fn recut(
         &self,
         chunks: &[ChunkRef],
+        extents: &[u64],
         view: &Index,
         writer: &PackWriter,
     ) -> Result<Vec<ChunkRef>> {
         let window = 2 * self.chunker.max_size();
         let mut out = Vec::with_capacity(chunks.len());
         let mut buf: Vec<u8> = Vec::with_capacity(window + self.chunker.max_size());
-        for (i, c) in chunks.iter().enumerate() {
+        let mut extents = extents.iter().copied().filter(|&n| n > 0);
+        let mut left = extents.next().unwrap_or(0);
+        let disagree = || Error::corrupt("file node", "its chunks and holes do not tile its size");
+        for c in chunks {
+            let len = u64::from(c.len);
+            if len > left {
+                return Err(disagree());
+            }
             buf.extend_from_slice(&self.read(c)?);
-            let last = i + 1 == chunks.len();
-            if buf.len() < window && !last {
+            left -= len;
+            let extent_end = left == 0;
+            if buf.len() < window && !extent_end {
                 continue;
             }
-            let cuts = self.chunker.cuts(&buf, last);
+            let cuts = self.chunker.cuts(&buf, extent_end);
             for &(s, n) in &cuts {
                 let data = &buf[s..s + n];
                 let id: ChunkId = self.dst.codec().chunk_id(data);
@@ -440,6 +486,12 @@ impl<'a> Translator<'a> {
             }
             let used = cuts.last().map_or(0, |&(s, n)| s + n);
             buf.drain(..used);
+            if extent_end {
+                left = extents.next().unwrap_or(0);
+            }
+        }
+        if !buf.is_empty() || left != 0 || extents.next().is_some() {
+            return Err(disagree());
         }
         Ok(out)
     }
@@ -455,6 +507,18 @@ impl<'a> Translator<'a> {
         }
         Ok(data)
     }
+}
+
+/// The lengths of a file's data extents, in order: what lies between its holes.
+fn data_extents(holes: &[Extent], size: u64) -> Vec<u64> {
+    let mut out = Vec::with_capacity(holes.len() + 1);
+    let mut pos = 0u64;
+    for h in holes {
+        out.push(h.offset.saturating_sub(pos));
+        pos = h.offset.saturating_add(h.len);
+    }
+    out.push(size.saturating_sub(pos));
+    out
 }
 
 /// A path inside a snapshot as messages show it.

@@ -237,6 +237,27 @@ fn xaes_matches_the_c2sp_test_vector() {
     );
 }
 
+/// C2SP XAES-256-GCM's second test vector: key 0x03 * 32 (its L has the top bit set, so the
+/// 0x87 branch of the subkey runs), associated data "c2sp.org/XAES-256-GCM".
+#[test]
+fn xaes_matches_the_second_c2sp_test_vector() {
+    let nonce: &[u8; 24] = b"ABCDEFGHIJKLMNOPQRSTUVWX";
+    let (key, gcm_nonce) = xaes_cipher(&[0x03; 32], nonce).expect("key");
+    let mut buf = b"XAES-256-GCM".to_vec();
+    let tag = key
+        .seal_in_place_separate_tag(
+            gcm_nonce,
+            ring::aead::Aad::from(&b"c2sp.org/XAES-256-GCM"[..]),
+            &mut buf,
+        )
+        .expect("seal");
+    buf.extend_from_slice(tag.as_ref());
+    assert_eq!(
+        hex::encode(&buf),
+        "986ec1832593df5443a179437fd083bf3fdb41abd740a21f71eb769d"
+    );
+}
+
 /// Our XAES-256-GCM (the key derivation here, AES-256-GCM from ring) equals the RustCrypto
 /// reference implementation byte for byte, and each opens what the other sealed.
 #[test]

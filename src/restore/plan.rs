@@ -85,7 +85,11 @@ impl Visitor for Planner<'_> {
                 } else {
                     format!("directory '{}'", path.relative().display())
                 },
-                format!("its tree {} cannot be read: {error}", id.short()),
+                format!(
+                    "its tree {} cannot be read: {}",
+                    id.short(),
+                    error.finding()
+                ),
             )),
             other => Err(other),
         }
