@@ -137,9 +137,10 @@ pub enum Command {
         /// (nothing encrypted nor authenticated, format 1).
         #[arg(long, default_value = snapkeep::crypto::Scheme::DEFAULT.name())]
         encryption: String,
-        /// Argon2id parameters of the first key: m=MEMORY,t=PASSES,p=LANES (lower values make
-        /// a stolen key file cheaper to attack).
-        #[arg(long, env = "SNAPKEEP_KDF", default_value = "m=64MiB,t=3,p=4")]
+        /// Argon2id parameters of the first key: auto (m=64MiB, p=4 and as many passes, at
+        /// least 3, as take 0.3 s here) or m=MEMORY,t=PASSES,p=LANES (lower values make a
+        /// stolen key file cheaper to attack).
+        #[arg(long, env = "SNAPKEEP_KDF", default_value = "auto")]
         kdf: String,
     },
     /// Snapshot a directory, or several directories and files (creates the default
@@ -352,8 +353,9 @@ pub struct NewKeyArgs {
     /// Read the new password from this file (else it is asked for twice at a terminal).
     #[arg(long, value_name = "PATH")]
     pub new_password_file: Option<PathBuf>,
-    /// Argon2id parameters of the new key: m=MEMORY,t=PASSES,p=LANES.
-    #[arg(long, env = "SNAPKEEP_KDF", default_value = "m=64MiB,t=3,p=4")]
+    /// Argon2id parameters of the new key: auto (m=64MiB, p=4, passes for 0.3 s here, at
+    /// least 3) or m=MEMORY,t=PASSES,p=LANES.
+    #[arg(long, env = "SNAPKEEP_KDF", default_value = "auto")]
     pub kdf: String,
 }
 

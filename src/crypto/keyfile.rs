@@ -60,6 +60,9 @@ pub struct KdfParams {
     pub p: u32,
 }
 
+/// The most passes `KdfParams::calibrated` chooses (a slow machine still opens in seconds).
+const MAX_CALIBRATED_T: u32 = 30;
+
 impl KdfParams {
     /// borg 2's: m = 64 MiB, t = 3, p = 4 (stronger than the argon2 crate's defaults).
     pub const DEFAULT: KdfParams = KdfParams {
@@ -67,6 +70,21 @@ impl KdfParams {
         t: 3,
         p: 4,
     };
+
+    /// The default memory and lanes with as many passes (at least the default's 3, at most
+    /// 30) as make one derivation take about `target` on this machine: one trial derivation
+    /// with the default parameters measures the rate (restic calibrates its KDF likewise).
+    pub fn calibrated(target: std::time::Duration) -> Result<KdfParams> {
+        let d = KdfParams::DEFAULT;
+        let start = std::time::Instant::now();
+        d.derive(b"calibration", &[0x5a; 32])?;
+        let per_pass = start.elapsed().as_secs_f64() / f64::from(d.t);
+        let wanted = (target.as_secs_f64() / per_pass.max(1e-6)).ceil();
+        let t = (d.t..=MAX_CALIBRATED_T)
+            .find(|&t| f64::from(t) >= wanted)
+            .unwrap_or(MAX_CALIBRATED_T);
+        Ok(KdfParams { t, ..d })
+    }
 
     /// Refuses parameters argon2 refuses or that are absurd (m over 4 GiB, t over 100, p over
     /// 64) with `InvalidInput`.
@@ -520,5 +538,21 @@ mod tests {
         eprintln!("Argon2id m=64 MiB t=3 p=4: one derivation took {took:?}");
         assert_ne!(*key, [0u8; 32]);
         assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    }
+
+    #[test]
+    fn calibration_keeps_memory_and_lanes_and_adds_passes() {
+        let c = KdfParams::calibrated(std::time::Duration::from_millis(300)).expect("calibrate");
+        assert_eq!(
+            (c.m_kib, c.p),
+            (KdfParams::DEFAULT.m_kib, KdfParams::DEFAULT.p)
+        );
+        assert!((3..=30).contains(&c.t), "{c:?}");
+        // A target far below one pass keeps the default's passes; one far above is capped.
+        let low = KdfParams::calibrated(std::time::Duration::from_nanos(1)).expect("calibrate");
+        assert_eq!(low, KdfParams::DEFAULT);
+        let high = KdfParams::calibrated(std::time::Duration::from_secs(3600)).expect("calibrate");
+        assert_eq!(high.t, 30);
+        assert!(high.check().is_ok());
     }
 }

@@ -57,6 +57,10 @@ pub fn run(env: &Env, flags: &Flags<'_>) -> Result<i32> {
     Ok(0)
 }
 
+/// How long `--kdf auto` makes one key derivation take here (the floor of what a key file
+/// costs a password guesser per guess).
+const KDF_TARGET: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// The encryption `--encryption` and `--kdf` ask for, with the first key's password.
 pub fn encryption(env: &Env, scheme: &str, kdf: &str) -> Result<Encryption> {
     match scheme {
@@ -94,11 +98,15 @@ pub fn weak_kdf_warning(env: &Env, kdf: KdfParams) {
     }
 }
 
-/// `m=64MiB,t=3,p=4` (any order, each once; m a size of at least 8 KiB per lane).
+/// `auto` (see `KdfParams::calibrated`) or `m=64MiB,t=3,p=4` (any order, each once; m a size
+/// of at least 8 KiB per lane).
 pub fn parse_kdf(spec: &str) -> Result<KdfParams> {
+    if spec.trim() == "auto" {
+        return Ok(KdfParams::calibrated(KDF_TARGET)?);
+    }
     let bad = |why: &str| {
         usage_error(format!(
-            "--kdf '{spec}' {why}; give m=MEMORY,t=PASSES,p=LANES, e.g. m=64MiB,t=3,p=4"
+            "--kdf '{spec}' {why}; give auto or m=MEMORY,t=PASSES,p=LANES, e.g. m=64MiB,t=3,p=4"
         ))
     };
     let (mut mem, mut passes, mut lanes) = (None, None, None);

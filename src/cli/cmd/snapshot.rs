@@ -19,7 +19,7 @@ use crate::cli::output::{record_json, summary_line};
 use crate::cli::usage_error;
 
 /// The Argon2id parameters of a default repository's first key (`init --kdf`'s default).
-const DEFAULT_KDF: &str = "m=64MiB,t=3,p=4";
+const DEFAULT_KDF: &str = "auto";
 
 /// The exit code of a snapshot that was saved without some entries it could not read.
 pub const EXIT_UNREADABLE: i32 = 5;

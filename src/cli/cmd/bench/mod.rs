@@ -257,10 +257,10 @@ impl Step {
     }
 }
 
-/// Runs `snapkeep --repo REPO --json --quiet ARGS` as a child process.
 /// The password of the throwaway repository a bench measures.
 const BENCH_PASSWORD: &str = "snapkeep-bench";
 
+/// Runs `snapkeep --repo REPO --json --quiet ARGS` as a child process.
 fn run_step(repo: &Path, args: &[&str]) -> Result<Step> {
     let exe = std::env::current_exe().context("cannot find the snapkeep executable")?;
     let t = Instant::now();
