@@ -11,33 +11,11 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use snapkeep::crypto::{KdfParams, Scheme};
-use snapkeep::{
-    BackupOptions, Encryption, InitOptions, NoProgress, Repository, RestoreOptions, SnapshotId,
-    copy_snapshots,
-};
-use zeroize::Zeroizing;
-
-const FAST: KdfParams = KdfParams {
-    m_kib: 64,
-    t: 1,
-    p: 1,
-};
+use snapkeep::crypto::Scheme;
+use snapkeep::{BackupOptions, NoProgress, Repository, RestoreOptions, SnapshotId, copy_snapshots};
 
 fn encrypted(path: &Path, password: &str, scheme: Scheme) -> Repository {
-    Repository::init_local(
-        path,
-        &InitOptions {
-            chunker: common::params(16 * 1024),
-            encryption: Encryption::Password {
-                password: Zeroizing::new(password.as_bytes().to_vec()),
-                kdf: FAST,
-                scheme,
-            },
-            ..InitOptions::default()
-        },
-    )
-    .expect("init an encrypted repository")
+    common::encrypted_repo(path, password, scheme)
 }
 
 fn snapshot(repo: &Repository, src: &Path, tag: &str) -> SnapshotId {

@@ -15,10 +15,7 @@ use std::sync::Arc;
 use snapkeep::backend::LocalBackend;
 use snapkeep::chunker::Chunker;
 use snapkeep::crypto::{KdfParams, Scheme};
-use snapkeep::{
-    BackupOptions, Encryption, Error, InitOptions, NoProgress, Repository, RestoreOptions,
-};
-use zeroize::Zeroizing;
+use snapkeep::{BackupOptions, Error, NoProgress, Repository, RestoreOptions};
 
 /// Argon2id parameters small enough for debug-build tests (a real key uses the default).
 const FAST: KdfParams = KdfParams {
@@ -32,19 +29,7 @@ fn encrypted(path: &Path, password: &str) -> Repository {
 }
 
 fn encrypted_with(path: &Path, password: &str, scheme: Scheme) -> Repository {
-    Repository::init_local(
-        path,
-        &InitOptions {
-            chunker: common::params(16 * 1024),
-            encryption: Encryption::Password {
-                password: Zeroizing::new(password.as_bytes().to_vec()),
-                kdf: FAST,
-                scheme,
-            },
-            ..InitOptions::default()
-        },
-    )
-    .expect("init an encrypted repository")
+    common::encrypted_repo(path, password, scheme)
 }
 
 fn open(path: &Path, password: Option<&str>) -> snapkeep::Result<Repository> {

@@ -261,17 +261,20 @@ fn copy_from_the_command_line() {
     );
 
     let pw = from_pw.to_str().expect("utf8");
-    let copied = json(&sb.run(
-        &to,
-        &[
-            "--json",
-            "copy",
-            "--from-repo",
-            from_s,
-            "--from-password-file",
-            pw,
-        ],
-    ));
+    let copy = || {
+        json(&sb.run(
+            &to,
+            &[
+                "--json",
+                "copy",
+                "--from-repo",
+                from_s,
+                "--from-password-file",
+                pw,
+            ],
+        ))
+    };
+    let copied = copy();
     assert_eq!(
         copied["copied"].as_array().map(Vec::len),
         Some(1),
@@ -286,17 +289,7 @@ fn copy_from_the_command_line() {
     );
     restored_equals(&sb, &to, &src);
     // Again: skipped.
-    let again = json(&sb.run(
-        &to,
-        &[
-            "--json",
-            "copy",
-            "--from-repo",
-            from_s,
-            "--from-password-file",
-            pw,
-        ],
-    ));
+    let again = copy();
     assert_eq!(again["copied"].as_array().map(Vec::len), Some(0), "{again}");
     assert_eq!(
         again["skipped"].as_array().map(Vec::len),

@@ -81,6 +81,29 @@ pub fn init_repo(path: &Path, avg: u32) -> Repository {
     .expect("init repository")
 }
 
+/// A new encrypted local repository with small chunks (16 KiB average), sealed with `scheme`,
+/// its key behind `password` with Argon2id parameters small enough for debug builds.
+#[must_use]
+pub fn encrypted_repo(path: &Path, password: &str, scheme: snapkeep::crypto::Scheme) -> Repository {
+    Repository::init_local(
+        path,
+        &InitOptions {
+            chunker: params(16 * 1024),
+            encryption: snapkeep::Encryption::Password {
+                password: zeroize::Zeroizing::new(password.as_bytes().to_vec()),
+                kdf: snapkeep::crypto::KdfParams {
+                    m_kib: 64,
+                    t: 1,
+                    p: 1,
+                },
+                scheme,
+            },
+            ..InitOptions::default()
+        },
+    )
+    .expect("init an encrypted repository")
+}
+
 /// A new local repository with small (16 KiB average) chunks: fast in debug builds.
 #[must_use]
 pub fn small_repo(path: &Path) -> Repository {
