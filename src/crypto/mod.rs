@@ -376,36 +376,12 @@ impl Keys {
         sealed: &[u8],
         object: &str,
     ) -> Result<Vec<u8>> {
-        let failed = || Error::corrupt(object, AUTH_FAILED);
-        if sealed.len() < SEAL_OVERHEAD {
-            return Err(failed());
-        }
-        let (nonce, rest) = sealed.split_at(NONCE_LEN);
-        let ad = self.associated_data(kind, name);
-        match self.scheme {
-            Scheme::Xaes256Gcm => {
-                let nonce = <&[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| failed())?;
-                let (key, gcm_nonce) = xaes_cipher(&self.seal, nonce).ok_or_else(failed)?;
-                // ring opens `ciphertext | tag` in place and leaves the plaintext in front.
-                let mut plain = rest.to_vec();
-                let len = key
-                    .open_in_place(gcm_nonce, ring::aead::Aad::from(&ad[..]), &mut plain)
-                    .map_err(|_| failed())?
-                    .len();
-                plain.truncate(len);
-                Ok(plain)
-            }
-            Scheme::XChaCha20Poly1305 => {
-                let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
-                let nonce = <&XNonce>::try_from(nonce).map_err(|_| failed())?;
-                let tag = <&Tag>::try_from(tag).map_err(|_| failed())?;
-                let mut plain = body.to_vec();
-                self.cipher()
-                    .decrypt_inout_detached(nonce, &ad, plain.as_mut_slice().into(), tag)
-                    .map_err(|_| failed())?;
-                Ok(plain)
-            }
-        }
+        let mut buf = sealed.to_vec();
+        let len = self.open_in_place(kind, name, &mut buf, object)?.len();
+        // The plaintext stands after the nonce, where the ciphertext was.
+        buf.drain(..NONCE_LEN);
+        buf.truncate(len);
+        Ok(buf)
     }
 
     /// [`Keys::open`] in the caller's buffer: the plaintext is left in `sealed` and returned
