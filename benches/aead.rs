@@ -1,10 +1,12 @@
 //! AEAD throughput per core: sealing and opening one object, as an encrypted repository does
 //! for every blob, tree, trailer, index file and snapshot record.
 //!
-//! - `xaes256gcm_seal` / `_open`: `crypto::Keys::seal` / `open` with the default scheme
-//!   (XAES-256-GCM: the key derivation, then ring's AES-256-GCM; random 192-bit nonce,
-//!   associated data with the repository id, kind and name);
-//! - `xchacha20poly1305_seal` / `_open`: the same with the other scheme;
+//! - `aegis256x4_seal` / `_open`: `crypto::Keys::seal` / `open` with the default scheme
+//!   (AEGIS-256X4 from libaegis; random 256-bit nonce, 256-bit tag, associated data with the
+//!   repository id, kind and name);
+//! - `xaes256gcm_seal` / `_open`: the same with XAES-256-GCM (the key derivation, then
+//!   ring's AES-256-GCM; random 192-bit nonce);
+//! - `xchacha20poly1305_seal` / `_open`: the same with XChaCha20-Poly1305;
 //! - `rustcrypto_aes256gcm_seal` / `_open`: RustCrypto's aes-gcm directly (random 96-bit
 //!   nonce, same associated data), for comparison only.
 //!

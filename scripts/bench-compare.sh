@@ -2,7 +2,7 @@
 # End-to-end figures for README: snapshot throughput against b3sum over the same files (page
 # cache warm), compression off vs zstd:1, peak RSS, the growth of a no-change snapshot,
 # restore and verify --read-data, then the same three steps encrypted against plain (the
-# default XAES-256-GCM repository against --encryption none; compression off and zstd:1;
+# default AEGIS-256X4 repository against --encryption none; compression off and zstd:1;
 # medians of 5, interleaved): the data path with a key that opens at once (Argon2id
 # m=64KiB,t=1,p=1), and apart from it the constant cost of opening a key made with the
 # default `--kdf auto`, which every command of an encrypted repository pays once.
@@ -80,7 +80,7 @@ export SNAPKEEP_KDF=m=64KiB,t=1,p=1
 for comp in off zstd:1; do
   declare -A snap=() rest=() ver=() mem=()
   for i in 1 2 3 4 5; do
-    if [ $((i % 2)) -eq 1 ]; then kinds="none xaes256gcm-blake3"; else kinds="xaes256gcm-blake3 none"; fi
+    if [ $((i % 2)) -eq 1 ]; then kinds="none aegis256x4-blake3"; else kinds="aegis256x4-blake3 none"; fi
     for enc in $kinds; do
       repo="$work/enc-$enc-$comp-$i"
       "$bin" --repo "$repo" -q init --encryption "$enc" --compression "$comp"
@@ -99,9 +99,9 @@ for comp in off zstd:1; do
   done
   for step in snapshot restore verify; do
     case $step in
-      snapshot) p=${snap[none]} e=${snap[xaes256gcm-blake3]} ;;
-      restore) p=${rest[none]} e=${rest[xaes256gcm-blake3]} ;;
-      verify) p=${ver[none]} e=${ver[xaes256gcm-blake3]} ;;
+      snapshot) p=${snap[none]} e=${snap[aegis256x4-blake3]} ;;
+      restore) p=${rest[none]} e=${rest[aegis256x4-blake3]} ;;
+      verify) p=${ver[none]} e=${ver[aegis256x4-blake3]} ;;
     esac
     # shellcheck disable=SC2086
     pm=$(printf '%s\n' $p | median)
@@ -112,7 +112,7 @@ for comp in off zstd:1; do
   # shellcheck disable=SC2086
   pr=$(printf '%s\n' ${mem[none]} | sort -n | tail -n 1)
   # shellcheck disable=SC2086
-  er=$(printf '%s\n' ${mem[xaes256gcm-blake3]} | sort -n | tail -n 1)
+  er=$(printf '%s\n' ${mem[aegis256x4-blake3]} | sort -n | tail -n 1)
   echo "encrypted vs plain, peak RSS of the three steps (compression=$comp): plain $((pr / 1024)) MiB, encrypted $((er / 1024)) MiB"
   unset snap rest ver mem
 done

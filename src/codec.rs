@@ -16,7 +16,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::crypto::{Keys, SEAL_OVERHEAD, SealKind};
+use crate::crypto::{Keys, SealKind};
 use crate::error::Result;
 use crate::format::pack::BlobKind;
 use crate::id::{BlobId, ChunkId, TreeId};
@@ -59,7 +59,7 @@ impl Codec {
     pub fn overhead(&self) -> usize {
         match self {
             Codec::Plain => 0,
-            Codec::Sealed(_) => SEAL_OVERHEAD,
+            Codec::Sealed(keys) => keys.overhead(),
         }
     }
 

@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
         for kind in KINDS {
             assert!(
                 keys.open(kind, b"name", data, "fuzz").is_err()
-                    || data.len() >= snapkeep::crypto::SEAL_OVERHEAD
+                    || data.len() >= scheme.overhead()
             );
         }
         let sealed = keys.seal(SealKind::DataBlob, b"name", data).expect("seal");

@@ -132,8 +132,9 @@ pub enum Command {
         /// Target pack size (1MiB..1GiB).
         #[arg(long, value_parser = parse_size)]
         pack_size: Option<u64>,
-        /// Encryption: xaes256gcm-blake3 (every object sealed, format 2; fastest with AES
-        /// instructions), xchacha20poly1305-blake3 (format 2, for CPUs without them) or none
+        /// Encryption: aegis256x4-blake3 (every object sealed, format 2; fastest with AES
+        /// instructions), xaes256gcm-blake3 (format 2, AES-GCM based),
+        /// xchacha20poly1305-blake3 (format 2, for CPUs without AES instructions) or none
         /// (nothing encrypted nor authenticated, format 1).
         #[arg(long, default_value = snapkeep::crypto::Scheme::DEFAULT.name())]
         encryption: String,
@@ -560,7 +561,8 @@ pub struct BenchArgs {
     /// but 10, and time prune without and with repacking (e.g. 50; generated data only).
     #[arg(long, default_value_t = 0)]
     pub prune_snapshots: u64,
-    /// Encryption of the measured repository: xaes256gcm-blake3 or xchacha20poly1305-blake3
+    /// Encryption of the measured repository: aegis256x4-blake3, xaes256gcm-blake3,
+    /// xchacha20poly1305-blake3
     /// (its key sealed with a throwaway password and the default Argon2id parameters, or
     /// SNAPKEEP_KDF) or none.
     #[arg(long, default_value = snapkeep::crypto::Scheme::DEFAULT.name())]

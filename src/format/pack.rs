@@ -5,7 +5,9 @@
 //! blobs    ...       each blob's stored bytes (zstd frame or raw; sealed: nonce | ciphertext | tag
 //!                    of those bytes), back to back
 //! entries  48 × n    id[32] | kind u8 | compression u8 | 0u16 | offset u32 | length u32 | raw_length u32
-//!                    (sealed: the whole region sealed as one object, 48 × n + 40 bytes)
+//!                    (sealed: the whole region sealed as one object, 48 × n + the scheme's
+//!                    nonce and tag: 40 bytes for XAES-256-GCM and XChaCha20-Poly1305, 64 for
+//!                    AEGIS-256X4; its length is what lies between `entries_offset` and the footer)
 //! footer   48 bytes  blake3(entries region as stored)[32] | n u32 | entries_offset u32 | version u16 | 0u16 | "SKPE"
 //! ```
 //! All integers little-endian. `offset` and `length` are of the blob's bytes as stored (sealed
@@ -30,9 +32,10 @@ pub const ENTRY_LEN: usize = 48;
 pub const PACK_VERSION: u16 = 1;
 /// Pack layout version of a sealed pack (format 2).
 pub const PACK_VERSION_SEALED: u16 = 2;
-/// Bytes sealing adds to one object (a blob, or a sealed pack's entries region): a 24-byte
-/// nonce and a 16-byte tag.
-pub const SEALED_OVERHEAD: usize = 40;
+/// The fewest and the most bytes sealing adds to one object (a blob, or a sealed pack's entries
+/// region) over the schemes: 40 (24-byte nonce, 16-byte tag) to 64 (32 and 32). The layout
+/// does not name the scheme; the sealed region's length is the pack's, bounded by these.
+pub const SEALED_OVERHEAD_RANGE: std::ops::RangeInclusive<u64> = 40..=64;
 const FOOTER_MAGIC: &[u8; 4] = b"SKPE";
 
 /// What a blob is.
@@ -154,6 +157,9 @@ pub struct Footer {
     pub entries_offset: u32,
     /// [`PACK_VERSION`] or [`PACK_VERSION_SEALED`].
     pub version: u16,
+    /// Length of the entries region as stored: `count × 48`, or for a sealed pack what lies
+    /// between `entries_offset` and the footer (checked against [`SEALED_OVERHEAD_RANGE`]).
+    pub stored_entries_len: u64,
 }
 
 impl Footer {
@@ -166,12 +172,7 @@ impl Footer {
     /// Length of the entries region as stored.
     #[must_use]
     pub fn entries_len(&self) -> u64 {
-        let plain = u64::from(self.count) * ENTRY_LEN as u64;
-        if self.sealed() {
-            plain + SEALED_OVERHEAD as u64
-        } else {
-            plain
-        }
+        self.stored_entries_len
     }
 }
 
@@ -194,20 +195,38 @@ pub fn decode_footer(b: &[u8], pack_len: u64, object: &str) -> Result<Footer> {
             supported: u32::from(PACK_VERSION_SEALED),
         });
     }
-    let f = Footer {
-        entries_hash: read_32(b, 0),
-        count: read_u32(b, 32),
-        entries_offset: read_u32(b, 36),
-        version,
+    let count = read_u32(b, 32);
+    let entries_offset = read_u32(b, 36);
+    let plain = u64::from(count) * ENTRY_LEN as u64;
+    let offset = u64::from(entries_offset);
+    let region = pack_len.checked_sub(offset + FOOTER_LEN as u64);
+    let fits = match region {
+        _ if offset < HEADER.len() as u64 => false,
+        None => false,
+        Some(r) if version == PACK_VERSION_SEALED => r
+            .checked_sub(plain)
+            .is_some_and(|over| SEALED_OVERHEAD_RANGE.contains(&over)),
+        Some(r) => r == plain,
     };
-    let expected_len = u64::from(f.entries_offset) + f.entries_len() + FOOTER_LEN as u64;
-    if expected_len != pack_len || u64::from(f.entries_offset) < HEADER.len() as u64 {
-        return Err(Error::corrupt(
-            object,
-            format!("footer describes {expected_len} bytes but the pack has {pack_len}"),
-        ));
-    }
-    Ok(f)
+    let Some(stored_entries_len) = region.filter(|_| fits) else {
+        let expected_len = offset + plain + FOOTER_LEN as u64;
+        let detail = if version == PACK_VERSION_SEALED {
+            format!(
+                "footer describes {count} sealed entries from byte {offset}, which do not fit \
+                 a pack of {pack_len} bytes"
+            )
+        } else {
+            format!("footer describes {expected_len} bytes but the pack has {pack_len}")
+        };
+        return Err(Error::corrupt(object, detail));
+    };
+    Ok(Footer {
+        entries_hash: read_32(b, 0),
+        count,
+        entries_offset,
+        version,
+        stored_entries_len,
+    })
 }
 
 /// Checks the entries region as stored (its size and the footer's hash of it).
@@ -302,5 +321,32 @@ mod tests {
         let mut bad = t.clone();
         bad[3] ^= 0x40;
         assert!(decode_entries(&bad[..bad.len() - FOOTER_LEN], &f, "p").is_err());
+    }
+
+    /// A sealed pack's entries region is what lies between `entries_offset` and the footer:
+    /// 48 bytes per entry plus 40 to 64 of nonce and tag (the schemes' range), nothing else.
+    #[test]
+    fn sealed_footer_takes_the_region_between_offset_and_footer() {
+        let offset = 1000u32;
+        for over in [39u64, 40, 52, 64, 65] {
+            let region = 2 * ENTRY_LEN as u64 + over;
+            let stored = vec![0u8; usize::try_from(region).expect("small")];
+            let footer = encode_footer(&stored, 2, offset, PACK_VERSION_SEALED);
+            let pack_len = u64::from(offset) + region + FOOTER_LEN as u64;
+            let decoded = decode_footer(&footer, pack_len, "p");
+            if SEALED_OVERHEAD_RANGE.contains(&over) {
+                let f = decoded.expect("a region the schemes can seal");
+                assert_eq!(f.entries_len(), region);
+                check_entries(&stored, &f, "p").expect("its hash");
+            } else {
+                let err = decoded.expect_err("outside the schemes' range").to_string();
+                assert!(err.contains("2 sealed entries from byte 1000"), "{err}");
+            }
+        }
+        // A plain pack's region is exactly 48 bytes per entry.
+        let stored = vec![0u8; 2 * ENTRY_LEN + 40];
+        let footer = encode_footer(&stored, 2, offset, PACK_VERSION);
+        let pack_len = u64::from(offset) + stored.len() as u64 + FOOTER_LEN as u64;
+        assert!(decode_footer(&footer, pack_len, "p").is_err());
     }
 }

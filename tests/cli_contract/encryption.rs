@@ -15,12 +15,12 @@ fn init_encrypts_and_the_password_sources_work_in_order() {
     let s = src.to_str().expect("utf8");
     let repo = sb.path("repo");
     let init = json(&sb.run(&repo, &["--json", "init"]));
-    assert_eq!(init["encryption"], "xaes256gcm-blake3", "{init}");
+    assert_eq!(init["encryption"], "aegis256x4-blake3", "{init}");
     assert_eq!(init["version"], 2, "{init}");
     assert!(init["key"].is_string(), "{init}");
     expect_code(&sb.run(&repo, &["snapshot", s]), 0, "snapshot");
     let listed = json(&sb.run(&repo, &["--json", "list"]));
-    assert_eq!(listed[0]["encryption"], "xaes256gcm-blake3", "{listed}");
+    assert_eq!(listed[0]["encryption"], "aegis256x4-blake3", "{listed}");
 
     // A password file wins over SNAPKEEP_PASSWORD; a wrong one is exit 2 and names the
     // repository; nothing is written.
@@ -194,6 +194,7 @@ fn init_takes_either_scheme_and_refuses_an_unknown_one() {
     let msg = stderr(&refused);
     assert!(
         msg.contains("'aes256gcm' is not known")
+            && msg.contains("aegis256x4-blake3")
             && msg.contains("xaes256gcm-blake3")
             && msg.contains("xchacha20poly1305-blake3"),
         "{msg}"

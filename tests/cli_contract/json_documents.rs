@@ -52,7 +52,7 @@ fn json_documents_of_every_command() {
     ));
     assert_eq!(init["repository"], repo.to_str().expect("utf8"));
     assert_eq!(init["version"], 2);
-    assert_eq!(init["encryption"], "xaes256gcm-blake3");
+    assert_eq!(init["encryption"], "aegis256x4-blake3");
     let want = common::params(16 * 1024);
     assert_eq!(
         init["chunker"],
