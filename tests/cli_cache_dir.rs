@@ -107,3 +107,58 @@ fn cache_dir_and_no_cache_take_effect() {
         }
     }
 }
+
+/// The request report's `by_kind` object on stderr.
+fn requests_by_kind(out: &Output) -> serde_json::Value {
+    common::assert_success(out, "run with --show-requests");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("{\"requests\""))
+        .unwrap_or_else(|| panic!("no request report on stderr: {stderr}"));
+    let v: serde_json::Value = serde_json::from_str(line).expect("JSON report");
+    v["requests"]["by_kind"].clone()
+}
+
+/// A snapshot puts the trees it writes into the cache, so a no-change snapshot right after it
+/// on the same host reads no tree from the store (one ranged GET per directory before), and
+/// a run with an empty cache still reads them (the saving is the cache's, not a skipped read).
+#[test]
+fn a_no_change_snapshot_after_a_snapshot_reads_no_tree() {
+    for target in targets("a_no_change_snapshot_after_a_snapshot_reads_no_tree") {
+        let Target::S3(_) = target else { continue };
+        let t = target.fresh("trees-kept");
+        let src = t.path("src");
+        for d in 0..60 {
+            common::write_file(&src.join(format!("d{d}/f")), format!("{d}").as_bytes());
+            common::write_file(&src.join(format!("d{d}/sub/g")), format!("g{d}").as_bytes());
+        }
+        let src = src.to_str().expect("utf-8");
+        t.cli_json(&["init"]);
+        t.cli_json(&["snapshot", src]);
+        let (again, total) = t.cli_counted(&["snapshot", src]);
+        let kinds = requests_by_kind(&again);
+        assert_eq!(
+            kinds["get_range"], 0,
+            "tree reads after a snapshot: {kinds}"
+        );
+        assert!(
+            total <= 30,
+            "{total} requests for a no-change snapshot: {kinds}"
+        );
+        // Another host (an empty cache) reads the parent's 121 trees from the store.
+        let other_cache = t.path("other-cache");
+        let other = t
+            .command()
+            .args(["--cache-dir", other_cache.to_str().expect("utf-8")])
+            .args(["--show-requests", "snapshot", src])
+            .output()
+            .expect("run snapkeep");
+        let kinds = requests_by_kind(&other);
+        assert!(
+            kinds["get_range"].as_u64().unwrap_or(0) >= 121,
+            "an empty cache must read the trees: {kinds}"
+        );
+    }
+}

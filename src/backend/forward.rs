@@ -49,6 +49,9 @@ macro_rules! forward_backend {
     (@one [$($via:ident)?] $inner:ident staging) => {
         fn staging(&self) -> $crate::backend::Staging { self.$inner.staging() }
     };
+    (@one [$($via:ident)?] $inner:ident keep_hot) => {
+        fn keep_hot(&self, key: &str, offset: u64, bytes: &[u8]) { self.$inner.keep_hot(key, offset, bytes) }
+    };
     (@one [$($via:ident)?] $inner:ident local_path) => {
         fn local_path(&self, key: &str) -> Option<std::path::PathBuf> { self.$inner.local_path(key) }
     };

@@ -172,6 +172,12 @@ pub trait Backend: Send + Sync {
         self.get_range(key, offset, len)
     }
 
+    /// Bytes at `offset` of `key`, just written, that later runs will read with
+    /// [`Backend::get_range_hot`] (the tree blobs of an uploaded pack): a caching decorator
+    /// keeps them as if it had read them. Need: a no-change snapshot over S3 right after a
+    /// snapshot makes no tree requests. The default keeps nothing.
+    fn keep_hot(&self, _key: &str, _offset: u64, _bytes: &[u8]) {}
+
     /// Where large objects are staged before [`Backend::put_file`]. The default: the system
     /// temp directory, not shared.
     fn staging(&self) -> Staging {

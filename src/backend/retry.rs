@@ -128,7 +128,7 @@ fn keep_path(path: &Path) -> PathBuf {
 }
 
 impl Backend for RetryingBackend {
-    forward_backend!(inner: location);
+    forward_backend!(inner: location, keep_hot);
     forward_backend!(inner via retry: put);
 
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {

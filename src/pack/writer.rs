@@ -435,9 +435,25 @@ fn seal_and_upload(shared: &Shared, mut pack: OpenPack) -> Result<()> {
         return Err(e);
     }
     let total = pack.len + trailer.len() as u64;
+    // A remote store's tree packs are read again by the next snapshot (its parent's trees):
+    // their blobs go to the backend's cache once the pack is stored. The staged file is in
+    // the page cache; a local store reads its packs in place and keeps nothing.
+    let trees = (pack.entries.first().map(|e| e.kind) == Some(BlobKind::Tree)
+        && shared.backend.local_path(keys::CONFIG).is_none())
+    .then(|| std::fs::read(&path).ok())
+    .flatten();
     if let Err(e) = shared.backend.put_file(&keys::pack(&id), &path) {
         let _ = std::fs::remove_file(&path);
         return Err(e);
+    }
+    if let Some(bytes) = trees {
+        let key = keys::pack(&id);
+        for e in &pack.entries[..blobs] {
+            let (from, len) = (e.offset as usize, e.length as usize);
+            if let Some(blob) = bytes.get(from..from + len) {
+                shared.backend.keep_hot(&key, u64::from(e.offset), blob);
+            }
+        }
     }
     shared
         .keys

@@ -13,8 +13,10 @@
 //!   `snapshots/` made by this process gave the same size and tag for that key; with no such
 //!   listing, or a store without tags, the record is fetched. A record forgotten since is dropped
 //!   from the cache by the next listing;
-//! - tree blobs (ranges read with [`Backend::get_range_hot`]): packs are immutable and named by
-//!   their trailer's hash, so (pack, offset, length) names fixed bytes. Each blob is also checked
+//! - tree blobs (ranges read with [`Backend::get_range_hot`], and those a pack writer hands to
+//!   [`Backend::keep_hot`] after uploading their pack, so the next snapshot finds its parent's
+//!   trees here): packs are immutable and named by their trailer's hash, so (pack, offset,
+//!   length) names fixed bytes. Each blob is also checked
 //!   against its id by the reader. A pack deleted through this cache, or missing from a listing
 //!   of `data/` (prune and verify make one), takes its tree entries with it, so the cache holds
 //!   no more than the trees the repository still has.
@@ -360,6 +362,15 @@ impl Backend for CachingBackend {
         let bytes = self.inner.get_range(key, offset, len)?;
         self.write_entry(&path, "", &bytes);
         Ok(bytes)
+    }
+
+    fn keep_hot(&self, key: &str, offset: u64, bytes: &[u8]) {
+        if let (Some(dir), Some(pack)) = (&self.dir, pack_name(key)) {
+            let path = dir
+                .join("trees")
+                .join(format!("{pack}-{offset}-{}", bytes.len()));
+            self.write_entry(&path, "", bytes);
+        }
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {

@@ -188,6 +188,42 @@ fn tree_ranges_are_kept_and_damage_is_refetched() {
     assert_eq!(store.reads(), 4);
 }
 
+/// What a writer hands over after uploading a pack is served as a read would have been, and
+/// goes with its pack like any tree entry.
+#[test]
+fn kept_tree_bytes_are_served_without_a_read() {
+    let (_tmp, store, cache) = setup();
+    let pack = "ef".repeat(32);
+    let key = format!("data/ef/{pack}");
+    cache.put(&key, b"header tree-bytes trailer").expect("put");
+    cache.keep_hot(&key, 7, b"tree-bytes");
+    assert_eq!(
+        cache.get_range_hot(&key, 7, 10).expect("kept"),
+        b"tree-bytes"
+    );
+    assert_eq!(store.reads(), 0, "a kept range is not read from the store");
+    assert_eq!(cache.stats().hits, 1);
+    // Only pack keys are kept.
+    cache.keep_hot("index/abc", 0, b"x");
+    assert!(
+        !cache
+            .dir()
+            .expect("on")
+            .join("trees")
+            .join("abc-0-1")
+            .exists()
+    );
+    cache.delete(&key).expect("prune here");
+    assert_eq!(
+        cache
+            .get_range_hot(&key, 7, 10)
+            .map_err(|e| e.is_not_found())
+            .err(),
+        Some(true),
+        "a deleted pack's kept trees are gone too"
+    );
+}
+
 #[test]
 fn tree_entries_go_with_their_pack() {
     let (_tmp, store, cache) = setup();
