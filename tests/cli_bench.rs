@@ -71,3 +71,47 @@ fn bench_reports_every_step_as_json() {
     );
     assert_eq!(rep["unused_bytes_after"], 0, "{p}");
 }
+
+/// `bench --files N`: the same steps on N generated small files; it conflicts with a DIR and
+/// with the prune benchmark (which churns the database-like dataset), never ignoring either.
+#[test]
+fn bench_files_runs_the_steps_on_many_small_files() {
+    let bench = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_snapkeep"))
+            .env("SNAPKEEP_PASSWORD", "snapkeep-test")
+            .env("SNAPKEEP_KDF", "m=64KiB,t=1,p=1")
+            .arg("bench")
+            .args(args)
+            .output()
+            .expect("run bench")
+    };
+    let out = bench(&["--files", "1500", "--json"]);
+    common::assert_success(&out, "bench --files failed");
+    let v = common::json_of(&out);
+    assert_eq!(v["dataset"]["files"], 1500, "{}", v["dataset"]);
+    assert!(
+        v["dataset"]["bytes"]
+            .as_u64()
+            .is_some_and(|b| b <= 1500 * 8192),
+        "{}",
+        v["dataset"]
+    );
+    let steps = v["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 5, "{v}");
+    assert_eq!(steps[1]["new_bytes"], 0, "no change stores no data");
+    assert!(steps[2]["new_bytes"].as_u64().is_some_and(|b| b > 0));
+    assert!(v["changed_bytes"].as_u64().is_some_and(|b| b > 0));
+    let dir = tempfile::tempdir().expect("tempdir");
+    for args in [
+        vec!["--files", "10", dir.path().to_str().expect("utf-8")],
+        vec!["--files", "10", "--prune-snapshots", "5"],
+        vec!["--files", "10", "--size", "8MiB"],
+    ] {
+        let out = bench(&args);
+        common::assert_exit(&out, 2, &format!("bench {args:?}"));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("cannot be used with"),
+            "{args:?}"
+        );
+    }
+}

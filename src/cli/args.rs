@@ -546,8 +546,12 @@ pub struct BenchArgs {
     /// Directory to measure instead of a generated one (it is not modified).
     pub dir: Option<PathBuf>,
     /// Size of the generated dataset.
-    #[arg(long, value_parser = parse_size, default_value = "1GiB")]
+    #[arg(long, value_parser = parse_size, default_value = "1GiB", conflicts_with = "files")]
     pub size: u64,
+    /// Generate N small files instead (0-8 KiB each, mostly text, 100 per directory: the
+    /// many-small-files case), and run the same steps on them.
+    #[arg(long, default_value_t = 0, conflicts_with_all = ["dir", "prune_snapshots"])]
+    pub files: u64,
     /// Drop the page cache before every step (root only).
     #[arg(long)]
     pub cold: bool,

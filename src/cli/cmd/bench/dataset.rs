@@ -119,6 +119,51 @@ pub fn generate(dir: &Path, size: u64) -> Result<()> {
     Ok(())
 }
 
+/// Files per directory of the many-small-files dataset.
+const FILES_PER_DIR: u64 = 100;
+
+/// The path of small file `i` of the many-small-files dataset.
+fn small_file(dir: &Path, i: u64) -> std::path::PathBuf {
+    dir.join(format!("d{:05}", i / FILES_PER_DIR))
+        .join(format!("f{i:07}.txt"))
+}
+
+/// Writes `n` small files, 0..=8 KiB each (three in four text, one random), 100 per
+/// directory: the many-small-files dataset of `bench --files N`.
+pub fn generate_files(dir: &Path, n: u64) -> Result<()> {
+    let mut rng = Rng(0x5eed_f11e_2026);
+    let mut buf = vec![0u8; 8 << 10];
+    for i in 0..n {
+        if i % FILES_PER_DIR == 0 {
+            fs::create_dir_all(small_file(dir, i).parent().unwrap_or(dir))?;
+        }
+        let len = (rng.next() % ((8 << 10) + 1)) as usize;
+        if i % 4 == 3 {
+            rng.fill_random(&mut buf[..len]);
+        } else {
+            rng.fill_text(&mut buf[..len]);
+        }
+        fs::write(small_file(dir, i), &buf[..len])?;
+    }
+    Ok(())
+}
+
+/// The change of the many-small-files dataset: every 100th file rewritten (new text, one
+/// byte longer, so its size changes too). Returns the bytes written.
+pub fn change_files(dir: &Path, n: u64) -> Result<u64> {
+    let mut rng = Rng(0xc4a4_6e01);
+    let mut changed = 0u64;
+    for i in (0..n).step_by(100) {
+        let p = small_file(dir, i);
+        let len = fs::read(&p).map_or(0, |b| b.len()) + 1;
+        let mut b = vec![0u8; len];
+        rng.fill_text(&mut b);
+        fs::write(&p, &b)?;
+        changed += len as u64;
+    }
+    Ok(changed)
+}
+
 /// The deterministic change: new data in the WAL ring, a new table, and 50 small files
 /// rewritten (about 120 MB at the default 1 GiB size).
 pub fn change(dir: &Path, size: u64) -> Result<u64> {

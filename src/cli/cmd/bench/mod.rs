@@ -19,7 +19,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow};
 use serde_json::{Value, json};
 
-use self::dataset::{change, generate, tree_bytes};
+use self::dataset::{change, change_files, generate, generate_files, tree_bytes};
 use crate::cli::args::BenchArgs;
 use crate::cli::env::Env;
 
@@ -134,10 +134,10 @@ fn snapshot_steps(
     drop_caches(args.cold)?;
     let nochange = run_step(repo, &["snapshot", src])?;
     steps.record("no-change snapshot", &nochange);
-    let changed = if data.generated {
-        change(&data.path, args.size)?
-    } else {
-        0
+    let changed = match (data.generated, args.files) {
+        (false, _) => 0,
+        (true, 0) => change(&data.path, args.size)?,
+        (true, n) => change_files(&data.path, n)?,
     };
     drop_caches(args.cold)?;
     let after = run_step(repo, &["snapshot", src])?;
@@ -189,6 +189,16 @@ fn extras(
 fn dataset(args: &BenchArgs, work: &Path, say: &dyn Fn(&str)) -> Result<Dataset> {
     let (path, generated) = match &args.dir {
         Some(d) => (d.clone(), false),
+        None if args.files > 0 => {
+            let d = work.join("data");
+            say(&format!(
+                "generating {} small files in {}",
+                args.files,
+                d.display()
+            ));
+            generate_files(&d, args.files)?;
+            (d, true)
+        }
         None => {
             let d = work.join("data");
             say(&format!(
