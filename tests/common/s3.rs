@@ -1,9 +1,10 @@
-//! Repositories for the tests that run against both backends: a local directory always, and an
-//! S3 prefix when a server is configured (`.ci/run` starts s3s-fs on 127.0.0.1 and sets):
+//! Repositories for the tests that run against both backends: a local directory and an S3
+//! prefix. The S3 server is this test process's own (s3s-fs on a loopback port, started on
+//! first use: [`in_process`]) unless an external one is configured:
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `SNAPKEEP_TEST_S3_ENDPOINT` | e.g. `http://127.0.0.1:9000` (unset: S3 cases print a skip line) |
+//! | `SNAPKEEP_TEST_S3_ENDPOINT` | e.g. `http://127.0.0.1:9000` (unset: the in-process server) |
 //! | `SNAPKEEP_TEST_S3_ACCESS_KEY`, `SNAPKEEP_TEST_S3_SECRET_KEY` | credentials |
 //! | `SNAPKEEP_TEST_S3_BUCKET` | an existing bucket |
 //!
@@ -33,14 +34,19 @@ pub struct S3Server {
 }
 
 impl S3Server {
-    /// The server from `SNAPKEEP_TEST_S3_*`, or `None` (after printing why) when unset.
+    /// The server from `SNAPKEEP_TEST_S3_*`; when unset, this process's own (s3s-fs on a
+    /// loopback port, see [`in_process`]). `None` (after printing why) only when that one
+    /// cannot start.
     pub fn from_env(test: &str) -> Option<S3Server> {
         let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
         let Some(endpoint) = var("SNAPKEEP_TEST_S3_ENDPOINT") else {
-            eprintln!(
-                "skipping the S3 case of {test}: SNAPKEEP_TEST_S3_ENDPOINT is not set (.ci/run starts s3s-fs and sets it)"
-            );
-            return None;
+            return match in_process() {
+                Ok(server) => Some(server.clone()),
+                Err(why) => {
+                    eprintln!("skipping the S3 case of {test}: {why}");
+                    None
+                }
+            };
         };
         Some(S3Server {
             endpoint,
@@ -87,6 +93,105 @@ impl S3Server {
         let opts: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         snapkeep::backend::S3Backend::with_options(url, &opts).expect("S3 backend")
     }
+}
+
+/// Credentials of the in-process server.
+const IN_PROCESS_KEYS: (&str, &str) = ("snapkeep-test", "snapkeep-test-secret");
+/// The bucket of the in-process server.
+const IN_PROCESS_BUCKET: &str = "snapkeep-test";
+
+/// This test process's S3 server: s3s-fs serving `target/tmp/s3-<pid>` on 127.0.0.1 (a free
+/// port), started on first use on a thread of its own and alive until the process exits.
+/// Directories of earlier test processes that are gone are removed when it starts.
+pub fn in_process() -> Result<&'static S3Server, &'static str> {
+    static SERVER: std::sync::OnceLock<Result<S3Server, String>> = std::sync::OnceLock::new();
+    SERVER
+        .get_or_init(start_in_process)
+        .as_ref()
+        .map_err(String::as_str)
+}
+
+fn start_in_process() -> Result<S3Server, String> {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    if let Ok(rd) = std::fs::read_dir(base) {
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let pid = name.to_str().and_then(|n| n.strip_prefix("s3-"));
+            if pid.is_some_and(|p| !Path::new("/proc").join(p).exists()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let root = base.join(format!("s3-{}", std::process::id()));
+    std::fs::create_dir_all(root.join(IN_PROCESS_BUCKET))
+        .map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("test-s3-server".into())
+        .spawn(move || serve(&root, &tx))
+        .map_err(|e| format!("cannot start the S3 server thread: {e}"))?;
+    let port = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .map_err(|_| "the in-process S3 server did not start".to_owned())??;
+    Ok(S3Server {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        access_key: IN_PROCESS_KEYS.0.into(),
+        secret_key: IN_PROCESS_KEYS.1.into(),
+        bucket: IN_PROCESS_BUCKET.into(),
+    })
+}
+
+/// Runs s3s-fs on `root` until the process exits; sends the port (or why not) on `ready`.
+fn serve(root: &Path, ready: &std::sync::mpsc::Sender<Result<u16, String>>) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = ready.send(Err(format!("no tokio runtime for the S3 server: {e}")));
+            return;
+        }
+    };
+    runtime.block_on(async {
+        let fs = match s3s_fs::FileSystem::new(root) {
+            Ok(fs) => fs,
+            Err(e) => {
+                let _ = ready.send(Err(format!("s3s-fs on {}: {e:?}", root.display())));
+                return;
+            }
+        };
+        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(
+            IN_PROCESS_KEYS.0,
+            IN_PROCESS_KEYS.1,
+        ));
+        let service = builder.build();
+        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", 0)).await {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(format!("cannot listen on 127.0.0.1: {e}")));
+                return;
+            }
+        };
+        let port = listener.local_addr().map_or(0, |a| a.port());
+        let _ = ready.send(Ok(port));
+        let http = Builder::new(TokioExecutor::new());
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                continue;
+            };
+            let conn = http
+                .serve_connection(TokioIo::new(socket), service.clone())
+                .into_owned();
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        }
+    });
 }
 
 /// Where a test's repositories live.
