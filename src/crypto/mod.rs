@@ -29,8 +29,9 @@
 //! - Key material (the master secret, the purpose keys, intermediate key buffers) is zeroized
 //!   when dropped, and `Debug` never prints it. (ring's AES-256-GCM context of one object's
 //!   derived key is dropped without a wipe; that key opens only objects with that nonce. The
-//!   AEGIS state lives in libaegis, which wipes it; the crate's by-value key copy is on the
-//!   stack of one call.)
+//!   aegis crate's by-value copy of the seal key is on the stack of one call; the seal's
+//!   AEGIS state is wiped by the crate when its encryptor drops; an open's one-shot state
+//!   lives on libaegis's stack and is not wiped.)
 //!
 //! Must not: do I/O (beyond asking the OS for random bytes), know object keys or layouts of
 //! the repository, or panic on any bytes it is asked to open.
@@ -52,7 +53,8 @@ use crate::error::{Error, Result};
 pub enum Scheme {
     /// AEGIS-256X4 (draft-irtf-cfrg-aegis-aead) with a random 256-bit nonce and a 256-bit tag.
     /// The default: four AES round lanes make it the fastest on CPUs with AES instructions
-    /// (4x ring's AES-256-GCM on one core here), and its nonce has no usage limit.
+    /// (2-3x ring's AES-256-GCM through our seal on one core here, 4x as bare primitives), and
+    /// its random nonce has no usage limit a repository can reach.
     Aegis256X4,
     /// XAES-256-GCM (C2SP): AES-256-GCM under a key derived from the seal key and the first
     /// half of the random 192-bit nonce.
@@ -132,9 +134,6 @@ impl std::fmt::Display for Scheme {
         f.write_str(self.name())
     }
 }
-
-/// The fewest bytes any scheme adds to a sealed object (nothing shorter opens).
-pub const MIN_SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
 
 /// Length of the random nonce of XAES-256-GCM and XChaCha20-Poly1305 (192 bits).
 const NONCE_LEN: usize = 24;

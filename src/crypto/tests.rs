@@ -380,3 +380,35 @@ fn scheme_names_round_trip() {
         "aegis256x4-blake3, xaes256gcm-blake3, xchacha20poly1305-blake3"
     );
 }
+
+/// Every scheme's overhead lies in the range a sealed pack's footer accepts for its entries.
+#[test]
+fn every_scheme_seals_within_the_pack_layouts_range() {
+    for scheme in Scheme::ALL {
+        assert!(
+            crate::format::pack::SEALED_OVERHEAD_RANGE.contains(&(scheme.overhead() as u64)),
+            "{scheme}"
+        );
+    }
+}
+
+/// Sealing into a reused buffer (longer, shorter, full of old bytes: the backup's pool) gives
+/// what opens to the plaintext, and no old byte survives past the object.
+#[test]
+fn seal_into_a_reused_buffer_overwrites_it() {
+    for scheme in Scheme::ALL {
+        let (_, k) = keys(scheme);
+        let mut buf = vec![0xa5u8; 100_000];
+        for len in [70_000usize, 10, 0, 90_000] {
+            let plain: Vec<u8> = (0..len).map(|i| (i % 251).to_le_bytes()[0]).collect();
+            k.seal_into(SealKind::DataBlob, b"n", &plain, &mut buf)
+                .expect("seal");
+            assert_eq!(buf.len(), len + scheme.overhead(), "{scheme}");
+            assert_eq!(
+                k.open(SealKind::DataBlob, b"n", &buf, "n").expect("open"),
+                plain,
+                "{scheme} {len}"
+            );
+        }
+    }
+}

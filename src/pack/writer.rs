@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -436,24 +436,26 @@ fn seal_and_upload(shared: &Shared, mut pack: OpenPack) -> Result<()> {
     }
     let total = pack.len + trailer.len() as u64;
     // A remote store's tree packs are read again by the next snapshot (its parent's trees):
-    // their blobs go to the backend's cache once the pack is stored. The staged file is in
-    // the page cache; a local store reads its packs in place and keeps nothing.
-    let trees = (pack.entries.first().map(|e| e.kind) == Some(BlobKind::Tree)
-        && shared.backend.local_path(keys::CONFIG).is_none())
-    .then(|| std::fs::read(&path).ok())
-    .flatten();
+    // their blobs go to the backend's cache, read back one at a time from the staged file (in
+    // the page cache) before it is handed over. An entry of a pack whose upload then fails
+    // names bytes no index refers to, and goes with the next listing of the packs; a local
+    // store reads its packs in place and keeps nothing.
+    if pack.entries.first().map(|e| e.kind) == Some(BlobKind::Tree)
+        && shared.backend.local_path(keys::CONFIG).is_none()
+        && let Ok(staged) = File::open(&path)
+    {
+        let key = keys::pack(&id);
+        let mut blob = Vec::new();
+        for e in &pack.entries[..blobs] {
+            blob.resize(e.length as usize, 0);
+            if staged.read_exact_at(&mut blob, u64::from(e.offset)).is_ok() {
+                shared.backend.keep_hot(&key, u64::from(e.offset), &blob);
+            }
+        }
+    }
     if let Err(e) = shared.backend.put_file(&keys::pack(&id), &path) {
         let _ = std::fs::remove_file(&path);
         return Err(e);
-    }
-    if let Some(bytes) = trees {
-        let key = keys::pack(&id);
-        for e in &pack.entries[..blobs] {
-            let (from, len) = (e.offset as usize, e.length as usize);
-            if let Some(blob) = bytes.get(from..from + len) {
-                shared.backend.keep_hot(&key, u64::from(e.offset), blob);
-            }
-        }
     }
     shared
         .keys

@@ -205,14 +205,9 @@ fn kept_tree_bytes_are_served_without_a_read() {
     assert_eq!(cache.stats().hits, 1);
     // Only pack keys are kept.
     cache.keep_hot("index/abc", 0, b"x");
-    assert!(
-        !cache
-            .dir()
-            .expect("on")
-            .join("trees")
-            .join("abc-0-1")
-            .exists()
-    );
+    cache.keep_hot("snapshots/abc", 0, b"x");
+    let trees = cache.dir().expect("on").join("trees");
+    assert_eq!(std::fs::read_dir(&trees).expect("trees").count(), 1);
     cache.delete(&key).expect("prune here");
     assert_eq!(
         cache
