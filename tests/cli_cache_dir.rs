@@ -10,8 +10,8 @@ use std::process::Output;
 
 use common::s3::{Target, TestRepo, targets};
 
-/// The `cache` object of the request report on stderr.
-fn cache_report(out: &Output) -> serde_json::Value {
+/// The `requests` object of the request report on stderr.
+fn request_report(out: &Output) -> serde_json::Value {
     common::assert_success(out, "run with --show-requests");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let line = stderr
@@ -20,7 +20,12 @@ fn cache_report(out: &Output) -> serde_json::Value {
         .find(|l| l.starts_with("{\"requests\""))
         .unwrap_or_else(|| panic!("no request report on stderr: {stderr}"));
     let v: serde_json::Value = serde_json::from_str(line).expect("JSON report");
-    v["requests"]["cache"].clone()
+    v["requests"].clone()
+}
+
+/// The `cache` object of the request report on stderr.
+fn cache_report(out: &Output) -> serde_json::Value {
+    request_report(out)["cache"].clone()
 }
 
 fn files(dir: &Path) -> usize {
@@ -110,15 +115,7 @@ fn cache_dir_and_no_cache_take_effect() {
 
 /// The request report's `by_kind` object on stderr.
 fn requests_by_kind(out: &Output) -> serde_json::Value {
-    common::assert_success(out, "run with --show-requests");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("{\"requests\""))
-        .unwrap_or_else(|| panic!("no request report on stderr: {stderr}"));
-    let v: serde_json::Value = serde_json::from_str(line).expect("JSON report");
-    v["requests"]["by_kind"].clone()
+    request_report(out)["by_kind"].clone()
 }
 
 /// A snapshot puts the trees it writes into the cache, so a no-change snapshot right after it
