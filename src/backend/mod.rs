@@ -173,7 +173,7 @@ pub trait Backend: Send + Sync {
     }
 
     /// Bytes at `offset` of `key`, just written, that later runs will read with
-    /// [`Backend::get_range_hot`] (the tree blobs of an uploaded pack): a caching decorator
+    /// [`Backend::get_range_hot`] (the tree blobs of a pack being uploaded): a caching decorator
     /// keeps them as if it had read them. Need: a no-change snapshot over S3 right after a
     /// snapshot makes no tree requests. The default keeps nothing.
     fn keep_hot(&self, _key: &str, _offset: u64, _bytes: &[u8]) {}

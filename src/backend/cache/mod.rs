@@ -14,7 +14,7 @@
 //!   listing, or a store without tags, the record is fetched. A record forgotten since is dropped
 //!   from the cache by the next listing;
 //! - tree blobs (ranges read with [`Backend::get_range_hot`], and those a pack writer hands to
-//!   [`Backend::keep_hot`] after uploading their pack, so the next snapshot finds its parent's
+//!   [`Backend::keep_hot`] as it stages their pack for upload, so the next snapshot finds its parent's
 //!   trees here): packs are immutable and named by their trailer's hash, so (pack, offset,
 //!   length) names fixed bytes. Each blob is also checked
 //!   against its id by the reader. A pack deleted through this cache, or missing from a listing
