@@ -66,6 +66,43 @@ pub fn materialize(repo: &Repository, node: &Node, display: &str, dest: &Path) -
     .map(|_| ())
 }
 
+/// A range of one pack read ahead for several files (a restore's batch of small files stored
+/// back to back): a run that lies inside it is taken from it, not read again.
+pub struct Prefetched {
+    pub pack: PackId,
+    pub start: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl Prefetched {
+    /// A copy of `len` bytes at `offset` of `pack`, when this range holds them (a copy: the
+    /// run is opened in place, and two files may share a chunk).
+    fn take(&self, pack: &PackId, offset: u64, len: u64) -> Option<Vec<u8>> {
+        if *pack != self.pack || offset < self.start {
+            return None;
+        }
+        let from = usize::try_from(offset - self.start).ok()?;
+        let n = usize::try_from(len).ok()?;
+        self.bytes
+            .get(from..from.checked_add(n)?)
+            .map(<[u8]>::to_vec)
+    }
+}
+
+/// The one ranged read that holds all of file `node`'s chunks, when there is one (every chunk
+/// in one pack, back to back, at most `RUN_BYTES` together): where a restore can batch the
+/// file with its neighbours in the pack.
+#[must_use]
+pub fn single_read(repo: &Repository, node: &Node) -> Option<(PackId, u64, u64)> {
+    let NodeKind::File { chunks, .. } = &node.kind else {
+        return None;
+    };
+    match plan_runs(repo, chunks).as_slice() {
+        [one] => one.read,
+        _ => None,
+    }
+}
+
 /// Writes a file node's content into `file` (created empty at `path`): sparse where the node
 /// has holes, every chunk checked against its id, the whole file against its size and CRC32.
 /// Returns the data bytes written.
@@ -76,6 +113,19 @@ pub fn write_content(
     node: &Node,
     display: &str,
     progress: &dyn Progress,
+) -> Result<u64> {
+    write_content_with(repo, file, path, node, display, progress, None)
+}
+
+/// [`write_content`], taking the runs that `ahead` holds from it instead of the store.
+pub fn write_content_with(
+    repo: &Repository,
+    file: &File,
+    path: &Path,
+    node: &Node,
+    display: &str,
+    progress: &dyn Progress,
+    ahead: Option<&Prefetched>,
 ) -> Result<u64> {
     let NodeKind::File {
         crc32,
@@ -101,6 +151,7 @@ pub fn write_content(
         progress,
         chunks,
         positions: chunk_positions(chunks, holes),
+        ahead,
     };
     let runs = plan_runs(repo, chunks);
     let crcs: Vec<u32> = if runs.len() > 1 {
@@ -202,6 +253,8 @@ struct Writer<'a> {
     chunks: &'a [ChunkRef],
     /// The logical offset of each chunk.
     positions: Vec<u64>,
+    /// A range read ahead that may hold this file's runs.
+    ahead: Option<&'a Prefetched>,
 }
 
 impl Writer<'_> {
@@ -255,11 +308,14 @@ impl Writer<'_> {
         let Some((pack, start, len)) = run.read else {
             return run.chunks.clone().map(|k| self.write_one(k)).collect();
         };
-        let mut bytes = match self
-            .repo
-            .backend()
-            .get_range(&keys::pack(&pack), start, len)
-        {
+        let read = || match self.ahead.and_then(|a| a.take(&pack, start, len)) {
+            Some(b) => Ok(b),
+            None => self
+                .repo
+                .backend()
+                .get_range(&keys::pack(&pack), start, len),
+        };
+        let mut bytes = match read() {
             Ok(b) if b.len() as u64 == len => b,
             // A pack gone (a prune repacked it meanwhile), short or unreadable: chunk by
             // chunk, in parallel, each looked up again (index reload, marked packs) and named

@@ -23,9 +23,10 @@ use crate::error::{Error, Result};
 use crate::format::index_file::BlobLocation;
 use crate::format::keys;
 use crate::format::manifest::{SnapshotRecord, Tree};
+use crate::format::pack::BlobKind;
 use crate::format::repo_config::{Compression, RepoConfig, SealedConfig, StoredConfig};
 use crate::format::{REPO_FORMAT_SEALED, REPO_FORMAT_VERSION};
-use crate::id::{AsBlob, BlobId, SnapshotId, TreeId};
+use crate::id::{AsBlob, BlobId, PackId, SnapshotId, TreeId};
 use crate::index::Index;
 use crate::select::{SnapshotFilter, SnapshotSpec};
 
@@ -96,7 +97,13 @@ pub struct Repository {
     index: RwLock<Arc<Index>>,
     /// Blobs of packs a prune marked (out of the index, still stored), read on a miss.
     marked: std::sync::Mutex<Option<MarkedBlobs>>,
+    /// Of a remote store: the tree blobs of each pack, (offset, length) by offset, from the
+    /// index, made on the first tree read (see [`Repository::load_tree`]).
+    tree_ranges: std::sync::Mutex<Option<Arc<TreeRanges>>>,
 }
+
+/// The tree blobs of each pack, (offset, length) sorted by offset.
+type TreeRanges = HashMap<PackId, Vec<(u64, u64)>>;
 
 /// The blobs of marked packs, and the mark keys they were read from.
 struct MarkedBlobs {
@@ -172,6 +179,7 @@ impl Repository {
             unlocked,
             index: RwLock::new(Arc::new(Index::empty())),
             marked: std::sync::Mutex::new(None),
+            tree_ranges: std::sync::Mutex::new(None),
         })
     }
 
@@ -239,6 +247,7 @@ impl Repository {
             unlocked,
             index: RwLock::new(Arc::new(index)),
             marked: std::sync::Mutex::new(None),
+            tree_ranges: std::sync::Mutex::new(None),
         })
     }
 
@@ -365,6 +374,10 @@ impl Repository {
             .marked
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        *self
+            .tree_ranges
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         Ok(())
     }
 
@@ -479,12 +492,55 @@ impl Repository {
         }
     }
 
-    /// Reads and decodes a tree.
+    /// Reads and decodes a tree. From a remote store, a tree that is not cached brings every
+    /// tree of its pack into the cache with it (one request per run of them), so a walk with
+    /// an empty cache makes about one request per tree pack.
     pub fn load_tree(&self, id: &TreeId) -> Result<Tree> {
         // The blob kind is not checked: a file whose bytes equal an encoded tree dedups with
         // it (same id, same bytes). The bytes are hash-checked and the decoder checks the rest.
-        let bytes = self.read_blob(id)?;
+        let bytes = self.read_tree_blob(id)?;
         Tree::from_bytes(&bytes, id)
+    }
+
+    /// A tree's bytes, with the other trees of its pack when the store is remote.
+    fn read_tree_blob(&self, id: &TreeId) -> Result<Vec<u8>> {
+        let loc = self.locate(id)?;
+        if loc.kind == BlobKind::Tree
+            && let Some((ranges, want)) = self.tree_ranges_of(&loc)
+        {
+            let among = &ranges[&loc.pack];
+            match crate::pack::read_blob_among(
+                self.backend.as_ref(),
+                &self.codec,
+                id,
+                &loc,
+                among,
+                want,
+            ) {
+                // A pack gone: the usual path reloads the index and the marks.
+                Err(e) if e.is_not_found() => {}
+                other => return other,
+            }
+        }
+        self.read_blob(id)
+    }
+
+    /// The tree ranges of `loc`'s pack and the position of `loc` among them; `None` for a
+    /// local store (each read is cheap there) or a blob the index's ranges do not show.
+    fn tree_ranges_of(&self, loc: &BlobLocation) -> Option<(Arc<TreeRanges>, usize)> {
+        if self.backend.local_path(&keys::pack(&loc.pack)).is_some() {
+            return None;
+        }
+        let ranges = {
+            let mut slot = self
+                .tree_ranges
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(slot.get_or_insert_with(|| Arc::new(tree_ranges(&self.index()))))
+        };
+        let want = (u64::from(loc.offset), u64::from(loc.length));
+        let pos = ranges.get(&loc.pack)?.binary_search(&want).ok()?;
+        Some((ranges, pos))
     }
 
     /// Ids of every stored snapshot record (unordered).
@@ -631,6 +687,25 @@ impl Repository {
 /// The error for a config that does not decode: it names the repository and says what helps.
 /// Nothing else in the repository holds the config (it is written once, by `init`), so no
 /// command can rebuild it; a newer format version is reported as such.
+/// The tree blobs of every pack in `index`.
+fn tree_ranges(index: &Index) -> TreeRanges {
+    let mut out: TreeRanges = HashMap::new();
+    for f in index.files() {
+        for (_, loc) in f.entries().flatten() {
+            if loc.kind == BlobKind::Tree {
+                out.entry(loc.pack)
+                    .or_default()
+                    .push((u64::from(loc.offset), u64::from(loc.length)));
+            }
+        }
+    }
+    for v in out.values_mut() {
+        v.sort_unstable();
+        v.dedup();
+    }
+    out
+}
+
 fn damaged_config(backend: &Arc<dyn Backend>, e: Error) -> Error {
     let detail = match e {
         e @ Error::UnsupportedFormat { .. } => return e,

@@ -124,5 +124,5 @@ impl Backend for FaultyBackend {
         }
     }
 
-    forward_backend!(inner: get, get_versioned, get_range, get_range_hot, keep_hot, list, exists, staging, local_path);
+    forward_backend!(inner: get, get_versioned, get_range, get_range_hot, get_range_hot_among, keep_hot, list, exists, staging, local_path);
 }

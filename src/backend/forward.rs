@@ -95,6 +95,11 @@ macro_rules! forward_backend {
             $crate::forward_backend!(@call [$($via)?] $inner self self.$inner.get_range_hot(key, offset, len))
         }
     };
+    (@one [$($via:ident)?] $inner:ident get_range_hot_among) => {
+        fn get_range_hot_among(&self, key: &str, ranges: &[(u64, u64)], want: usize) -> $crate::error::Result<Vec<u8>> {
+            $crate::forward_backend!(@call [$($via)?] $inner self self.$inner.get_range_hot_among(key, ranges, want))
+        }
+    };
     (@one [$($via:ident)?] $inner:ident list) => {
         fn list(&self, prefix: &str) -> $crate::error::Result<Vec<$crate::backend::ObjectInfo>> {
             $crate::forward_backend!(@call [$($via)?] $inner self self.$inner.list(prefix))

@@ -172,6 +172,27 @@ pub trait Backend: Send + Sync {
         self.get_range(key, offset, len)
     }
 
+    /// Like [`Backend::get_range_hot`] for the range `ranges[want]` (offset, length), where
+    /// `ranges` are the ranges of `key` that this and later runs will read too (the tree blobs
+    /// of one pack): a caching decorator that does not hold the wanted range fetches every
+    /// range it lacks at once, runs of nearby ranges in one request each, and keeps them all.
+    /// Need: a walk with an empty cache makes one request per tree pack, not one per tree.
+    /// The default reads the one range.
+    fn get_range_hot_among(
+        &self,
+        key: &str,
+        ranges: &[(u64, u64)],
+        want: usize,
+    ) -> Result<Vec<u8>> {
+        let Some(&(offset, len)) = ranges.get(want) else {
+            return Err(Error::InvalidInput(format!(
+                "range {want} of {key} asked among {} ranges",
+                ranges.len()
+            )));
+        };
+        self.get_range_hot(key, offset, len)
+    }
+
     /// Bytes at `offset` of `key`, just written, that later runs will read with
     /// [`Backend::get_range_hot`] (the tree blobs of a pack being uploaded): a caching decorator
     /// keeps them as if it had read them. Need: a no-change snapshot over S3 right after a

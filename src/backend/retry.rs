@@ -165,7 +165,7 @@ impl Backend for RetryingBackend {
         res
     }
 
-    forward_backend!(inner via retry: flush, get, get_versioned, get_range, get_range_hot, list, delete, exists);
+    forward_backend!(inner via retry: flush, get, get_versioned, get_range, get_range_hot, get_range_hot_among, list, delete, exists);
     forward_backend!(inner: staging, local_path);
 }
 

@@ -21,7 +21,7 @@ impl Discard {
 }
 
 impl Backend for Discard {
-    crate::forward_backend!(inner: location, get, get_versioned, get_range, get_range_hot, list, exists);
+    crate::forward_backend!(inner: location, get, get_versioned, get_range, get_range_hot, get_range_hot_among, list, exists);
 
     fn put(&self, _key: &str, _data: &[u8]) -> Result<()> {
         Ok(())

@@ -318,6 +318,30 @@ pub fn read_blob(
     } else {
         backend.get_range(&key, offset, len)?
     };
+    decode_stored(codec, stored, loc, id)
+}
+
+/// Reads one tree blob, `ranges[want]` of the tree ranges `ranges` of its pack (see
+/// [`Backend::get_range_hot_among`]), and checks it against its id.
+pub fn read_blob_among(
+    backend: &dyn Backend,
+    codec: &Codec,
+    id: &impl AsBlob,
+    loc: &BlobLocation,
+    ranges: &[(u64, u64)],
+    want: usize,
+) -> Result<Vec<u8>> {
+    let stored = backend.get_range_hot_among(&keys::pack(&loc.pack), ranges, want)?;
+    decode_stored(codec, stored, loc, &id.blob())
+}
+
+/// A blob's stored bytes opened (when sealed), decompressed and checked against its id.
+fn decode_stored(
+    codec: &Codec,
+    stored: Vec<u8>,
+    loc: &BlobLocation,
+    id: &BlobId,
+) -> Result<Vec<u8>> {
     if !codec.is_sealed()
         && loc.compression == BlobCompression::Raw
         && stored.len() == loc.raw_length as usize

@@ -133,9 +133,9 @@ impl Builder<'_> {
                         &job.node,
                         &job.display,
                         &dest,
-                        self.owner,
-                        true,
+                        (self.owner, true),
                         self.progress,
+                        None,
                     )?;
                     data_bytes.fetch_add(n, Ordering::Relaxed);
                     self.progress.advance(0, 1);

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
-use crate::content::{create_private, write_content};
+use crate::content::{Prefetched, create_private, write_content_with};
 use crate::error::{Error, Result};
 use crate::format::manifest::{Node, NodeKind, SnapshotRecord};
 use crate::id::{SnapshotId, TreeId};
@@ -41,6 +41,7 @@ use crate::progress::{Phase, Progress};
 use crate::repository::Repository;
 use crate::stage::{Layout, StageSelection, StageSet};
 
+mod batch;
 mod build;
 mod exchange;
 mod in_place;
@@ -323,9 +324,30 @@ fn restore_into(
             .map_err(|e| Error::io("create directory", path, e))?;
     }
     let data_bytes = AtomicU64::new(0);
-    plan.files
-        .par_iter()
-        .try_for_each(|job| restore_file(repo, job, owner, progress, &data_bytes))?;
+    if batch::remote(repo) {
+        // Small files come in batches, one read each; the others one by one.
+        let (batches, alone) = batch::plan(repo, &plan.files);
+        batches.par_iter().try_for_each(|b| {
+            let ahead = b.fetch(repo);
+            b.members.iter().try_for_each(|&k| {
+                restore_file(
+                    repo,
+                    &plan.files[k],
+                    owner,
+                    progress,
+                    &data_bytes,
+                    ahead.as_ref(),
+                )
+            })
+        })?;
+        alone.par_iter().try_for_each(|&k| {
+            restore_file(repo, &plan.files[k], owner, progress, &data_bytes, None)
+        })?;
+    } else {
+        plan.files
+            .par_iter()
+            .try_for_each(|job| restore_file(repo, job, owner, progress, &data_bytes, None))?;
+    }
     for (path, node) in &plan.links {
         restore_link(path, node, owner)?;
     }
@@ -407,6 +429,7 @@ fn restore_file(
     owner: bool,
     progress: &dyn Progress,
     data_bytes: &AtomicU64,
+    ahead: Option<&Prefetched>,
 ) -> Result<()> {
     if !matches!(job.node.kind, NodeKind::File { .. }) {
         return Ok(());
@@ -419,28 +442,28 @@ fn restore_file(
         &job.node,
         &job.display,
         &job.path,
-        owner,
-        false,
+        (owner, false),
         progress,
+        ahead,
     )?;
     data_bytes.fetch_add(written, Ordering::Relaxed);
     progress.advance(0, 1);
     Ok(())
 }
 
-/// Creates `dest` (which must not exist) with the node's content, owner, mode and mtime;
-/// fsyncs it when `sync`.
+/// Creates `dest` (which must not exist) with the node's content (runs that `ahead` holds
+/// taken from it), owner (when `owner`), mode and mtime; fsyncs it when `sync`.
 fn write_file_at(
     repo: &Repository,
     node: &Node,
     display: &str,
     dest: &Path,
-    owner: bool,
-    sync: bool,
+    (owner, sync): (bool, bool),
     progress: &dyn Progress,
+    ahead: Option<&Prefetched>,
 ) -> Result<u64> {
     let file = create_private(dest)?;
-    let written = write_content(repo, &file, dest, node, display, progress)?;
+    let written = write_content_with(repo, &file, dest, node, display, progress, ahead)?;
     set_file_meta(&file, dest, node, owner)?;
     if sync {
         file.sync_all().map_err(|e| Error::io("sync", dest, e))?;

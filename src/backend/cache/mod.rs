@@ -82,7 +82,17 @@ pub struct CachingBackend {
     misses: AtomicU64,
     dropped: AtomicU64,
     seq: AtomicU64,
+    /// One lock per pack whose tree ranges are being fetched: threads that miss in the same
+    /// pack at once wait for one fetch instead of each making it.
+    fetching: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
+
+/// Tree ranges of a pack at most this far apart are fetched in one request (the bytes
+/// between are read and dropped).
+const SPAN_GAP: u64 = 256 << 10;
+
+/// Largest request of a tree-pack fetch: longer runs of tree ranges take several.
+const SPAN_MAX: u64 = 16 << 20;
 
 impl CachingBackend {
     /// A cache of `inner` in `dir` (created 0700). If `dir` cannot be created, nothing is cached.
@@ -108,6 +118,7 @@ impl CachingBackend {
             misses: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             seq: AtomicU64::new(0),
+            fetching: Mutex::new(HashMap::new()),
         }
     }
 
@@ -364,6 +375,88 @@ impl Backend for CachingBackend {
         Ok(bytes)
     }
 
+    fn get_range_hot_among(
+        &self,
+        key: &str,
+        ranges: &[(u64, u64)],
+        want: usize,
+    ) -> Result<Vec<u8>> {
+        let (Some(dir), Some(pack), Some(&(offset, len))) =
+            (&self.dir, pack_name(key), ranges.get(want))
+        else {
+            return match ranges.get(want) {
+                Some(&(offset, len)) => self.get_range_hot(key, offset, len),
+                None => self.inner.get_range_hot_among(key, ranges, want),
+            };
+        };
+        let trees = dir.join("trees");
+        let path_of = |(off, len): (u64, u64)| trees.join(format!("{pack}-{off}-{len}"));
+        let cached = |path: &Path| -> Option<Vec<u8>> {
+            let (_, bytes) = self.read_entry(path)?;
+            if bytes.len() as u64 == len {
+                return Some(bytes);
+            }
+            self.drop_entry(path);
+            None
+        };
+        let wanted = path_of((offset, len));
+        if let Some(bytes) = cached(&wanted) {
+            return Ok(self.hit(bytes));
+        }
+        let gate = Arc::clone(
+            self.fetching
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(pack.to_owned())
+                .or_default(),
+        );
+        let _fetching = gate.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another thread may have fetched the pack's trees while this one waited.
+        if let Some(bytes) = cached(&wanted) {
+            return Ok(self.hit(bytes));
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let spans = spans(ranges);
+        let mut out = None;
+        // The span that holds the wanted range first, its failure the caller's; the others
+        // only when they hold a range not kept yet, their failures leaving those uncached.
+        let first = spans
+            .iter()
+            .position(|sp| sp.members.contains(&want))
+            .unwrap_or_default();
+        for (k, sp) in std::iter::once(first)
+            .chain((0..spans.len()).filter(|k| *k != first))
+            .map(|k| (k, &spans[k]))
+        {
+            if k != first && sp.members.iter().all(|&m| path_of(ranges[m]).exists()) {
+                continue;
+            }
+            let bytes = match self.inner.get_range(key, sp.start, sp.end - sp.start) {
+                Ok(b) if b.len() as u64 == sp.end - sp.start => b,
+                Ok(_) if k == first => return self.inner.get_range(key, offset, len),
+                Err(e) if k == first => return Err(e),
+                _ => continue,
+            };
+            for &m in &sp.members {
+                let (off, n) = ranges[m];
+                let from = usize::try_from(off - sp.start).unwrap_or(usize::MAX);
+                let Some(slice) =
+                    bytes.get(from..from.saturating_add(usize::try_from(n).unwrap_or(usize::MAX)))
+                else {
+                    continue;
+                };
+                self.write_entry(&path_of((off, n)), "", slice);
+                if m == want {
+                    out = Some(slice.to_vec());
+                }
+            }
+        }
+        match out {
+            Some(bytes) => Ok(bytes),
+            None => self.inner.get_range(key, offset, len),
+        }
+    }
+
     fn keep_hot(&self, key: &str, offset: u64, bytes: &[u8]) {
         if let (Some(dir), Some(pack)) = (&self.dir, pack_name(key)) {
             let path = dir
@@ -424,4 +517,39 @@ impl Backend for CachingBackend {
         }
         Ok(())
     }
+}
+
+/// Ranges of one pack fetched in one request: `start..end` and the indices of the ranges it
+/// covers.
+struct Span {
+    start: u64,
+    end: u64,
+    members: Vec<usize>,
+}
+
+/// `ranges` (offset, length) grouped by offset into spans: a range joins the span before it
+/// when the gap is at most [`SPAN_GAP`] and the span stays within [`SPAN_MAX`] (a single
+/// longer range is a span alone).
+fn spans(ranges: &[(u64, u64)]) -> Vec<Span> {
+    let mut order: Vec<usize> = (0..ranges.len()).collect();
+    order.sort_by_key(|&k| ranges[k].0);
+    let mut out: Vec<Span> = Vec::new();
+    for k in order {
+        let (off, len) = ranges[k];
+        let end = off.saturating_add(len);
+        if let Some(sp) = out.last_mut()
+            && off <= sp.end.saturating_add(SPAN_GAP)
+            && end.max(sp.end) - sp.start <= SPAN_MAX
+        {
+            sp.end = sp.end.max(end);
+            sp.members.push(k);
+            continue;
+        }
+        out.push(Span {
+            start: off,
+            end,
+            members: vec![k],
+        });
+    }
+    out
 }

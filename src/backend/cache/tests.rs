@@ -261,3 +261,82 @@ fn an_unusable_directory_turns_the_cache_off() {
     assert!(c.dir().is_none());
     crate::backend::contract::check(&c);
 }
+
+/// The first tree read of a pack brings every tree of the pack the caller names: nearby ones
+/// in one request, a far one in another; the rest are hits, and a later miss of a damaged
+/// entry fetches again.
+#[test]
+fn the_first_tree_of_a_pack_brings_the_others() {
+    let (_tmp, store, cache) = setup();
+    let pack = "ba".repeat(32);
+    let key = format!("data/ba/{pack}");
+    let far = 1 << 20;
+    let mut body = vec![0u8; far + 64];
+    for (k, b) in body.iter_mut().enumerate() {
+        *b = u8::try_from(k % 251).expect("byte");
+    }
+    store.put(&key, &body).expect("put");
+    // Three trees back to back, one 10 bytes after them, one a MiB away.
+    let ranges = [(8u64, 16u64), (24, 8), (32, 20), (62, 2), (far as u64, 64)];
+    let want = |k: usize| {
+        let (o, l) = ranges[k];
+        body[usize::try_from(o).expect("o")..usize::try_from(o + l).expect("end")].to_vec()
+    };
+    assert_eq!(
+        cache.get_range_hot_among(&key, &ranges, 1).expect("miss"),
+        want(1)
+    );
+    assert_eq!(
+        store.reads(),
+        2,
+        "one span for the near trees, one for the far one"
+    );
+    for k in 0..ranges.len() {
+        assert_eq!(
+            cache.get_range_hot_among(&key, &ranges, k).expect("hit"),
+            want(k)
+        );
+        let (o, l) = ranges[k];
+        assert_eq!(cache.get_range_hot(&key, o, l).expect("hot"), want(k));
+    }
+    assert_eq!(store.reads(), 2, "every range came from the first fetch");
+    assert_eq!(cache.stats().misses, 1);
+    // A damaged entry is dropped; the fetch that follows skips spans still cached whole.
+    let entry = cache
+        .dir()
+        .expect("on")
+        .join("trees")
+        .join(format!("{pack}-24-8"));
+    std::fs::write(&entry, b"not an entry").expect("damage");
+    assert_eq!(
+        cache.get_range_hot_among(&key, &ranges, 1).expect("again"),
+        want(1)
+    );
+    assert_eq!(store.reads(), 3, "the near span again, not the far one");
+    // A position past the ranges is bad input, not a panic.
+    assert!(cache.get_range_hot_among(&key, &ranges, 9).is_err());
+}
+
+#[test]
+fn spans_join_near_ranges_up_to_the_limit() {
+    let s = spans(&[(100, 10), (0, 50), (50, 50), (110 + SPAN_GAP + 1, 5)]);
+    let got: Vec<(u64, u64, Vec<usize>)> = s
+        .iter()
+        .map(|sp| (sp.start, sp.end, sp.members.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, 110, vec![1, 2, 0]),
+            (111 + SPAN_GAP, 116 + SPAN_GAP, vec![3])
+        ]
+    );
+    // Back-to-back ranges longer together than SPAN_MAX split.
+    let half = SPAN_MAX / 2 + 1;
+    assert_eq!(spans(&[(0, half), (half, half)]).len(), 2);
+    assert_eq!(
+        spans(&[(0, SPAN_MAX * 2)]).len(),
+        1,
+        "one large range alone"
+    );
+}
