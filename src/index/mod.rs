@@ -129,6 +129,12 @@ impl IndexFile {
         self.layout.entry_at(&self.bytes, i).map(|(_, l)| l)
     }
 
+    /// The position of `id` among this file's entries (id order).
+    #[must_use]
+    pub fn position(&self, id: &impl AsBlob) -> Option<usize> {
+        self.layout.find(&self.bytes, &id.blob())
+    }
+
     /// Every entry in id order; entries that do not decode are reported as `Err(position)`.
     pub fn entries(
         &self,
@@ -239,6 +245,18 @@ impl Index {
     pub fn get(&self, id: &impl AsBlob) -> Option<BlobLocation> {
         let id = &id.blob();
         self.files.iter().find_map(|f| f.get(id))
+    }
+
+    /// Where [`Index::get`] finds `id`: the number of the file (in [`Index::files`] order)
+    /// and the position in it. Need: per-blob state kept in arrays by position (8 bytes a blob),
+    /// not in a map by id.
+    #[must_use]
+    pub fn position(&self, id: &impl AsBlob) -> Option<(usize, usize)> {
+        let id = &id.blob();
+        self.files
+            .iter()
+            .enumerate()
+            .find_map(|(n, f)| f.position(id).map(|p| (n, p)))
     }
 
     /// Whether `id` is stored.

@@ -1,11 +1,13 @@
 //! Restoring a snapshot: into a new or empty directory, or in place over an existing one.
 //!
-//! Owns: [`RestorePlan`] (the trees walked and checked: every name one safe component, unique
-//! per directory) and its execution: directories created first, files written in parallel
-//! (chunks of a large file in parallel too), sparse where the source had holes, symlinks last,
-//! directory modes and times last of all (deepest first), so a read-only directory can still
-//! be filled; the target's top directory gets the snapshot root's mode and mtime (and owner,
-//! as root) when the record has them.
+//! Owns: restoring into a new or empty directory, streamed as the trees are walked (`fresh`:
+//! directories created as they are met, files written a window at a time in parallel, chunks
+//! of a large file in parallel too, sparse where the source had holes; from a remote store
+//! small files in pack-ordered batches, `batch`), each directory's mode and times set once
+//! everything below it exists, so a read-only directory can still be filled; the in-place
+//! restore on a [`RestorePlan`] of the whole tree (the trees walked and checked: every name
+//! one safe component, unique per directory); the target's top directory gets the snapshot
+//! root's mode and mtime (and owner, as root) when the record has them.
 //!
 //! Invariants: every chunk is checked against its id and every file against its size and
 //! CRC32 as it is written; nothing is written outside the target: names are single safe
@@ -15,8 +17,8 @@
 //! exactly the snapshot's.
 //!
 //! Layout: this file holds the options, the stats, [`restore`] (staging, moving into place)
-//! and the metadata of what it writes; `plan` walks the trees with the one walker and checks
-//! every name; `in_place` decides an in-place restore (what is unchanged, new, changed or
+//! and the metadata of what it writes; `fresh` streams a restore into the staging directory;
+//! `plan` walks the trees with the one walker and checks every name; `in_place` decides an in-place restore (what is unchanged, new, changed or
 //! deleted, and whether deleting is allowed), `build` acts on that decision beside the target
 //! and `exchange` switches the two directories; `preview` is `--dry-run`. A file's content is
 //! written by [`crate::content`].
@@ -31,12 +33,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rayon::prelude::*;
-
 use crate::content::{Prefetched, create_private, write_content_with};
 use crate::error::{Error, Result};
 use crate::format::manifest::{Node, NodeKind, SnapshotRecord};
-use crate::id::{SnapshotId, TreeId};
+use crate::id::SnapshotId;
 use crate::progress::{Phase, Progress};
 use crate::repository::Repository;
 use crate::stage::{Layout, StageSelection, StageSet};
@@ -44,6 +44,7 @@ use crate::stage::{Layout, StageSelection, StageSet};
 mod batch;
 mod build;
 mod exchange;
+mod fresh;
 mod in_place;
 mod plan;
 mod preview;
@@ -143,23 +144,26 @@ pub fn restore(
     };
     let root = root_node(&rec);
     let owner = !opts.skip_owner && rustix::process::geteuid().is_root();
-    let result = restore_into(repo, &rec.tree, &staging, opts, progress).and_then(|stats| {
-        if existing {
-            move_entries_up(&staging, target)?;
-            std::fs::remove_dir(&staging)
-                .map_err(|e| Error::io("remove restore staging directory", &staging, e))?;
-            if let Some(node) = &root {
-                finish_dir(target, node, owner, false)?;
+    // The record's counts are the totals a progress display needs; the walk streams.
+    progress.phase(Phase::Restore, rec.summary.bytes, rec.summary.files);
+    let result =
+        fresh::restore_into(repo, &rec.tree, &staging, owner, progress).and_then(|stats| {
+            if existing {
+                move_entries_up(&staging, target)?;
+                std::fs::remove_dir(&staging)
+                    .map_err(|e| Error::io("remove restore staging directory", &staging, e))?;
+                if let Some(node) = &root {
+                    finish_dir(target, node, owner, false)?;
+                }
+            } else {
+                if let Some(node) = &root {
+                    finish_dir(&staging, node, owner, false)?;
+                }
+                std::fs::rename(&staging, target)
+                    .map_err(|e| Error::io("move the restored tree into", target, e))?;
             }
-        } else {
-            if let Some(node) = &root {
-                finish_dir(&staging, node, owner, false)?;
-            }
-            std::fs::rename(&staging, target)
-                .map_err(|e| Error::io("move the restored tree into", target, e))?;
-        }
-        Ok(stats)
-    });
+            Ok(stats)
+        });
     let mut stats = match result {
         Ok(stats) => stats,
         Err(e) => {
@@ -303,66 +307,6 @@ fn staging_dir_for(target: &Path) -> Result<PathBuf> {
         .create(&staging)
         .map_err(|e| Error::io("create restore staging directory", &staging, e))?;
     Ok(staging)
-}
-
-/// Writes the whole tree into the existing empty directory `dir`.
-fn restore_into(
-    repo: &Repository,
-    tree: &TreeId,
-    dir: &Path,
-    opts: &RestoreOptions,
-    progress: &dyn Progress,
-) -> Result<RestoreStats> {
-    let plan = RestorePlan::new(repo, tree, dir)?;
-    progress.phase(Phase::Restore, plan.total_bytes, plan.files.len() as u64);
-    let owner = !opts.skip_owner && rustix::process::geteuid().is_root();
-
-    for (path, _) in &plan.dirs {
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(path)
-            .map_err(|e| Error::io("create directory", path, e))?;
-    }
-    let data_bytes = AtomicU64::new(0);
-    if batch::remote(repo) {
-        // Small files come in batches, one read each; the others one by one.
-        let (batches, alone) = batch::plan(repo, &plan.files);
-        batches.par_iter().try_for_each(|b| {
-            let ahead = b.fetch(repo);
-            b.members.iter().try_for_each(|&k| {
-                restore_file(
-                    repo,
-                    &plan.files[k],
-                    owner,
-                    progress,
-                    &data_bytes,
-                    ahead.as_ref(),
-                )
-            })
-        })?;
-        alone.par_iter().try_for_each(|&k| {
-            restore_file(repo, &plan.files[k], owner, progress, &data_bytes, None)
-        })?;
-    } else {
-        plan.files
-            .par_iter()
-            .try_for_each(|job| restore_file(repo, job, owner, progress, &data_bytes, None))?;
-    }
-    for (path, node) in &plan.links {
-        restore_link(path, node, owner)?;
-    }
-    for (path, node) in plan.dirs.iter().rev() {
-        finish_dir(path, node, owner, false)?;
-    }
-    let stats = RestoreStats {
-        files: plan.files.len() as u64,
-        dirs: plan.dirs.len() as u64,
-        symlinks: plan.links.len() as u64,
-        bytes: plan.total_bytes,
-        data_bytes: data_bytes.load(Ordering::Relaxed),
-        ..RestoreStats::default()
-    };
-    Ok(stats)
 }
 
 /// Runs the format stages on the restored tree (the layout detected in `target`).

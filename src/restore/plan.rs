@@ -69,43 +69,54 @@ struct Planner<'a> {
     target: &'a Path,
 }
 
+/// What a restore says of a tree it cannot read at `path` (or one nested too deep).
+pub(super) fn unreadable_tree(path: &TreePath, id: &TreeId, error: Error) -> Error {
+    if is_too_deep(&error) {
+        return Error::corrupt(
+            format!("tree {}", id.short()),
+            format!("directories nested deeper than {MAX_DEPTH}"),
+        );
+    }
+    // Damage is named by the directory it takes away; other failures keep their own cause.
+    match error {
+        Error::Corrupt { .. } | Error::HashMismatch { .. } => Error::corrupt(
+            if path.as_bytes().is_empty() {
+                "the snapshot's top directory".to_owned()
+            } else {
+                format!("directory '{}'", path.relative().display())
+            },
+            format!(
+                "its tree {} cannot be read: {}",
+                id.short(),
+                error.finding()
+            ),
+        ),
+        other => other,
+    }
+}
+
+/// Refuses an entry whose name is not one safe component (`..`, a `/`, empty).
+pub(super) fn check_name(path: &TreePath, node: &Node) -> Result<()> {
+    if Node::name_is_safe(&node.name) {
+        return Ok(());
+    }
+    // The directory's own path: the entry's without `/<name>`.
+    let raw = path.as_bytes();
+    let dir = &raw[..raw.len().saturating_sub(node.name.len() + 1)];
+    Err(Error::InvalidInput(format!(
+        "snapshot entry '{}' in directory '/{}' is not a safe file name; restore refused",
+        String::from_utf8_lossy(&node.name).escape_debug(),
+        String::from_utf8_lossy(dir)
+    )))
+}
+
 impl Visitor for Planner<'_> {
     fn unreadable(&mut self, path: &TreePath, id: &TreeId, error: Error) -> Result<()> {
-        if is_too_deep(&error) {
-            return Err(Error::corrupt(
-                format!("tree {}", id.short()),
-                format!("directories nested deeper than {MAX_DEPTH}"),
-            ));
-        }
-        // Damage is named by the directory it takes away; other failures keep their own cause.
-        match error {
-            Error::Corrupt { .. } | Error::HashMismatch { .. } => Err(Error::corrupt(
-                if path.as_bytes().is_empty() {
-                    "the snapshot's top directory".to_owned()
-                } else {
-                    format!("directory '{}'", path.relative().display())
-                },
-                format!(
-                    "its tree {} cannot be read: {}",
-                    id.short(),
-                    error.finding()
-                ),
-            )),
-            other => Err(other),
-        }
+        Err(unreadable_tree(path, id, error))
     }
 
     fn node(&mut self, path: &TreePath, node: &Node) -> Result<Step> {
-        if !Node::name_is_safe(&node.name) {
-            // The directory's own path: the entry's without `/<name>`.
-            let raw = path.as_bytes();
-            let dir = &raw[..raw.len().saturating_sub(node.name.len() + 1)];
-            return Err(Error::InvalidInput(format!(
-                "snapshot entry '{}' in directory '/{}' is not a safe file name; restore refused",
-                String::from_utf8_lossy(&node.name).escape_debug(),
-                String::from_utf8_lossy(dir)
-            )));
-        }
+        check_name(path, node)?;
         let dest = self.target.join(path.relative());
         match &node.kind {
             NodeKind::Dir { .. } => self.plan.dirs.push((dest, node.clone())),

@@ -24,6 +24,7 @@
 //! [`crate::content`], trees from [`crate::walk`].
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::format::keys;
@@ -174,8 +175,45 @@ impl VerifyReport {
     }
 }
 
-/// A verified blob's CRC32 and length.
-type BlobFacts = HashMap<BlobId, (u32, u32)>;
+/// What the pack pass found of each good blob, its CRC32 and raw length, kept in arrays by
+/// the blob's position in the index the pass judged by (8 bytes a blob, not a map by id).
+struct BlobFacts {
+    index: Arc<Index>,
+    /// Per index file, per entry: `(crc32, length)`, or [`BlobFacts::NONE`] as the length.
+    slots: Vec<Vec<(u32, u32)>>,
+}
+
+impl BlobFacts {
+    /// The length of a slot with no fact (no blob is 4 GiB long).
+    const NONE: u32 = u32::MAX;
+
+    fn new(index: Arc<Index>) -> Self {
+        let slots = index
+            .files()
+            .iter()
+            .map(|f| vec![(0, Self::NONE); f.len()])
+            .collect();
+        BlobFacts { index, slots }
+    }
+
+    /// The fact of blob `id`, when one was found.
+    fn get(&self, id: &BlobId) -> Option<(u32, u32)> {
+        let (file, pos) = self.index.position(id)?;
+        let fact = *self.slots.get(file)?.get(pos)?;
+        (fact.1 != Self::NONE).then_some(fact)
+    }
+
+    /// Records the fact of blob `id` (replacing one found before when `replace`); a blob
+    /// outside the index has no slot, and no fact is kept.
+    fn set(&mut self, id: &BlobId, fact: (u32, u32), replace: bool) {
+        if let Some((file, pos)) = self.index.position(id)
+            && let Some(slot) = self.slots.get_mut(file).and_then(|f| f.get_mut(pos))
+            && (replace || slot.1 == Self::NONE)
+        {
+            *slot = fact;
+        }
+    }
+}
 
 /// Verifies the repository (or one snapshot) and reports what it finds.
 pub fn verify(

@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rayon::prelude::*;
 
@@ -32,7 +33,8 @@ use crate::repository::Repository;
 /// A blob's check: its CRC32 and raw length, or what is wrong with it.
 type Checked = std::result::Result<(u32, u32), String>;
 
-/// Reads every pack once; returns facts of good blobs and problems of bad ones.
+/// Reads every pack once; returns facts of good blobs and problems of bad ones. Each pack's
+/// result is folded in as it comes (memory: the packs being read, not all their blobs).
 pub(super) fn read_packs(
     repo: &Repository,
     packs: &HashMap<PackId, u64>,
@@ -44,32 +46,44 @@ pub(super) fn read_packs(
     let bytes_read = AtomicU64::new(0);
     let mut list: Vec<(&PackId, &u64)> = packs.iter().collect();
     list.sort();
-    let results: Vec<PackResult> = list
-        .par_iter()
-        .map(|(id, size)| {
-            if progress.is_cancelled() {
-                return PackResult::new(**id);
-            }
-            let r = read_pack(repo, id, **size);
-            bytes_read.fetch_add(**size, Ordering::Relaxed);
-            progress.advance(**size, 1);
-            r
-        })
-        .collect();
-    let out = merge(&repo.index(), results, report);
-    report.bytes_read = bytes_read.load(Ordering::Relaxed);
-    out
+    let index = repo.index();
+    let first_finding = report.findings.len();
+    let folded = Mutex::new(Fold {
+        facts: BlobFacts::new(Arc::clone(&index)),
+        bad: HashMap::new(),
+        report,
+    });
+    list.par_iter().for_each(|(id, size)| {
+        if progress.is_cancelled() {
+            return;
+        }
+        let r = read_pack(repo, id, **size);
+        bytes_read.fetch_add(**size, Ordering::Relaxed);
+        progress.advance(**size, 1);
+        folded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .add(&index, r);
+    });
+    let fold = folded.into_inner().unwrap_or_else(PoisonError::into_inner);
+    fold.report.bytes_read = bytes_read.load(Ordering::Relaxed);
+    // Packs finish in any order; their findings are listed in one.
+    fold.report.findings[first_finding..]
+        .sort_by(|a, b| (&a.object, &a.problem).cmp(&(&b.object, &b.problem)));
+    (fold.facts, fold.bad)
 }
 
-/// Folds the packs' results into facts, bad blobs and findings.
-fn merge(
-    index: &Index,
-    results: Vec<PackResult>,
-    report: &mut VerifyReport,
-) -> (BlobFacts, HashMap<BlobId, String>) {
-    let mut facts = BlobFacts::new();
-    let mut bad: HashMap<BlobId, String> = HashMap::new();
-    for r in results {
+/// The packs' results folded so far: facts, bad blobs and findings.
+struct Fold<'r> {
+    facts: BlobFacts,
+    bad: HashMap<BlobId, String>,
+    report: &'r mut VerifyReport,
+}
+
+impl Fold<'_> {
+    /// Folds one pack's result in.
+    fn add(&mut self, index: &Index, r: PackResult) {
+        let report = &mut *self.report;
         report.packs_read += 1;
         if let Some(problem) = r.problem {
             report.add(None, None, format!("pack {}", r.id), problem);
@@ -80,14 +94,9 @@ fn merge(
             // damaged duplicate elsewhere is reported against its pack.
             let indexed_here = index.get(&id).is_some_and(|l| l.pack == r.id);
             match res {
-                Ok(f) if indexed_here => {
-                    facts.insert(id, f);
-                }
-                Ok(f) => {
-                    facts.entry(id).or_insert(f);
-                }
+                Ok(f) => self.facts.set(&id, f, indexed_here),
                 Err(problem) if indexed_here => {
-                    bad.insert(id, problem);
+                    self.bad.insert(id, problem);
                 }
                 Err(problem) => report.add(
                     None,
@@ -112,7 +121,6 @@ fn merge(
             }
         }
     }
-    (facts, bad)
 }
 
 /// What reading one pack found.

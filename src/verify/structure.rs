@@ -1,8 +1,8 @@
 //! Verification's structure pass: the trees of the selected snapshots, walked with the one
 //! walker ([`crate::walk::Walker`]), and the checks of every file in them.
 //!
-//! Owns: a caching [`TreeSource`] (each distinct tree is read once per verification, however
-//! many snapshots share it; a tree the pack pass found damaged is not read again) and the
+//! Owns: a [`TreeSource`] that reads trees as the walk needs them (memory: one walk's open
+//! directories; a tree found damaged, by the pack pass or a read, is not read again) and the
 //! visitor that checks every file: each chunk is in the index and points into an existing
 //! pack; with read data, the file's size and CRC32 are recomputed from the verified chunks'
 //! CRC32s and its holes, and the format stages run on files whose content verified (materialized
@@ -17,7 +17,7 @@
 //! directory, or import another verb.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{Verified, VerifyOptions, VerifyReport};
 use crate::error::{Error, Result};
@@ -42,7 +42,8 @@ pub(super) fn check_snapshots(
     let trees = Trees {
         repo,
         verified,
-        loaded: RefCell::default(),
+        seen: RefCell::default(),
+        bad: RefCell::default(),
     };
     let mut check = Check {
         repo,
@@ -78,34 +79,42 @@ pub(super) fn check_snapshots(
         check.snapshot = Some(rec.id);
         walker.walk(&rec.tree, "", &mut check)?;
     }
-    check.report.trees = trees.loaded.borrow().len() as u64;
+    check.report.trees = trees.seen.borrow().len() as u64;
     Ok(())
 }
 
-/// Trees as this verification found them, each read once: the tree, or what is wrong with it.
+/// Trees as this verification reads them: a tree is read when a walk needs it, so memory
+/// holds the open directories of one walk, not every tree; a tree found wrong keeps its
+/// problem (read again, it would be wrong again) and is not read twice.
 struct Trees<'a> {
     repo: &'a Repository,
     verified: Option<&'a Verified>,
-    loaded: RefCell<HashMap<TreeId, std::result::Result<Tree, String>>>,
+    /// Distinct trees read, however many snapshots share them.
+    seen: RefCell<HashSet<TreeId>>,
+    /// What is wrong with each tree found wrong.
+    bad: RefCell<HashMap<TreeId, String>>,
 }
 
 impl Trees<'_> {
-    /// The tree `id`, read on first use (unless the pack pass found its blob bad).
+    /// The tree `id`, or what is wrong with it (as the pack pass found it, or this read).
     fn get(&self, id: &TreeId) -> std::result::Result<Tree, String> {
-        if let Some(t) = self.loaded.borrow().get(id) {
-            return t.clone();
+        if let Some(p) = self.bad.borrow().get(id) {
+            return Err(p.clone());
         }
+        self.seen.borrow_mut().insert(*id);
         let t = match self.verified.and_then(|v| v.bad.get(&id.blob())) {
             Some(problem) => Err(problem.clone()),
             None => self.repo.load_tree(id).map_err(|e| e.finding()),
         };
-        self.loaded.borrow_mut().insert(*id, t.clone());
+        if let Err(p) = &t {
+            self.bad.borrow_mut().insert(*id, p.clone());
+        }
         t
     }
 
     /// What is wrong with tree `id`, when it was read and found wrong.
     fn problem(&self, id: &TreeId) -> Option<String> {
-        self.loaded.borrow().get(id)?.as_ref().err().cloned()
+        self.bad.borrow().get(id).cloned()
     }
 }
 
@@ -290,7 +299,7 @@ impl Check<'_, '_> {
         } else if !read && !v.all {
             // Its pack is outside this run's subset: no verdict.
             Chunk::Unknown
-        } else if let Some(&(cc, len)) = v.facts.get(&c.id.blob()) {
+        } else if let Some((cc, len)) = v.facts.get(&c.id.blob()) {
             let mut out = Chunk::Counted;
             if len != c.len {
                 self.add(

@@ -2,21 +2,20 @@
 //! one path a line, or (`-l`) in aligned columns: type and mode, owner, size, mtime (UTC),
 //! path.
 
-use std::fmt::Write as _;
-use std::io::Write as _;
-
 use anyhow::Result;
 use serde_json::{Value, json};
+use snapkeep::walk::{Step, TreePath, Visitor, Walker};
 
 use snapkeep::clock::rfc3339;
 use snapkeep::format::manifest::{Node, NodeKind};
 
 use crate::cli::args::FilterArgs;
 use crate::cli::env::Env;
-use crate::cli::inspect::{entries, kind_name, name_fields, printable, show_bytes};
+use crate::cli::inspect::{kind_name, name_fields, printable, show_bytes, tree_at};
 
 /// Lists the entries of snapshot `spec` below `path` (default: its root); `long` for the
-/// columns.
+/// columns. Entries are written as the trees are walked (memory: the open directories, not
+/// the listing); `-l` walks twice, first for the widths of its columns.
 pub fn run(
     env: &Env,
     spec: &str,
@@ -25,23 +24,102 @@ pub fn run(
     filter: &FilterArgs,
 ) -> Result<i32> {
     let (repo, id) = env.open_snapshot(spec, filter)?;
-    let found = entries(&repo, &id, path.unwrap_or("/"))?;
-    env.print(
-        || Value::Array(found.iter().map(|(p, n)| entry_json(p, n)).collect()),
-        || {
-            // One buffered writer: a line a write call would be one system call an entry.
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            if long {
-                let _ = out.write_all(long_listing(&found).as_bytes());
-            } else {
-                for (p, _) in &found {
-                    let _ = writeln!(out, "{}", printable(p));
-                }
-            }
-            let _ = out.flush();
-        },
-    );
+    let (tree, prefix) = tree_at(&repo, &id, path.unwrap_or("/"))?;
+    // One buffered writer: a line a write call would be one system call an entry.
+    let out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut lines = if env.json {
+        Lines::new(out, Form::Json)
+    } else if long {
+        let mut widths = Widths::default();
+        Walker::new(&repo).walk(&tree, &prefix, &mut widths)?;
+        Lines::new(out, Form::Long(widths))
+    } else {
+        Lines::new(out, Form::Plain)
+    };
+    let walked = Walker::new(&repo).walk(&tree, &prefix, &mut lines);
+    if lines.closed {
+        // The reader went away (`| head`): not an error of the listing.
+        return Ok(0);
+    }
+    walked?;
+    lines.finish();
     Ok(0)
+}
+
+/// How `ls` writes an entry.
+enum Form {
+    /// One JSON array, an object an entry.
+    Json,
+    /// One path a line.
+    Plain,
+    /// `-l`: aligned columns, as wide as measured.
+    Long(Widths),
+}
+
+/// The widths of the right-aligned `-l` columns: uid, gid, size.
+#[derive(Default)]
+struct Widths(usize, usize, usize);
+
+impl Visitor for Widths {
+    fn node(&mut self, _: &TreePath, n: &Node) -> snapkeep::Result<Step> {
+        self.0 = self.0.max(digits(u64::from(n.uid)));
+        self.1 = self.1.max(digits(u64::from(n.gid)));
+        self.2 = self.2.max(digits(n.size));
+        Ok(Step::Enter)
+    }
+}
+
+/// Decimal digits of `v`.
+fn digits(v: u64) -> usize {
+    v.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// The visitor that writes the listing.
+struct Lines<W: std::io::Write> {
+    out: W,
+    form: Form,
+    first: bool,
+    /// A write failed (the reader closed the pipe): the walk stops.
+    closed: bool,
+}
+
+impl<W: std::io::Write> Lines<W> {
+    fn new(mut out: W, form: Form) -> Self {
+        let closed = matches!(form, Form::Json) && out.write_all(b"[").is_err();
+        Lines {
+            out,
+            form,
+            first: true,
+            closed,
+        }
+    }
+
+    fn finish(mut self) {
+        if matches!(self.form, Form::Json) {
+            let _ = self.out.write_all(b"]\n");
+        }
+        let _ = self.out.flush();
+    }
+}
+
+impl<W: std::io::Write> Visitor for Lines<W> {
+    fn node(&mut self, path: &TreePath, n: &Node) -> snapkeep::Result<Step> {
+        let p = show_bytes(path.as_bytes());
+        let written = match &self.form {
+            Form::Json => {
+                let sep = if self.first { "" } else { "," };
+                write!(self.out, "{sep}{}", entry_json(&p, n))
+            }
+            Form::Plain => writeln!(self.out, "{}", printable(&p)),
+            Form::Long(w) => writeln!(self.out, "{}", long_line(&p, n, w)),
+        };
+        self.first = false;
+        if written.is_err() {
+            self.closed = true;
+            return Err(snapkeep::Error::Cancelled);
+        }
+        Ok(Step::Enter)
+    }
 }
 
 fn entry_json(path: &str, n: &Node) -> Value {
@@ -61,37 +139,23 @@ fn entry_json(path: &str, n: &Node) -> Value {
     v
 }
 
-/// The `-l` listing: one line an entry, every column as wide as its widest value (sizes and
-/// owners right-aligned).
-fn long_listing(found: &[(String, Node)]) -> String {
-    let rows: Vec<[String; 6]> = found
-        .iter()
-        .map(|(p, n)| {
-            let mut path = printable(p);
-            if let NodeKind::Symlink { target } = &n.kind {
-                path.push_str(" -> ");
-                path.push_str(&printable(&show_bytes(target)));
-            }
-            [
-                mode_string(n),
-                n.uid.to_string(),
-                n.gid.to_string(),
-                n.size.to_string(),
-                mtime(n.mtime_ns),
-                path,
-            ]
-        })
-        .collect();
-    let width = |col: usize| rows.iter().map(|r| r[col].len()).max().unwrap_or(0);
-    let (wu, wg, ws) = (width(1), width(2), width(3));
-    let mut out = String::new();
-    for [mode, uid, gid, size, time, path] in &rows {
-        let _ = writeln!(
-            out,
-            "{mode} {uid:>wu$} {gid:>wg$} {size:>ws$} {time} {path}"
-        );
+/// One `-l` line: mode, owner, group and size right-aligned to `w`, mtime (UTC), path (and
+/// a symlink's target).
+fn long_line(p: &str, n: &Node, w: &Widths) -> String {
+    let mut path = printable(p);
+    if let NodeKind::Symlink { target } = &n.kind {
+        path.push_str(" -> ");
+        path.push_str(&printable(&show_bytes(target)));
     }
-    out
+    let (wu, wg, ws) = (w.0, w.1, w.2);
+    format!(
+        "{} {:>wu$} {:>wg$} {:>ws$} {} {path}",
+        mode_string(n),
+        n.uid,
+        n.gid,
+        n.size,
+        mtime(n.mtime_ns)
+    )
 }
 
 /// `drwxr-xr-x` of an entry: its type, then the permission bits with set-id and sticky bits
