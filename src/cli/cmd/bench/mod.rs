@@ -13,7 +13,7 @@ mod extra;
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
@@ -64,6 +64,21 @@ impl Steps<'_> {
             "peak_rss_kib": step.rss_kib,
             "new_bytes": step.json.get("new_bytes"),
             "stored_bytes": step.json.get("stored_bytes"),
+        }));
+    }
+
+    /// A step that reads metadata only (`ls`, `diff`, `forget --prune`): its time and peak
+    /// RSS, no rate against the plain read.
+    fn record_meta(&mut self, name: &str, step: &Step) {
+        (self.say)(&format!(
+            "{name}: {:.3} s, peak RSS {} MiB",
+            step.seconds,
+            step.rss_kib / 1024
+        ));
+        self.rows.push(json!({
+            "step": name,
+            "seconds": step.seconds,
+            "peak_rss_kib": step.rss_kib,
         }));
     }
 }
@@ -149,6 +164,17 @@ fn snapshot_steps(
     drop_caches(args.cold)?;
     let verify = run_step(repo, &["verify", "--read-data"])?;
     steps.record("verify --read-data", &verify);
+    // The listing goes to /dev/null: its size is the snapshot's, its memory should not be.
+    let ls = run_step_to_null(repo, &["ls", "latest"])?;
+    steps.record_meta("ls", &ls);
+    let first_id = first.json["id"].as_str().unwrap_or("latest").to_owned();
+    let diff = run_step_to_null(repo, &["diff", &first_id, "latest"])?;
+    steps.record_meta("diff", &diff);
+    let prune = run_step(
+        repo,
+        &["forget", "--keep-last", "1", "--prune", "--grace", "0"],
+    )?;
+    steps.record_meta("forget --prune", &prune);
     Ok((first, after, changed))
 }
 
@@ -272,9 +298,23 @@ const BENCH_PASSWORD: &str = "snapkeep-bench";
 
 /// Runs `snapkeep --repo REPO --json --quiet ARGS` as a child process.
 fn run_step(repo: &Path, args: &[&str]) -> Result<Step> {
+    run_child(repo, args, true)
+}
+
+/// [`run_step`] with the child's output thrown away (a listing as large as the snapshot).
+fn run_step_to_null(repo: &Path, args: &[&str]) -> Result<Step> {
+    run_child(repo, args, false)
+}
+
+fn run_child(repo: &Path, args: &[&str], keep_stdout: bool) -> Result<Step> {
     let exe = std::env::current_exe().context("cannot find the snapkeep executable")?;
     let t = Instant::now();
     let out = Command::new(exe)
+        .stdout(if keep_stdout {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .arg("--repo")
         .arg(repo)
         .arg("--json")
