@@ -8,20 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::s3::{Target, TestRepo, targets};
-
-/// The `requests` object of the request report on stderr.
-fn request_report(out: &Output) -> serde_json::Value {
-    common::assert_success(out, "run with --show-requests");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("{\"requests\""))
-        .unwrap_or_else(|| panic!("no request report on stderr: {stderr}"));
-    let v: serde_json::Value = serde_json::from_str(line).expect("JSON report");
-    v["requests"].clone()
-}
+use common::s3::{Target, TestRepo, request_report, targets};
 
 /// The `cache` object of the request report on stderr.
 fn cache_report(out: &Output) -> serde_json::Value {

@@ -5,20 +5,7 @@
 
 mod common;
 
-use common::s3::{Target, TestRepo, targets};
-
-/// The `requests` object of the request report on stderr.
-fn request_report(out: &std::process::Output) -> serde_json::Value {
-    common::assert_success(out, "run with --show-requests");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("{\"requests\""))
-        .unwrap_or_else(|| panic!("no request report on stderr: {stderr}"));
-    let v: serde_json::Value = serde_json::from_str(line).expect("JSON report");
-    v["requests"].clone()
-}
+use common::s3::{Target, TestRepo, request_report, targets};
 
 /// `args` run with `--show-requests` (and `--cache-dir DIR` when given); its request report.
 fn counted(t: &TestRepo, cache: Option<&std::path::Path>, args: &[&str]) -> serde_json::Value {

@@ -323,3 +323,18 @@ pub fn tree_contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// The `requests` object of the request report (`--show-requests`) on stderr; the run must
+/// have succeeded.
+#[must_use]
+pub fn request_report(out: &Output) -> serde_json::Value {
+    super::assert_success(out, "run with --show-requests");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("{\"requests\""))
+        .unwrap_or_else(|| panic!("no request report on stderr: {stderr}"));
+    let v: serde_json::Value = serde_json::from_str(line).expect("JSON report");
+    v["requests"].clone()
+}
