@@ -103,7 +103,7 @@ impl Codec {
     pub fn seal(&self, kind: SealKind, name: &[u8], bytes: Vec<u8>) -> Result<Vec<u8>> {
         match self {
             Codec::Plain => Ok(bytes),
-            Codec::Sealed(k) => k.seal(kind, name, &bytes),
+            Codec::Sealed(k) => k.seal_vec(kind, name, bytes),
         }
     }
 
@@ -132,6 +132,21 @@ impl Codec {
         match self {
             Codec::Plain => Ok(Cow::Borrowed(stored)),
             Codec::Sealed(k) => k.open(kind, name, stored, object).map(Cow::Owned),
+        }
+    }
+
+    /// [`Codec::open`] of a buffer the caller gives up (opened in place: no second copy of a
+    /// large object); a plain codec returns it as it is.
+    pub fn open_vec(
+        &self,
+        kind: SealKind,
+        name: &[u8],
+        stored: Vec<u8>,
+        object: &str,
+    ) -> Result<Vec<u8>> {
+        match self {
+            Codec::Plain => Ok(stored),
+            Codec::Sealed(k) => k.open_vec(kind, name, stored, object),
         }
     }
 

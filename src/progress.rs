@@ -31,6 +31,9 @@ impl Phase {
 pub trait Progress: Send + Sync {
     /// A phase starts with known totals (0 when unknown).
     fn phase(&self, _phase: Phase, _total_bytes: u64, _total_files: u64) {}
+    /// The totals of the current phase, known once it runs (a first snapshot counts its
+    /// source beside the capture); what is done so far stays.
+    fn totals(&self, _total_bytes: u64, _total_files: u64) {}
     /// Work done since the last call.
     fn advance(&self, _bytes: u64, _files: u64) {}
     /// A non-fatal problem (a skipped entry, a retried read).

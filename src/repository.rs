@@ -365,7 +365,11 @@ impl Repository {
 
     /// Re-reads the index files (after this or another process wrote new ones).
     pub fn reload_index(&self) -> Result<()> {
-        let fresh = Arc::new(Index::open(self.backend.as_ref(), &self.codec)?);
+        let fresh = Arc::new(Index::reopen(
+            self.backend.as_ref(),
+            &self.codec,
+            &self.index(),
+        )?);
         *self
             .index
             .write()

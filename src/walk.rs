@@ -245,6 +245,133 @@ impl<'a> Walker<'a> {
     }
 }
 
+/// One name of a [`compare`] walk: there only in the new tree, only in the old one, or in
+/// both (then the visitor decides whether they differ).
+#[derive(Clone, Copy, Debug)]
+pub enum Pair<'a> {
+    Added(&'a Node),
+    Removed(&'a Node),
+    Both { old: &'a Node, new: &'a Node },
+}
+
+/// What a [`compare`] walk calls, once a name, in tree order (a directory's entries right
+/// after the directory).
+pub trait PairVisitor {
+    /// The name at `path`, on one side or both.
+    fn pair(&mut self, path: &TreePath, pair: Pair<'_>) -> Result<()>;
+}
+
+/// One open pair of directories: either side may be absent (a directory only on one side
+/// lists every entry below it as added or removed).
+struct PairFrame {
+    old: Tree,
+    new: Tree,
+    i: usize,
+    j: usize,
+    path_len: usize,
+}
+
+/// Walks the trees `old` and `new` side by side, telling `v` every name that is in either,
+/// and going into a pair of directories only when their tree ids differ (equal ids hold equal
+/// content, so an unchanged subtree is never loaded). Memory is bounded by the depth, like
+/// [`Walker`]'s; the first tree that cannot be loaded stops the walk with its error.
+pub fn compare(
+    source: &dyn TreeSource,
+    old: &TreeId,
+    new: &TreeId,
+    v: &mut dyn PairVisitor,
+) -> Result<()> {
+    if old == new {
+        return Ok(());
+    }
+    let mut path = TreePath::default();
+    let mut stack = vec![PairFrame {
+        old: sorted(source.load_tree(old)?),
+        new: sorted(source.load_tree(new)?),
+        i: 0,
+        j: 0,
+        path_len: 0,
+    }];
+    while let Some(top) = stack.last_mut() {
+        let (o, n) = (top.old.nodes.get(top.i), top.new.nodes.get(top.j));
+        let pair = match (o, n) {
+            (None, None) => {
+                let done = stack.pop().expect("a frame is on the stack");
+                path.truncate(done.path_len);
+                continue;
+            }
+            (Some(o), Some(n)) if o.name == n.name => Pair::Both { old: o, new: n },
+            (Some(o), Some(n)) if o.name < n.name => Pair::Removed(o),
+            (Some(o), None) => Pair::Removed(o),
+            (_, Some(n)) => Pair::Added(n),
+        };
+        let (name, below_old, below_new) = match pair {
+            Pair::Added(n) => {
+                top.j += 1;
+                (&n.name, None, dir_tree(n))
+            }
+            Pair::Removed(o) => {
+                top.i += 1;
+                (&o.name, dir_tree(o), None)
+            }
+            Pair::Both { old: o, new: n } => {
+                top.i += 1;
+                top.j += 1;
+                let (below_o, below_n) = (dir_tree(o), dir_tree(n));
+                if below_o.is_some() && below_o == below_n {
+                    (&n.name, None, None)
+                } else {
+                    (&n.name, below_o, below_n)
+                }
+            }
+        };
+        let len = path.push(name);
+        v.pair(&path, pair)?;
+        if below_old.is_none() && below_new.is_none() {
+            path.truncate(len);
+            continue;
+        }
+        if stack.len() > MAX_DEPTH {
+            return Err(Error::corrupt(
+                format!("tree at {}", path.lossy()),
+                too_deep(),
+            ));
+        }
+        let load = |id: Option<TreeId>| -> Result<Tree> {
+            id.map_or_else(
+                || Ok(Tree { nodes: Vec::new() }),
+                |id| source.load_tree(&id).map(sorted),
+            )
+        };
+        let frame = PairFrame {
+            old: load(below_old)?,
+            new: load(below_new)?,
+            i: 0,
+            j: 0,
+            path_len: len,
+        };
+        stack.push(frame);
+    }
+    Ok(())
+}
+
+/// The tree of a directory node.
+fn dir_tree(n: &Node) -> Option<TreeId> {
+    match &n.kind {
+        NodeKind::Dir { tree } => Some(*tree),
+        _ => None,
+    }
+}
+
+/// `t` with its entries in name order (as every snapshot writes them; a tree from elsewhere is
+/// put in order, so the side-by-side walk stays right).
+fn sorted(mut t: Tree) -> Tree {
+    if !t.nodes.is_sorted_by(|a, b| a.name <= b.name) {
+        t.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    t
+}
+
 /// Every tree and chunk that some roots reach.
 #[derive(Clone, Debug, Default)]
 pub struct Reachable {
@@ -446,6 +573,60 @@ mod tests {
         let mut c = Count(Vec::new());
         Walker::new(&trees).walk(&root, "", &mut c).expect("walk");
         assert_eq!(c.0, ["/again", "/sub"]);
+    }
+
+    #[derive(Default)]
+    struct Pairs(Vec<String>);
+
+    impl PairVisitor for Pairs {
+        fn pair(&mut self, path: &TreePath, pair: Pair<'_>) -> Result<()> {
+            let sign = match pair {
+                Pair::Added(_) => "+",
+                Pair::Removed(_) => "-",
+                Pair::Both { .. } => "=",
+            };
+            self.0.push(format!("{sign}{}", path.lossy()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn compare_merges_names_and_skips_equal_subtrees() {
+        let (mut trees, root, sub) = sample();
+        // new root: "a" gone, "again" the same subtree, "sub" now a file, "z" a new dir.
+        let z = Tree {
+            nodes: vec![file("y", b"y")],
+        };
+        let z_id = TreeId::of(b"z");
+        let new_root = Tree {
+            nodes: vec![
+                node("again", NodeKind::Dir { tree: sub }),
+                file("sub", b"now a file"),
+                node("z", NodeKind::Dir { tree: z_id }),
+            ],
+        };
+        let new_id = TreeId::of(b"new root");
+        trees.0.insert(z_id, z);
+        trees.0.insert(new_id, new_root);
+        let mut p = Pairs::default();
+        compare(&trees, &root, &new_id, &mut p).expect("compare");
+        assert_eq!(p.0, ["-/a", "=/again", "=/sub", "-/sub/b", "+/z", "+/z/y"]);
+        // Equal trees, and equal subtrees, are never loaded: with "sub"'s tree gone, a walk
+        // that meets it only on both sides still works.
+        let mut p = Pairs::default();
+        compare(&trees, &new_id, &new_id, &mut p).expect("same");
+        assert!(p.0.is_empty());
+        let only_again = Tree {
+            nodes: vec![node("again", NodeKind::Dir { tree: sub })],
+        };
+        let only_id = TreeId::of(b"only again");
+        trees.0.insert(only_id, only_again);
+        trees.0.remove(&sub);
+        let mut p = Pairs::default();
+        compare(&trees, &only_id, &new_id, &mut p).expect("no subtree load");
+        assert_eq!(p.0, ["=/again", "+/sub", "+/z", "+/z/y"]);
+        // A tree that is needed and missing stops the walk.
+        assert!(compare(&trees, &root, &new_id, &mut Pairs::default()).is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use super::ctx::Ctx;
 use super::parent;
 use super::read::{FileContent, open_source, read_content};
-use super::walk::{Meta, ScannedDir};
+use super::walk::{Listed, Listing, Meta, Notes, SubDir, WalkRules, list, not_listed};
 use super::{FileChange, FileReport};
 use crate::error::{Error, Result};
 use crate::format::manifest::{FLAG_CHANGED_DURING_READ, FLAG_STAGE_FAILED, Node, NodeKind, Tree};
@@ -66,12 +66,38 @@ pub(super) fn join_rel(rel: &str, name: &[u8]) -> String {
     }
 }
 
+/// Where a directory of a source is: its path, its path inside the source (exact, for the
+/// excludes; as text, for layouts and stages) and its depth below the source.
+pub(super) struct DirAt {
+    pub path: PathBuf,
+    pub rel_path: PathBuf,
+    pub rel: String,
+    pub depth: usize,
+}
+
+impl DirAt {
+    /// The subdirectory `name` of this one.
+    fn child(&self, name: &[u8]) -> DirAt {
+        let name_os = OsStr::from_bytes(name);
+        DirAt {
+            path: self.path.join(name_os),
+            rel_path: self.rel_path.join(name_os),
+            rel: join_rel(&self.rel, name),
+            depth: self.depth + 1,
+        }
+    }
+}
+
+/// Captures the directory at `at`, whose entries are `dir`, into its tree; each subdirectory
+/// is listed when its turn comes, so only the listings of the directories in flight are held.
 pub(super) fn process_dir(
     ctx: &Ctx<'_>,
-    dir: &ScannedDir,
-    rel: &str,
+    rules: &WalkRules<'_>,
+    at: &DirAt,
+    dir: &Listing,
     parent: Option<&Tree>,
 ) -> Result<TreeId> {
+    let rel = at.rel.as_str();
     let do_file = |(name, meta): &&(Vec<u8>, Meta)| -> Result<Option<Node>> {
         if rel.is_empty()
             && let Some(early) = ctx
@@ -82,15 +108,9 @@ pub(super) fn process_dir(
         {
             return Ok(early);
         }
-        capture_one(ctx, &dir.path, rel, name, meta, parent)
+        capture_one(ctx, &at.path, rel, name, meta, parent)
     };
-    let do_dir = |d: &ScannedDir| -> Result<Node> {
-        let sub = match parent::find(parent, &d.name).map(|n| &n.kind) {
-            Some(NodeKind::Dir { tree }) => ctx.repo.load_tree(tree).ok(),
-            _ => None,
-        };
-        process_dir(ctx, d, &join_rel(rel, &d.name), sub.as_ref()).map(|t| dir_node(d, t))
-    };
+    let do_dir = |d: &SubDir| capture_subdir(ctx, rules, at, d, parent);
     // The layout's capture order: phase 0 files, then phase 1 files together with every
     // subdirectory, then phase 2 files (Alopex: lsm.wal, then sst/ and the rest, then
     // checkpoint.meta last). Within a phase, entries are captured in parallel.
@@ -108,7 +128,7 @@ pub(super) fn process_dir(
                 || dir.dirs.par_iter().map(do_dir).collect::<Result<Vec<_>>>(),
             );
             nodes.extend(f?.into_iter().flatten());
-            nodes.extend(d?);
+            nodes.extend(d?.into_iter().flatten());
         } else {
             nodes.extend(
                 files
@@ -137,8 +157,48 @@ pub(super) fn process_dir(
     Ok(id)
 }
 
-pub(super) fn dir_node(d: &ScannedDir, tree: TreeId) -> Node {
-    let mut n = d.meta.node(d.name.clone(), NodeKind::Dir { tree });
+/// Lists the subdirectory `d` of the directory at `at` and captures it: its entry, or none
+/// when it could not be listed (left out, counted and told).
+fn capture_subdir(
+    ctx: &Ctx<'_>,
+    rules: &WalkRules<'_>,
+    at: &DirAt,
+    d: &SubDir,
+    parent: Option<&Tree>,
+) -> Result<Option<Node>> {
+    let sub_at = at.child(&d.name);
+    let listing = if d.other_device {
+        Listing::default()
+    } else {
+        let mut notes = Notes::default();
+        let listed = list(
+            &sub_at.path,
+            &sub_at.rel_path,
+            sub_at.depth,
+            rules,
+            &mut notes,
+        )?;
+        let Listed::Entries(l) = listed else {
+            not_listed(&mut notes, &sub_at.path, &listed);
+            ctx.add_notes(notes);
+            ctx.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        };
+        ctx.add_notes(notes);
+        ctx.counters.skipped.fetch_add(l.skipped, Ordering::Relaxed);
+        l
+    };
+    let sub = match parent::find(parent, &d.name).map(|n| &n.kind) {
+        Some(NodeKind::Dir { tree }) => ctx.repo.load_tree(tree).ok(),
+        _ => None,
+    };
+    let tree = process_dir(ctx, rules, &sub_at, &listing, sub.as_ref())?;
+    Ok(Some(dir_node(&d.name, &d.meta, tree)))
+}
+
+/// The entry of a directory named `name` with metadata `meta` whose tree is `tree`.
+pub(super) fn dir_node(name: &[u8], meta: &Meta, tree: TreeId) -> Node {
+    let mut n = meta.node(name.to_vec(), NodeKind::Dir { tree });
     n.size = 0;
     n
 }

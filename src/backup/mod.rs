@@ -230,7 +230,18 @@ pub fn snapshot_paths(
         )?);
     }
     let pool = worker_pool(&sources[0].path)?;
-    let tree = capture_all(&mut ctx, &pool, planned, opts, parent_root.as_deref())?;
+    // The parent's totals are the progress's estimate; a first snapshot counts beside.
+    let estimate = parent_rec
+        .as_ref()
+        .map(|p| (p.summary.bytes, p.summary.files));
+    let tree = capture_all(
+        &mut ctx,
+        &pool,
+        &planned,
+        opts,
+        parent_root.as_deref(),
+        estimate,
+    )?;
 
     // Everything a restore of the new record would give differently counts: the tree, the
     // top directory's own metadata and the stages that checked it, as well as host, paths

@@ -10,14 +10,16 @@
 //! Must not: write anything but through the run's `Ctx`.
 
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::PoisonError;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::BackupOptions;
+use super::capture::DirAt;
 use super::capture::{capture_one, dir_node, join_rel, process_dir};
 use super::ctx::Ctx;
-use super::walk::{Meta, Notes, ScannedDir, WalkRules, scan};
+use super::walk::{Listed, Listing, Meta, Notes, WalkRules, count, list};
 use crate::error::{Error, Result};
 use crate::exclude::Excludes;
 use crate::format::manifest::{Node, NodeKind, Tree};
@@ -112,7 +114,7 @@ pub(super) enum Planned {
     },
 }
 
-/// A directory source: its layout, stages and excludes, and its first listing.
+/// A directory source: its layout, stages and excludes, and its own metadata.
 pub(super) struct DirPlan {
     name: Vec<u8>,
     path: PathBuf,
@@ -121,11 +123,14 @@ pub(super) struct DirPlan {
     excludes: Excludes,
     /// The patterns `excludes` was compiled from (kept in the record).
     rules: crate::format::manifest::ExcludeRules,
-    listing: ScannedDir,
-    notes: Notes,
+    /// The source directory's own metadata.
+    meta: Meta,
+    /// Its device, when the walk stays on it (one file system).
+    device: Option<u64>,
 }
 
-/// Walks every directory source with its own layout, stages and excludes.
+/// Prepares every source: a directory with its own layout, stages and excludes (it is listed
+/// as it is captured).
 pub(super) fn plan_sources(sources: &[Source], opts: &BackupOptions) -> Result<Vec<Planned>> {
     let mut out = Vec::with_capacity(sources.len());
     // A file source is matched by its name, as an entry at the top of a directory source is.
@@ -158,12 +163,8 @@ pub(super) fn plan_sources(sources: &[Source], opts: &BackupOptions) -> Result<V
             patterns,
             ipatterns,
         };
-        let mut notes = Notes::default();
-        let rules = WalkRules {
-            excludes: &excludes,
-            one_file_system: opts.one_file_system,
-        };
-        let listing = scan(&s.path, &rules, &mut notes)?;
+        let meta =
+            std::fs::symlink_metadata(&s.path).map_err(|e| Error::io("stat source", &s.path, e))?;
         out.push(Planned::Dir(Box::new(DirPlan {
             name: s.name.clone(),
             path: s.path.clone(),
@@ -171,8 +172,8 @@ pub(super) fn plan_sources(sources: &[Source], opts: &BackupOptions) -> Result<V
             stages,
             excludes,
             rules: rules_kept,
-            listing,
-            notes,
+            meta: Meta::from(&meta),
+            device: opts.one_file_system.then(|| meta.dev()),
         })));
     }
     Ok(out)
@@ -183,10 +184,10 @@ pub(super) fn plan_sources(sources: &[Source], opts: &BackupOptions) -> Result<V
 pub(super) fn root_meta(planned: &[Planned]) -> Option<crate::format::manifest::DirMeta> {
     match planned {
         [Planned::Dir(d)] => Some(crate::format::manifest::DirMeta {
-            mode: d.listing.meta.mode,
-            uid: d.listing.meta.uid,
-            gid: d.listing.meta.gid,
-            mtime_ns: d.listing.meta.mtime_ns,
+            mode: d.meta.mode,
+            uid: d.meta.uid,
+            gid: d.meta.gid,
+            mtime_ns: d.meta.mtime_ns,
         }),
         _ => None,
     }
@@ -214,57 +215,98 @@ pub(super) fn exclude_rules(planned: &[Planned]) -> Option<crate::format::manife
     }
 }
 
-/// Captures every source; returns the root tree's id.
+/// Captures every source; returns the root tree's id. The progress totals are `estimate`
+/// (the parent's) when there is one; else a walk that only counts runs beside the capture and
+/// gives them when it is done.
 pub(super) fn capture_all(
     ctx: &mut Ctx<'_>,
     pool: &rayon::ThreadPool,
-    planned: Vec<Planned>,
+    planned: &[Planned],
     opts: &BackupOptions,
     parent_root: Option<&Tree>,
+    estimate: Option<(u64, u64)>,
 ) -> Result<TreeId> {
-    let (bytes, files) = planned.iter().fold((0, 0), |(b, f), p| match p {
+    let progress = ctx.progress;
+    // The phase starts once the first source's top is listed (a file source: at once), with
+    // the estimate, or the count when it is already done; a count done later updates it.
+    let state = std::sync::Mutex::new((false, estimate));
+    let mut start = || {
+        let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
+        if !std::mem::replace(&mut st.0, true) {
+            let (bytes, files) = st.1.unwrap_or((0, 0));
+            progress.phase(crate::progress::Phase::Snapshot, bytes, files);
+        }
+    };
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        if estimate.is_none() {
+            let (stop, state) = (&stop, &state);
+            scope.spawn(move || {
+                let (b, f) = count_sources(planned, stop);
+                let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
+                if !stop.load(Ordering::Relaxed) {
+                    st.1 = Some((b, f));
+                    if st.0 {
+                        progress.totals(b, f);
+                    }
+                }
+            });
+        }
+        let tree = capture_sources(ctx, pool, planned, opts, parent_root, &mut start);
+        stop.store(true, Ordering::Relaxed);
+        tree
+    })
+}
+
+/// The files and bytes of every source, as [`count`] sees them.
+fn count_sources(planned: &[Planned], stop: &AtomicBool) -> (u64, u64) {
+    planned.iter().fold((0, 0), |(b, f), p| match p {
         Planned::Dir(d) => {
-            let (lb, lf) = d.listing.totals();
+            let rules = WalkRules {
+                excludes: &d.excludes,
+                device: d.device,
+            };
+            let (lb, lf) = count(&d.path, &rules, stop);
             (b + lb, f + lf)
         }
         Planned::File { meta, .. } => (b + meta.size, f + 1),
-    });
-    ctx.progress
-        .phase(crate::progress::Phase::Snapshot, bytes, files);
+    })
+}
+
+fn capture_sources(
+    ctx: &mut Ctx<'_>,
+    pool: &rayon::ThreadPool,
+    planned: &[Planned],
+    opts: &BackupOptions,
+    parent_root: Option<&Tree>,
+    start: &mut dyn FnMut(),
+) -> Result<TreeId> {
     let one = planned.len() == 1;
     let mut nodes = Vec::with_capacity(planned.len());
     for p in planned {
         match p {
             Planned::Dir(d) => {
-                let d = *d;
-                ctx.set_source(d.layout, d.stages)?;
-                let rules = rules(&d.excludes, opts);
+                ctx.set_source(d.layout, d.stages.clone())?;
+                let rules = WalkRules {
+                    excludes: &d.excludes,
+                    device: d.device,
+                };
                 if one {
-                    return capture_dir(
-                        ctx,
-                        pool,
-                        d.listing,
-                        d.notes,
-                        &d.path,
-                        &rules,
-                        parent_root,
-                    )
-                    .map(|(_, t)| t);
+                    return capture_dir(ctx, pool, &d.path, &rules, parent_root, start);
                 }
                 let sub = sub_tree(ctx, parent_root, &d.name);
-                let (mut done, tree) =
-                    capture_dir(ctx, pool, d.listing, d.notes, &d.path, &rules, sub.as_ref())?;
-                done.name = d.name;
-                nodes.push(dir_node(&done, tree));
+                let tree = capture_dir(ctx, pool, &d.path, &rules, sub.as_ref(), start)?;
+                nodes.push(dir_node(&d.name, &d.meta, tree));
             }
             Planned::File { name, dir, meta } => {
                 ctx.set_source(
                     Layout::Generic,
                     StageSet::resolve(&opts.stages, Layout::Generic)?,
                 )?;
+                start();
                 let ctx: &Ctx<'_> = ctx;
                 if let Some(n) =
-                    pool.install(|| capture_one(ctx, &dir, "", &name, &meta, parent_root))?
+                    pool.install(|| capture_one(ctx, dir, "", name, meta, parent_root))?
                 {
                     nodes.push(n);
                 }
@@ -272,13 +314,6 @@ pub(super) fn capture_all(
         }
     }
     store_root(ctx, nodes)
-}
-
-fn rules<'a>(excludes: &'a Excludes, opts: &BackupOptions) -> WalkRules<'a> {
-    WalkRules {
-        excludes,
-        one_file_system: opts.one_file_system,
-    }
 }
 
 /// The parent's tree of the source named `name` in a multi-source root.
@@ -299,42 +334,67 @@ fn store_root(ctx: &Ctx<'_>, nodes: Vec<Node>) -> Result<TreeId> {
     Ok(id)
 }
 
-/// Captures one directory source: its layout's first phase, then the final listing.
-/// Returns that listing and the tree.
+/// Captures one directory source: its layout's first phase, then the rest from a listing of
+/// the top directory made after it (each subdirectory is listed as it is captured).
 fn capture_dir(
     ctx: &Ctx<'_>,
     pool: &rayon::ThreadPool,
-    listing: ScannedDir,
-    notes: Notes,
     source: &Path,
     rules: &WalkRules<'_>,
     parent: Option<&Tree>,
-) -> Result<(ScannedDir, TreeId)> {
-    let (listing, notes) = capture_first_phase(ctx, pool, listing, notes, source, rules, parent)?;
-    ctx.add_notes(notes);
-    ctx.counters
-        .skipped
-        .fetch_add(listing.skipped_total(), Ordering::Relaxed);
-    let tree = pool.install(|| process_dir(ctx, &listing, "", parent))?;
-    Ok((listing, tree))
+    start: &mut dyn FnMut(),
+) -> Result<TreeId> {
+    let at = DirAt {
+        path: source.to_path_buf(),
+        rel_path: PathBuf::new(),
+        rel: String::new(),
+        depth: 0,
+    };
+    let listing = capture_first_phase(ctx, pool, &at, rules, parent, start)?;
+    pool.install(|| process_dir(ctx, rules, &at, &listing, parent))
 }
 
-/// Captures the layout's first phase (Alopex: lsm.wal) before the tree is listed again, so a
-/// table written after it (a checkpoint in between) is in the listing, and nothing captured
-/// later (checkpoint.meta last) can point past what the snapshot holds. Returns the listing
-/// to capture the rest from, and what that listing noticed (it replaces the first's).
+/// The top directory of a source, listed (what it noticed goes to the run).
+fn list_top(ctx: &Ctx<'_>, at: &DirAt, rules: &WalkRules<'_>) -> Result<Listing> {
+    let mut notes = Notes::default();
+    let listed = list(&at.path, &at.rel_path, 0, rules, &mut notes)?;
+    ctx.add_notes(notes);
+    match listed {
+        Listed::Entries(l) => {
+            ctx.counters.skipped.fetch_add(l.skipped, Ordering::Relaxed);
+            Ok(l)
+        }
+        Listed::Vanished(e) | Listed::Unlisted(e) => Err(Error::io("read directory", &at.path, e)),
+    }
+}
+
+/// Captures the layout's first phase (Alopex: lsm.wal) before the top directory is listed
+/// again, so a table written after it (a checkpoint in between) is in the listing, and nothing
+/// captured later (checkpoint.meta last) can point past what the snapshot holds. Returns the
+/// listing to capture the rest from.
 fn capture_first_phase(
     ctx: &Ctx<'_>,
     pool: &rayon::ThreadPool,
-    root: ScannedDir,
-    notes: Notes,
-    source: &Path,
+    at: &DirAt,
     rules: &WalkRules<'_>,
     parent_root: Option<&Tree>,
-) -> Result<(ScannedDir, Notes)> {
+    start: &mut dyn FnMut(),
+) -> Result<Listing> {
     let first = |n: &[u8]| ctx.layout.phase(&join_rel("", n)) == 0;
+    let mut notes = Notes::default();
+    let root = match list(&at.path, &at.rel_path, 0, rules, &mut notes)? {
+        Listed::Entries(l) => l,
+        Listed::Vanished(e) | Listed::Unlisted(e) => {
+            return Err(Error::io("read directory", &at.path, e));
+        }
+    };
+    start();
     if !root.files.iter().any(|(n, _)| first(n)) {
-        return Ok((root, notes));
+        ctx.add_notes(notes);
+        ctx.counters
+            .skipped
+            .fetch_add(root.skipped, Ordering::Relaxed);
+        return Ok(root);
     }
     let early: Vec<(Vec<u8>, Option<Node>)> = pool.install(|| {
         root.files
@@ -343,7 +403,7 @@ fn capture_first_phase(
             .map(|(n, m)| {
                 Ok((
                     n.clone(),
-                    capture_one(ctx, &root.path, "", n, m, parent_root)?,
+                    capture_one(ctx, &at.path, "", n, m, parent_root)?,
                 ))
             })
             .collect::<Result<_>>()
@@ -352,9 +412,8 @@ fn capture_first_phase(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .extend(early);
-    let mut fresh_notes = Notes::default();
-    let fresh = scan(source, rules, &mut fresh_notes)?;
-    Ok((fresh, fresh_notes))
+    // The second listing's notes replace the first's.
+    list_top(ctx, at, rules)
 }
 
 #[cfg(test)]

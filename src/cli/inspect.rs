@@ -7,7 +7,6 @@ use anyhow::{Result, anyhow};
 use serde_json::{Value, json};
 
 use snapkeep::format::manifest::{Node, NodeKind};
-use snapkeep::walk::{Step, TreePath, Visitor, Walker};
 use snapkeep::{Repository, SnapshotId, TreeId};
 
 /// The type of an entry as `ls` and `diff` name it.
@@ -38,25 +37,6 @@ pub fn name_fields(v: &mut Value, key: &str, b: &[u8]) {
     v[key] = json!(show_bytes(b));
     if std::str::from_utf8(b).is_err() {
         v[format!("{key}_hex")] = json!(hex::encode(b));
-    }
-}
-
-/// Every entry below `path` inside a snapshot (`/` or empty for the root), depth first, each
-/// with its path (`/a/b`).
-pub fn entries(repo: &Repository, id: &SnapshotId, path: &str) -> Result<Vec<(String, Node)>> {
-    let (tree, prefix) = tree_at(repo, id, path)?;
-    let mut out = Collect(Vec::new());
-    Walker::new(repo).walk(&tree, &prefix, &mut out)?;
-    Ok(out.0)
-}
-
-/// Every entry a walk visits, with its path shown as text.
-struct Collect(Vec<(String, Node)>);
-
-impl Visitor for Collect {
-    fn node(&mut self, path: &TreePath, node: &Node) -> snapkeep::Result<Step> {
-        self.0.push((show_bytes(path.as_bytes()), node.clone()));
-        Ok(Step::Enter)
     }
 }
 

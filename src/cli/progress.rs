@@ -112,6 +112,14 @@ impl Progress for CliProgress {
         self.emit(true);
     }
 
+    fn totals(&self, total_bytes: u64, total_files: u64) {
+        self.counts.totals(total_bytes, total_files);
+        if let Some(b) = &self.bar {
+            b.set_length(total_bytes);
+        }
+        self.emit(true);
+    }
+
     fn advance(&self, bytes: u64, files: u64) {
         self.counts.advance(bytes, files);
         if let Some(b) = &self.bar {

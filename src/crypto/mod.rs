@@ -368,6 +368,55 @@ impl Keys {
         Ok(out)
     }
 
+    /// [`Keys::seal`] of a buffer the caller gives up: encrypted in place, so a large object
+    /// (an index file) needs its size in memory once, not twice. The output is the same form
+    /// (nonce | ciphertext | tag).
+    pub fn seal_vec(&self, kind: SealKind, name: &[u8], mut plain: Vec<u8>) -> Result<Vec<u8>> {
+        let nonce_len = self.scheme.nonce_len();
+        let mut nonce_bytes = [0u8; AEGIS_NONCE_LEN];
+        random_fill(&mut nonce_bytes[..nonce_len], "a nonce")?;
+        let ad = self.associated_data(kind, name);
+        let plain_len = plain.len();
+        let too_long = || {
+            Error::InvalidInput(format!(
+                "a {kind:?} object of {plain_len} bytes is too long to seal; {} seals at most 64 GiB",
+                self.scheme
+            ))
+        };
+        let tag: Vec<u8> = match self.scheme {
+            Scheme::Aegis256X4 => {
+                aegis::aegis256x4::Aegis256X4::<AEGIS_TAG_LEN>::new(&self.seal, &nonce_bytes)
+                    .encrypt_in_place(&mut plain, &ad)
+                    .to_vec()
+            }
+            Scheme::Xaes256Gcm => {
+                let nonce = <&[u8; NONCE_LEN]>::try_from(&nonce_bytes[..nonce_len])
+                    .map_err(|_| too_long())?;
+                let (key, gcm_nonce) = xaes_cipher(&self.seal, nonce).ok_or_else(too_long)?;
+                key.seal_in_place_separate_tag(
+                    gcm_nonce,
+                    ring::aead::Aad::from(&ad[..]),
+                    &mut plain,
+                )
+                .map_err(|_| too_long())?
+                .as_ref()
+                .to_vec()
+            }
+            Scheme::XChaCha20Poly1305 => {
+                let nonce =
+                    <&XNonce>::try_from(&nonce_bytes[..nonce_len]).map_err(|_| too_long())?;
+                self.cipher()
+                    .encrypt_inout_detached(nonce, &ad, (&mut plain[..]).into())
+                    .map_err(|_| too_long())?
+                    .to_vec()
+            }
+        };
+        plain.reserve_exact(nonce_len + tag.len());
+        plain.extend_from_slice(&tag);
+        plain.splice(0..0, nonce_bytes[..nonce_len].iter().copied());
+        Ok(plain)
+    }
+
     /// [`Keys::seal`] into `out` (cleared first), so a caller can reuse one buffer.
     pub fn seal_into(
         &self,
@@ -440,7 +489,18 @@ impl Keys {
         sealed: &[u8],
         object: &str,
     ) -> Result<Vec<u8>> {
-        let mut buf = sealed.to_vec();
+        self.open_vec(kind, name, sealed.to_vec(), object)
+    }
+
+    /// [`Keys::open`] of a buffer the caller gives up: opened in place, so a large object
+    /// (an index file) needs its size in memory once, not twice.
+    pub fn open_vec(
+        &self,
+        kind: SealKind,
+        name: &[u8],
+        mut buf: Vec<u8>,
+        object: &str,
+    ) -> Result<Vec<u8>> {
         let len = self.open_in_place(kind, name, &mut buf, object)?.len();
         // The plaintext stands after the nonce, where the ciphertext was.
         buf.drain(..self.scheme.nonce_len());

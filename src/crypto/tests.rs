@@ -412,3 +412,33 @@ fn seal_into_a_reused_buffer_overwrites_it() {
         }
     }
 }
+
+#[test]
+fn sealing_and_opening_in_place_match_the_copying_calls() {
+    for scheme in Scheme::ALL {
+        let (_, k) = keys(scheme);
+        let plain: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let a = k
+            .seal_vec(SealKind::Index, b"idx", plain.clone())
+            .expect("seal in place");
+        let b = k.seal(SealKind::Index, b"idx", &plain).expect("seal");
+        assert_eq!(a.len(), b.len(), "{scheme}");
+        assert_ne!(a, b, "fresh nonces");
+        // Each opens with the other call, and to the same bytes.
+        assert_eq!(
+            k.open(SealKind::Index, b"idx", &a, "i").expect("open"),
+            plain
+        );
+        assert_eq!(
+            k.open_vec(SealKind::Index, b"idx", b, "i")
+                .expect("open in place"),
+            plain
+        );
+        let mut bad = a.clone();
+        bad[50_000] ^= 1;
+        assert!(is_auth_failure(
+            &k.open_vec(SealKind::Index, b"idx", bad, "i"),
+            "i"
+        ));
+    }
+}

@@ -65,9 +65,7 @@ impl IndexFile {
                     actual: actual.to_hex(),
                 });
             }
-            let plain = codec
-                .open(SealKind::Index, b"", &stored, &object)?
-                .into_owned();
+            let plain = codec.open_vec(SealKind::Index, b"", stored, &object)?;
             let layout = IndexLayout::parse(&plain, &object)?;
             return Ok(IndexFile {
                 id,
@@ -200,8 +198,15 @@ impl Index {
     /// delete what it replaces, so when a listed file has vanished before it could be opened
     /// (a merge or a prune replaced it), listing again finds the replacement.
     pub fn open(backend: &dyn Backend, codec: &Codec) -> Result<Self> {
+        Self::reopen(backend, codec, &Index::empty())
+    }
+
+    /// [`Index::open`] that takes the files `previous` has already opened from it rather
+    /// than reading them again (an index file is named by its bytes and never changes): a
+    /// reload costs the files that are new, and holds each file once.
+    pub fn reopen(backend: &dyn Backend, codec: &Codec, previous: &Index) -> Result<Self> {
         for _ in 0..16 {
-            if let (index, false) = Self::open_listed(backend, codec)? {
+            if let (index, false) = Self::open_listed(backend, codec, previous)? {
                 return Ok(index);
             }
         }
@@ -213,7 +218,7 @@ impl Index {
     }
 
     /// One listing and open; the flag says whether a listed file vanished meanwhile.
-    fn open_listed(backend: &dyn Backend, codec: &Codec) -> Result<(Self, bool)> {
+    fn open_listed(backend: &dyn Backend, codec: &Codec, previous: &Index) -> Result<(Self, bool)> {
         let mut vanished = false;
         let mut files = Vec::new();
         let mut damaged = Vec::new();
@@ -229,6 +234,10 @@ impl Index {
                     continue;
                 }
             };
+            if let Some(f) = previous.files.iter().find(|f| f.id == id) {
+                files.push(Arc::clone(f));
+                continue;
+            }
             match IndexFile::open(backend, codec, id) {
                 Ok(f) => files.push(Arc::new(f)),
                 Err(e) if e.is_not_found() => vanished = true,

@@ -90,6 +90,11 @@ impl Progress for JobProgress {
         }
     }
 
+    fn totals(&self, total_bytes: u64, total_files: u64) {
+        self.bytes_total.store(total_bytes, Ordering::Relaxed);
+        self.files_total.store(total_files, Ordering::Relaxed);
+    }
+
     fn advance(&self, bytes: u64, files: u64) {
         self.bytes_done.fetch_add(bytes, Ordering::Relaxed);
         self.files_done.fetch_add(files, Ordering::Relaxed);

@@ -1,149 +1,260 @@
 //! `snapkeep diff FROM TO`: what changed between two snapshots (added, removed, modified,
-//! type changed, metadata changed), as JSON or, for people, one aligned line a change in path
-//! order (`SIGN  TYPE  SIZE  PATH`) and a summary line with the counts.
+//! type changed, metadata changed), as JSON or, for people, one aligned line a change in tree
+//! order (`SIGN  TYPE  SIZE  PATH`, a directory's entries right after it, as `ls` lists them)
+//! and a summary line with the counts.
+//!
+//! The two snapshots are walked side by side ([`compare`]): a subtree whose id is the same on
+//! both sides is not even loaded, and memory stays bounded by the depth of the trees whatever
+//! their size. The changes themselves go to temporary files as they are found (the JSON groups
+//! them by kind and the listing needs its column widths before its first line), so a diff of
+//! two unrelated million-file snapshots needs no more memory than one of two equal ones.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use snapkeep::format::manifest::{ChunkRef, Extent, Node, NodeKind};
+use snapkeep::walk::{Pair, PairVisitor, TreePath, compare};
 use snapkeep::{Repository, SnapshotId};
 
 use crate::cli::args::FilterArgs;
 use crate::cli::env::Env;
-use crate::cli::inspect::{entries, kind_name, printable};
+use crate::cli::inspect::{kind_name, printable, show_bytes};
 use crate::cli::output::{human_bytes, plural};
 
-/// Each kind of change with its sign in the human listing, in the listing's order.
-const SIGNS: [(&str, &str); 5] = [
+/// Each kind of change with its sign in the human listing, in the JSON's key order.
+const KINDS: [(&str, &str); 5] = [
     ("added", "+"),
-    ("removed", "-"),
-    ("modified", "M"),
-    ("type_changed", "T"),
     ("metadata_changed", "U"),
+    ("modified", "M"),
+    ("removed", "-"),
+    ("type_changed", "T"),
 ];
 
 /// Prints what changed from snapshot `from` to snapshot `to`.
 pub fn run(env: &Env, from: &str, to: &str, filter: &FilterArgs) -> Result<i32> {
     let (repo, a) = env.open_snapshot(from, filter)?;
     let b = env.resolve(&repo, to, filter)?;
-    let d = diff(&repo, &a, &b)?;
-    env.print(|| &d, || print!("{}", human(&d)));
-    Ok(0)
-}
-
-/// The listing for people: one line a change, in path order, the type and size columns as
-/// wide as their widest value, then the summary line.
-fn human(d: &Value) -> String {
-    let mut rows: Vec<(String, &str, String, String, String)> = Vec::new();
-    for (key, sign) in SIGNS {
-        for e in d[key].as_array().into_iter().flatten() {
-            let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
-            let size = |k: &str| human_bytes(e[k].as_u64().unwrap_or(0));
-            let (kind, size, note) = match key {
-                "modified" => (
-                    text("type"),
-                    size("new_size"),
-                    format!("  (was {})", size("old_size")),
-                ),
-                "type_changed" => (
-                    text("new_type"),
-                    size("size"),
-                    format!("  (was a {})", text("old_type")),
-                ),
-                "metadata_changed" => (text("type"), String::new(), String::new()),
-                _ => (text("type"), size("size"), String::new()),
-            };
-            let path = printable(e["path"].as_str().unwrap_or_default());
-            rows.push((path, sign, kind, size, note));
-        }
-    }
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
-    let wk = rows.iter().map(|r| r.2.len()).max().unwrap_or(0);
-    let ws = rows.iter().map(|r| r.3.len()).max().unwrap_or(0);
-    let mut out = String::new();
-    for (path, sign, kind, size, note) in &rows {
-        let _ = writeln!(out, "{sign}  {kind:<wk$}  {size:>ws$}  {path}{note}");
-    }
-    let _ = writeln!(out, "{}", summary(d));
-    out
-}
-
-/// `2 files added, 1 removed, 0 modified, 0 type changed, 0 with new metadata; +5 B, -3 B`:
-/// the noun is `file` when every change is of a file, else `entry`.
-fn summary(d: &Value) -> String {
-    let count = |k: &str| d[k].as_array().map_or(0, Vec::len);
-    let all_files = SIGNS.iter().all(|(k, _)| {
-        d[*k]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .all(|e| e.get("type").is_some_and(|t| t == "file"))
-    });
-    let noun = if all_files { "file" } else { "entry" };
-    format!(
-        "{} added, {} removed, {} modified, {} type changed, {} with new metadata; +{}, -{}",
-        plural(count("added"), noun),
-        count("removed"),
-        count("modified"),
-        count("type_changed"),
-        count("metadata_changed"),
-        human_bytes(d["added_bytes"].as_u64().unwrap_or(0)),
-        human_bytes(d["removed_bytes"].as_u64().unwrap_or(0)),
-    )
-}
-
-/// What changed from snapshot `from` to snapshot `to`, as the documented JSON object.
-fn diff(repo: &Repository, from: &SnapshotId, to: &SnapshotId) -> Result<Value> {
-    let by_path = |id: &SnapshotId| -> Result<BTreeMap<String, Node>> {
-        Ok(entries(repo, id, "")?.into_iter().collect())
+    let mut changes = Changes::new(env.json)?;
+    diff(&repo, &a, &b, &mut changes)?;
+    let out = std::io::stdout();
+    let mut out = std::io::BufWriter::new(out.lock());
+    let written = if env.json {
+        changes.write_json(&a, &b, &mut out)
+    } else {
+        changes.write_human(&mut out)
     };
-    let (old, new) = (by_path(from)?, by_path(to)?);
-    let mut added = Vec::new();
-    let mut removed = Vec::new();
-    let mut modified = Vec::new();
-    let mut type_changed = Vec::new();
-    let mut metadata = Vec::new();
-    let (mut added_bytes, mut removed_bytes) = (0u64, 0u64);
-    for (path, n) in &new {
-        match old.get(path) {
-            None => {
-                added_bytes += n.size;
-                added.push(json!({"path": path, "type": kind_name(n), "size": n.size}));
-            }
-            Some(o) if kind_name(o) != kind_name(n) => type_changed.push(json!({
-                "path": path, "old_type": kind_name(o), "new_type": kind_name(n), "size": n.size
-            })),
-            Some(o) if content_differs(o, n) => {
-                modified.push(json!({
-                    "path": path, "type": kind_name(n), "old_size": o.size, "new_size": n.size
-                }));
-            }
-            Some(o) if metadata_differs(o, n) => {
-                metadata.push(json!({"path": path, "type": kind_name(n)}));
-            }
-            Some(_) => {}
-        }
+    match written.and_then(|()| out.flush().context("cannot write to stdout")) {
+        Err(e) if is_broken_pipe(&e) => Ok(0),
+        other => other.map(|()| 0),
     }
-    for (path, o) in &old {
-        if !new.contains_key(path) {
-            removed_bytes += o.size;
-            removed.push(json!({"path": path, "type": kind_name(o), "size": o.size}));
-        }
+}
+
+/// Whether the reader of stdout went away (`snapkeep diff A B | head`): not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Walks both snapshots side by side and tells `out` every change.
+fn diff(repo: &Repository, from: &SnapshotId, to: &SnapshotId, out: &mut Changes) -> Result<()> {
+    let (old, new) = (repo.load_snapshot(from)?.tree, repo.load_snapshot(to)?.tree);
+    compare(repo, &old, &new, out)?;
+    out.error.take().map_or(Ok(()), Err)
+}
+
+/// The changes found so far: counts and sums in memory, the entries in temporary files.
+struct Changes {
+    json: bool,
+    /// With `--json`, one file a kind (in [`KINDS`] order) of comma-separated JSON objects;
+    /// for people, one file of rows, one JSON array a line.
+    files: Vec<BufWriter<File>>,
+    counts: [u64; 5],
+    added_bytes: u64,
+    removed_bytes: u64,
+    /// Whether every change so far is of a file (the summary's noun).
+    all_files: bool,
+    /// The widest type and size columns of the listing.
+    widths: (usize, usize),
+    /// A spill write that failed (the walk cannot carry it; it is returned after).
+    error: Option<anyhow::Error>,
+}
+
+impl Changes {
+    fn new(json: bool) -> Result<Self> {
+        let n = if json { KINDS.len() } else { 1 };
+        let files = (0..n)
+            .map(|_| {
+                tempfile::tempfile()
+                    .map(BufWriter::new)
+                    .context("cannot create a temporary file for the diff; check TMPDIR")
+            })
+            .collect::<Result<_>>()?;
+        Ok(Changes {
+            json,
+            files,
+            counts: [0; 5],
+            added_bytes: 0,
+            removed_bytes: 0,
+            all_files: true,
+            widths: (0, 0),
+            error: None,
+        })
     }
-    Ok(json!({
-        "from": from.to_string(),
-        "to": to.to_string(),
-        "added": added,
-        "removed": removed,
-        "modified": modified,
-        "type_changed": type_changed,
-        "metadata_changed": metadata,
-        "added_bytes": added_bytes,
-        "removed_bytes": removed_bytes,
-    }))
+
+    /// Records one change of kind `k` (an index into [`KINDS`]).
+    fn record(&mut self, k: usize, entry: &Value) -> Result<()> {
+        self.all_files &= entry.get("type").is_some_and(|t| t == "file");
+        self.counts[k] += 1;
+        if self.json {
+            let f = &mut self.files[k];
+            if self.counts[k] > 1 {
+                f.write_all(b",")?;
+            }
+            serde_json::to_writer(&mut *f, entry)?;
+            return Ok(());
+        }
+        let row = human_row(KINDS[k].0, entry);
+        self.widths.0 = self.widths.0.max(row[1].len());
+        self.widths.1 = self.widths.1.max(row[2].len());
+        serde_json::to_writer(&mut self.files[0], &row)?;
+        self.files[0].write_all(b"\n")?;
+        Ok(())
+    }
+
+    /// The documented JSON object, keys in order, the arrays copied from their files.
+    fn write_json(self, from: &SnapshotId, to: &SnapshotId, out: &mut dyn Write) -> Result<()> {
+        let mut lists = Vec::with_capacity(KINDS.len());
+        for f in self.files {
+            lists.push(rewound(f)?);
+        }
+        let mut lists = lists.into_iter();
+        let mut array = |key: &str, out: &mut dyn Write| -> Result<()> {
+            write!(out, "\"{key}\":[")?;
+            let mut f = lists.next().expect("one file a kind");
+            std::io::copy(&mut f, out)?;
+            out.write_all(b"]")?;
+            Ok(())
+        };
+        out.write_all(b"{")?;
+        array("added", out)?;
+        write!(out, ",\"added_bytes\":{},", self.added_bytes)?;
+        write!(out, "\"from\":{},", json!(from.to_string()))?;
+        array("metadata_changed", out)?;
+        out.write_all(b",")?;
+        array("modified", out)?;
+        out.write_all(b",")?;
+        array("removed", out)?;
+        write!(out, ",\"removed_bytes\":{},", self.removed_bytes)?;
+        write!(out, "\"to\":{},", json!(to.to_string()))?;
+        array("type_changed", out)?;
+        out.write_all(b"}\n")?;
+        Ok(())
+    }
+
+    /// The listing for people: one line a change, the type and size columns as wide as their
+    /// widest value, then the summary line.
+    fn write_human(self, out: &mut dyn Write) -> Result<()> {
+        let summary = self.summary();
+        let (wk, ws) = self.widths;
+        let rows = BufReader::new(rewound(self.files.into_iter().next().expect("one file"))?);
+        for line in rows.lines() {
+            let row: [String; 5] = serde_json::from_str(&line?)?;
+            let [sign, kind, size, path, note] = row;
+            writeln!(out, "{sign}  {kind:<wk$}  {size:>ws$}  {path}{note}")?;
+        }
+        writeln!(out, "{summary}")?;
+        Ok(())
+    }
+
+    /// `2 files added, 1 removed, 0 modified, 0 type changed, 0 with new metadata; +5 B, -3 B`:
+    /// the noun is `file` when every change is of a file, else `entry`.
+    fn summary(&self) -> String {
+        let [added, metadata, modified, removed, type_changed] = self.counts;
+        let noun = if self.all_files { "file" } else { "entry" };
+        format!(
+            "{} added, {removed} removed, {modified} modified, {type_changed} type changed, \
+             {metadata} with new metadata; +{}, -{}",
+            plural(usize::try_from(added).unwrap_or(usize::MAX), noun),
+            human_bytes(self.added_bytes),
+            human_bytes(self.removed_bytes),
+        )
+    }
+}
+
+/// The spill file `f`, flushed and read from its start.
+fn rewound(f: BufWriter<File>) -> Result<File> {
+    let mut f = f
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)
+        .context("cannot write the diff's temporary file; check TMPDIR")?;
+    f.rewind()?;
+    Ok(f)
+}
+
+/// One listing row of the change `entry` of kind `key`: sign, type, size, path, note.
+fn human_row(key: &str, e: &Value) -> [String; 5] {
+    let sign = KINDS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or("?", |(_, s)| s);
+    let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+    let size = |k: &str| human_bytes(e[k].as_u64().unwrap_or(0));
+    let (kind, size, note) = match key {
+        "modified" => (
+            text("type"),
+            size("new_size"),
+            format!("  (was {})", size("old_size")),
+        ),
+        "type_changed" => (
+            text("new_type"),
+            size("size"),
+            format!("  (was a {})", text("old_type")),
+        ),
+        "metadata_changed" => (text("type"), String::new(), String::new()),
+        _ => (text("type"), size("size"), String::new()),
+    };
+    let path = printable(e["path"].as_str().unwrap_or_default());
+    [sign.to_owned(), kind, size, path, note]
+}
+
+impl PairVisitor for Changes {
+    fn pair(&mut self, path: &TreePath, pair: Pair<'_>) -> snapkeep::Result<()> {
+        let p = show_bytes(path.as_bytes());
+        let change = match pair {
+            Pair::Added(n) => {
+                self.added_bytes += n.size;
+                Some((0, json!({"path": p, "type": kind_name(n), "size": n.size})))
+            }
+            Pair::Removed(o) => {
+                self.removed_bytes += o.size;
+                Some((3, json!({"path": p, "type": kind_name(o), "size": o.size})))
+            }
+            Pair::Both { old: o, new: n } if kind_name(o) != kind_name(n) => Some((
+                4,
+                json!({"path": p, "old_type": kind_name(o), "new_type": kind_name(n), "size": n.size}),
+            )),
+            Pair::Both { old: o, new: n } if content_differs(o, n) => Some((
+                2,
+                json!({"path": p, "type": kind_name(n), "old_size": o.size, "new_size": n.size}),
+            )),
+            Pair::Both { old: o, new: n } if metadata_differs(o, n) => {
+                Some((1, json!({"path": p, "type": kind_name(n)})))
+            }
+            Pair::Both { .. } => None,
+        };
+        if let Some((k, entry)) = change
+            && self.error.is_none()
+            && let Err(e) = self.record(k, &entry)
+        {
+            self.error = Some(e);
+        }
+        Ok(())
+    }
 }
 
 /// Whether two entries of the same type differ in content (a symlink's target, a file's
