@@ -23,19 +23,7 @@ fn bench_reports_every_step_as_json() {
     let v = common::json_of(&out);
     let steps = v["steps"].as_array().expect("steps");
     let names: Vec<&str> = steps.iter().filter_map(|s| s["step"].as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "initial snapshot",
-            "no-change snapshot",
-            "snapshot after change",
-            "restore",
-            "verify --read-data",
-            "ls",
-            "diff",
-            "forget --prune"
-        ]
-    );
+    assert_eq!(names, common::BENCH_STEPS);
     for s in steps {
         assert!(s["seconds"].as_f64().is_some_and(|x| x > 0.0), "{s}");
         assert!(s["peak_rss_kib"].as_u64().is_some_and(|x| x > 0), "{s}");

@@ -11,15 +11,7 @@ use std::process::Command;
 const BOUND_MIB: u64 = 96;
 
 /// Steps whose memory is bounded today (prune still holds the index in maps).
-const BOUNDED: [&str; 7] = [
-    "initial snapshot",
-    "no-change snapshot",
-    "snapshot after change",
-    "restore",
-    "verify --read-data",
-    "ls",
-    "diff",
-];
+const BOUNDED: &[&str] = common::BENCH_STEPS.split_last().expect("steps").1;
 
 #[test]
 fn streaming_steps_stay_within_the_bound_at_200k_files() {

@@ -284,11 +284,7 @@ fn process_file(
         };
         let before = file.metadata().map_err(|e| Error::io("stat", &path, e))?;
         if !before.is_file() {
-            ctx.warn(format!(
-                "skipped {}: no longer a regular file",
-                path.display()
-            ));
-            ctx.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            ctx.skip(&path, "no longer a regular file");
             return Ok(None);
         }
         let tee = if staged {
@@ -335,12 +331,13 @@ fn process_file(
             return file_node(ctx, &path, name, content, &problems, &read).map(Some);
         }
         if content.is_none() && last {
-            ctx.warn(format!(
-                "skipped {}: it kept shrinking while it was read ({} attempts)",
-                path.display(),
-                attempt + 1
-            ));
-            ctx.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            ctx.skip(
+                &path,
+                &format!(
+                    "it kept shrinking while it was read ({} attempts)",
+                    attempt + 1
+                ),
+            );
             return Ok(None);
         }
         attempt += 1;
@@ -353,12 +350,7 @@ fn open_or_skip(ctx: &Ctx<'_>, path: &Path) -> Option<std::fs::File> {
     match open_source(path) {
         Ok(f) => Some(f),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            ctx.warn(format!(
-                "skipped {}: {}",
-                path.display(),
-                super::walk::VANISHED
-            ));
-            ctx.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            ctx.skip(path, super::walk::VANISHED);
             None
         }
         Err(e) => {

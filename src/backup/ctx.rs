@@ -198,15 +198,18 @@ impl Ctx<'_> {
 
     /// A file that could not be opened: warned, counted as skipped, recorded as unreadable.
     pub(super) fn unreadable(&self, path: &Path, what: &str, err: &std::io::Error) {
-        self.warn(format!("skipped {}: {what} ({err})", path.display()));
+        let mut notes = Notes::default();
+        notes.unreadable(path, what, err);
+        self.add_notes(notes);
         self.counters.skipped.fetch_add(1, Ordering::Relaxed);
-        self.unreadable
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Unreadable {
-                path: path.to_path_buf(),
-                error: format!("{what}: {err}"),
-            });
+    }
+
+    /// An entry left out of the snapshot: warned (with `why`) and counted as skipped.
+    pub(super) fn skip(&self, path: &Path, why: &str) {
+        let mut notes = Notes::default();
+        notes.skipped(path, why);
+        self.add_notes(notes);
+        self.counters.skipped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Reports a captured file as `change` when `--verbose` asks for it.

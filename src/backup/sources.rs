@@ -354,18 +354,23 @@ fn capture_dir(
     pool.install(|| process_dir(ctx, rules, &at, &listing, parent))
 }
 
-/// The top directory of a source, listed (what it noticed goes to the run).
-fn list_top(ctx: &Ctx<'_>, at: &DirAt, rules: &WalkRules<'_>) -> Result<Listing> {
+/// The top directory of a source, listed, with what the listing noticed (a top directory
+/// that cannot be listed fails the snapshot).
+fn list_top(at: &DirAt, rules: &WalkRules<'_>) -> Result<(Listing, Notes)> {
     let mut notes = Notes::default();
-    let listed = list(&at.path, &at.rel_path, 0, rules, &mut notes)?;
-    ctx.add_notes(notes);
-    match listed {
-        Listed::Entries(l) => {
-            ctx.counters.skipped.fetch_add(l.skipped, Ordering::Relaxed);
-            Ok(l)
-        }
+    match list(&at.path, &at.rel_path, 0, rules, &mut notes)? {
+        Listed::Entries(l) => Ok((l, notes)),
         Listed::Vanished(e) | Listed::Unlisted(e) => Err(Error::io("read directory", &at.path, e)),
     }
+}
+
+/// Hands what a top listing noticed (its notes and skipped entries) to the run.
+fn keep_top(ctx: &Ctx<'_>, (listing, notes): (Listing, Notes)) -> Listing {
+    ctx.add_notes(notes);
+    ctx.counters
+        .skipped
+        .fetch_add(listing.skipped, Ordering::Relaxed);
+    listing
 }
 
 /// Captures the layout's first phase (Alopex: lsm.wal) before the top directory is listed
@@ -381,20 +386,10 @@ fn capture_first_phase(
     start: &mut dyn FnMut(),
 ) -> Result<Listing> {
     let first = |n: &[u8]| ctx.layout.phase(&join_rel("", n)) == 0;
-    let mut notes = Notes::default();
-    let root = match list(&at.path, &at.rel_path, 0, rules, &mut notes)? {
-        Listed::Entries(l) => l,
-        Listed::Vanished(e) | Listed::Unlisted(e) => {
-            return Err(Error::io("read directory", &at.path, e));
-        }
-    };
+    let (root, notes) = list_top(at, rules)?;
     start();
     if !root.files.iter().any(|(n, _)| first(n)) {
-        ctx.add_notes(notes);
-        ctx.counters
-            .skipped
-            .fetch_add(root.skipped, Ordering::Relaxed);
-        return Ok(root);
+        return Ok(keep_top(ctx, (root, notes)));
     }
     let early: Vec<(Vec<u8>, Option<Node>)> = pool.install(|| {
         root.files
@@ -413,7 +408,7 @@ fn capture_first_phase(
         .unwrap_or_else(PoisonError::into_inner)
         .extend(early);
     // The second listing's notes replace the first's.
-    list_top(ctx, at, rules)
+    Ok(keep_top(ctx, list_top(at, rules)?))
 }
 
 #[cfg(test)]

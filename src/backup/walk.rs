@@ -69,19 +69,14 @@ pub(crate) struct SubDir {
 impl Listing {
     /// Counts an entry that is not snapshotted, and says why.
     fn skip(&mut self, notes: &mut Notes, path: &Path, why: &str) {
-        notes
-            .warnings
-            .push(format!("skipped {}: {why}", path.display()));
+        notes.skipped(path, why);
         self.skipped += 1;
     }
 
     /// Counts an entry that could not be read, says why, and records it as unreadable.
     fn unreadable(&mut self, notes: &mut Notes, path: &Path, what: &str, err: &std::io::Error) {
-        self.skip(notes, path, &format!("{what} ({err})"));
-        notes.unreadable.push(Unreadable {
-            path: path.to_path_buf(),
-            error: format!("{what}: {err}"),
-        });
+        notes.unreadable(path, what, err);
+        self.skipped += 1;
     }
 }
 
@@ -94,6 +89,24 @@ pub(crate) const VANISHED: &str =
 pub(crate) struct Notes {
     pub warnings: Vec<String>,
     pub unreadable: Vec<Unreadable>,
+}
+
+impl Notes {
+    /// Says that `path` is not snapshotted, and why.
+    pub fn skipped(&mut self, path: &Path, why: &str) {
+        self.warnings
+            .push(format!("skipped {}: {why}", path.display()));
+    }
+
+    /// Says that `path` could not be read (`what` failed with `err`), and records it as
+    /// unreadable.
+    pub fn unreadable(&mut self, path: &Path, what: &str, err: &std::io::Error) {
+        self.skipped(path, &format!("{what} ({err})"));
+        self.unreadable.push(Unreadable {
+            path: path.to_path_buf(),
+            error: format!("{what}: {err}"),
+        });
+    }
 }
 
 /// How to walk: the patterns to leave out, and the source's device when the walk stays on it.
@@ -197,19 +210,8 @@ fn entry(dir: &mut Listing, rules: &WalkRules<'_>, notes: &mut Notes, path: &Pat
 /// and told (quietly when it vanished).
 pub(crate) fn not_listed(notes: &mut Notes, path: &Path, listed: &Listed) {
     match listed {
-        Listed::Vanished(_) => notes
-            .warnings
-            .push(format!("skipped {}: {VANISHED}", path.display())),
-        Listed::Unlisted(err) => {
-            notes.warnings.push(format!(
-                "skipped {}: cannot list it ({err})",
-                path.display()
-            ));
-            notes.unreadable.push(Unreadable {
-                path: path.to_path_buf(),
-                error: format!("cannot list it: {err}"),
-            });
-        }
+        Listed::Vanished(_) => notes.skipped(path, VANISHED),
+        Listed::Unlisted(err) => notes.unreadable(path, "cannot list it", err),
         Listed::Entries(_) => {}
     }
 }

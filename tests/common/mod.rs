@@ -282,6 +282,18 @@ pub fn assert_success(out: &Output, what: &str) {
     assert!(out.status.success(), "{what}: {}", stderr_of(out));
 }
 
+/// The steps `snapkeep bench` reports, in order.
+pub const BENCH_STEPS: [&str; 8] = [
+    "initial snapshot",
+    "no-change snapshot",
+    "snapshot after change",
+    "restore",
+    "verify --read-data",
+    "ls",
+    "diff",
+    "forget --prune",
+];
+
 /// The `key` strings of the elements of the JSON array `v` (e.g. the paths of `ls --json`);
 /// elements without one are left out.
 #[must_use]

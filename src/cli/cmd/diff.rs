@@ -64,7 +64,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn diff(repo: &Repository, from: &SnapshotId, to: &SnapshotId, out: &mut Changes) -> Result<()> {
     let (old, new) = (repo.load_snapshot(from)?.tree, repo.load_snapshot(to)?.tree);
     compare(repo, &old, &new, out)?;
-    out.error.take().map_or(Ok(()), Err)
+    Ok(())
 }
 
 /// The changes found so far: counts and sums in memory, the entries in temporary files.
@@ -80,8 +80,6 @@ struct Changes {
     all_files: bool,
     /// The widest type and size columns of the listing.
     widths: (usize, usize),
-    /// A spill write that failed (the walk cannot carry it; it is returned after).
-    error: Option<anyhow::Error>,
 }
 
 impl Changes {
@@ -102,12 +100,11 @@ impl Changes {
             removed_bytes: 0,
             all_files: true,
             widths: (0, 0),
-            error: None,
         })
     }
 
     /// Records one change of kind `k` (an index into [`KINDS`]).
-    fn record(&mut self, k: usize, entry: &Value) -> Result<()> {
+    fn record(&mut self, k: usize, entry: &Value) -> std::io::Result<()> {
         self.all_files &= entry.get("type").is_some_and(|t| t == "file");
         self.counts[k] += 1;
         if self.json {
@@ -126,32 +123,32 @@ impl Changes {
         Ok(())
     }
 
-    /// The documented JSON object, keys in order, the arrays copied from their files.
+    /// The documented JSON object, keys in order: each kind's array copied from its file,
+    /// the sums and snapshot ids between them where the key order puts them.
     fn write_json(self, from: &SnapshotId, to: &SnapshotId, out: &mut dyn Write) -> Result<()> {
-        let mut lists = Vec::with_capacity(KINDS.len());
-        for f in self.files {
-            lists.push(rewound(f)?);
-        }
-        let mut lists = lists.into_iter();
-        let mut array = |key: &str, out: &mut dyn Write| -> Result<()> {
-            write!(out, "\"{key}\":[")?;
-            let mut f = lists.next().expect("one file a kind");
-            std::io::copy(&mut f, out)?;
-            out.write_all(b"]")?;
-            Ok(())
+        let after = |key: &str| match key {
+            "added" => vec![
+                ("added_bytes", json!(self.added_bytes)),
+                ("from", json!(from.to_string())),
+            ],
+            "removed" => vec![
+                ("removed_bytes", json!(self.removed_bytes)),
+                ("to", json!(to.to_string())),
+            ],
+            _ => Vec::new(),
         };
         out.write_all(b"{")?;
-        array("added", out)?;
-        write!(out, ",\"added_bytes\":{},", self.added_bytes)?;
-        write!(out, "\"from\":{},", json!(from.to_string()))?;
-        array("metadata_changed", out)?;
-        out.write_all(b",")?;
-        array("modified", out)?;
-        out.write_all(b",")?;
-        array("removed", out)?;
-        write!(out, ",\"removed_bytes\":{},", self.removed_bytes)?;
-        write!(out, "\"to\":{},", json!(to.to_string()))?;
-        array("type_changed", out)?;
+        for (n, (f, (key, _))) in self.files.into_iter().zip(KINDS).enumerate() {
+            if n > 0 {
+                out.write_all(b",")?;
+            }
+            write!(out, "\"{key}\":[")?;
+            std::io::copy(&mut rewound(f)?, out)?;
+            out.write_all(b"]")?;
+            for (k, v) in after(key) {
+                write!(out, ",\"{k}\":{v}")?;
+            }
+        }
         out.write_all(b"}\n")?;
         Ok(())
     }
@@ -247,13 +244,16 @@ impl PairVisitor for Changes {
             }
             Pair::Both { .. } => None,
         };
-        if let Some((k, entry)) = change
-            && self.error.is_none()
-            && let Err(e) = self.record(k, &entry)
-        {
-            self.error = Some(e);
+        match change {
+            Some((k, entry)) => self.record(k, &entry).map_err(|e| {
+                snapkeep::Error::io(
+                    "write the diff's temporary file in",
+                    std::env::temp_dir(),
+                    e,
+                )
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
