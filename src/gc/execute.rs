@@ -20,7 +20,6 @@
 //! Must not: decide anything the plan did not (no pack is deleted, marked or put back here
 //! but as planned, the late rescue apart), or be called for a dry run.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::PruneReport;
@@ -35,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::format::gc::MarkRecord;
 use crate::format::index_file::BlobLocation;
 use crate::format::keys;
-use crate::id::{BlobId, PackId};
+use crate::id::{BlobId, IndexId, PackId};
 use crate::lock::LockGuard;
 use crate::pack::{PackWriter, check_blob_bytes};
 use crate::repository::Repository;
@@ -158,8 +157,11 @@ fn blob_bytes<'a>(
     })
 }
 
-/// Writes the new index file (kept entries, then moved blobs, then rescued entries, the first
-/// location of a blob winning) after a lock check, then deletes every other index file.
+/// Writes the new index files (kept entries, then moved blobs, then rescued entries, the
+/// first location of a blob winning) after a lock check, then deletes every other index
+/// file. The kept entries stream from the old files in id order and the new files are
+/// written one bounded part at a time; only the moved and rescued entries are sorted in
+/// memory.
 fn rewrite_index(
     backend: &dyn Backend,
     codec: &Codec,
@@ -167,15 +169,22 @@ fn rewrite_index(
     moved: Entries,
     guard: &LockGuard,
 ) -> Result<()> {
-    let mut fresh: HashMap<BlobId, _> = ix.kept;
-    for (id, loc) in moved.into_iter().chain(ix.rescued) {
-        fresh.entry(id).or_insert(loc);
-    }
+    let mut added: Entries = moved.into_iter().chain(ix.rescued).collect();
+    // A stable sort keeps moved entries before rescued ones of the same id: the first stays.
+    added.sort_by_key(|e| e.0);
+    added.dedup_by_key(|e| e.0);
     guard.check()?;
-    let new_id =
-        crate::index::write_index(backend, codec, fresh.into_iter().collect())?.map(|x| x.0);
+    let written: Vec<IndexId> = crate::index::write_sorted(
+        backend,
+        codec,
+        crate::index::union(ix.kept.entries(), added),
+        crate::index::ENTRIES_PER_FILE,
+    )?
+    .into_iter()
+    .map(|(id, _)| id)
+    .collect();
     for f in &ix.old_files {
-        if Some(*f) != new_id {
+        if !written.contains(f) {
             backend.delete(&keys::index(f))?;
         }
     }

@@ -27,15 +27,13 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use super::staging::{self, StagingPlan};
-use super::state::{Entries, Needs, State, Survey, read_state};
+use super::state::{Entries, Kept, Needs, State, Survey, read_state};
 use super::{MaxUnused, PruneOptions, PruneReport};
 use crate::clock::now_ns;
 use crate::error::Result;
 use crate::format::gc::{MarkRecord, MarkedPack};
-use crate::format::index_file::BlobLocation;
 use crate::format::pack::{ENTRY_LEN, FOOTER_LEN, HEADER};
 use crate::id::{BlobId, IndexId, PackId, SnapshotId};
-use crate::index::Index;
 use crate::lock::FoundLock;
 use crate::repository::Repository;
 
@@ -158,10 +156,12 @@ pub enum WaitReason {
 #[derive(Debug)]
 pub struct IndexRewrite {
     /// Entries that stay: the chosen location of every blob whose pack exists and stays.
-    pub kept: HashMap<BlobId, BlobLocation>,
+    pub kept: Kept,
     /// Trailer entries of rescued packs, sweep first; added after the moved blobs where the
     /// index lacks the blob.
     pub rescued: Entries,
+    /// How many entries the new files hold (kept, moved and rescued, each id once).
+    pub entries: u64,
     /// The index files read: deleted once the new one is written.
     pub old_files: Vec<IndexId>,
 }
@@ -269,7 +269,7 @@ impl GcPlan {
         report.pack_bytes_after = bytes + new_bytes;
         report.index_files_after = match &self.index {
             None => report.index_files_before,
-            Some(ix) => u64::from(!ix.kept.is_empty() || !ix.rescued.is_empty() || new_packs > 0),
+            Some(ix) => index_files_for(ix.entries),
         };
         if let Some(s) = &self.staging {
             staging::forecast(s, report);
@@ -393,7 +393,6 @@ fn decide(
         .filter(|(p, _)| !deleting.contains(p))
         .map(|(_, size)| *size)
         .collect();
-    drop(needs);
     let mut plan = GcPlan {
         first,
         before: Before {
@@ -422,7 +421,7 @@ fn decide(
         .flat_map(|(_, m)| m.packs.iter().map(|p| p.id))
         .chain(new_mark.iter().map(|p| p.id))
         .collect();
-    plan.index = index_rewrite(st.entries, &st.listed, &st.index, &new_mark, rescued);
+    plan.index = index_rewrite(&st, &new_mark, rescued, &plan);
     plan.notes = st.notes;
     plan.record_ids = st.record_ids;
     plan
@@ -504,10 +503,8 @@ fn mark(
         .map(|p| p.id)
         .collect();
     let mut live: HashMap<PackId, u64> = HashMap::new();
-    for (id, loc) in &st.entries {
-        if st.reachable.contains(id) {
-            *live.entry(loc.pack).or_default() += u64::from(loc.length);
-        }
+    for c in st.chosen().filter(|c| c.reachable) {
+        *live.entry(c.location.pack).or_default() += u64::from(c.location.length);
     }
     let mut plans = Vec::new();
     let mut kept: Vec<(PackId, u64, u64)> = Vec::new(); // (pack, blob bytes, live bytes)
@@ -586,35 +583,52 @@ fn live_blobs_of(st: &State, packs: &HashSet<PackId>) -> HashMap<PackId, Entries
     if packs.is_empty() {
         return by_pack;
     }
-    for (id, loc) in &st.entries {
-        if packs.contains(&loc.pack) && st.reachable.contains(id) {
-            by_pack.entry(loc.pack).or_default().push((*id, *loc));
+    for c in st.chosen() {
+        if c.reachable && packs.contains(&c.location.pack) {
+            by_pack
+                .entry(c.location.pack)
+                .or_default()
+                .push((c.id, c.location));
         }
     }
     by_pack
 }
 
-/// The new index file, when packs leave the index (`leaving`: the new mark) or rescued
-/// entries come back; `None` when the index stays as it is.
+/// The new index files, when packs leave the index (`leaving`: the new mark) or rescued
+/// entries come back; `None` when the index stays as it is. The repacks of `plan` are
+/// counted among the entries the new files hold.
 fn index_rewrite(
-    entries: HashMap<BlobId, BlobLocation>,
-    listed: &HashMap<PackId, u64>,
-    index: &Index,
+    st: &State,
     leaving: &[MarkedPack],
     rescued: Entries,
+    plan: &GcPlan,
 ) -> Option<IndexRewrite> {
     if leaving.is_empty() && rescued.is_empty() {
         return None;
     }
-    let leaving: HashSet<PackId> = leaving.iter().map(|p| p.id).collect();
     // Entries of packs that are gone go too (a rescued copy may replace them).
-    let kept = entries
-        .into_iter()
-        .filter(|(_, l)| !leaving.contains(&l.pack) && listed.contains_key(&l.pack))
+    let leaving: HashSet<PackId> = leaving.iter().map(|p| p.id).collect();
+    let kept = Kept::new(st, leaving);
+    // Moved blobs were chosen in packs that leave, so none is kept; a rescued entry adds
+    // an id only where neither holds it.
+    let moved: HashSet<BlobId> = plan
+        .repacks()
+        .flat_map(|(_, blobs)| blobs.iter().map(|(id, _)| *id))
         .collect();
+    let mut seen = HashSet::new();
+    let rescued_new = rescued
+        .iter()
+        .filter(|(id, _)| !moved.contains(id) && !kept.holds(id) && seen.insert(*id))
+        .count() as u64;
     Some(IndexRewrite {
+        entries: kept.count + moved.len() as u64 + rescued_new,
         kept,
         rescued,
-        old_files: index.files().iter().map(|f| f.id()).collect(),
+        old_files: st.index.files().iter().map(|f| f.id()).collect(),
     })
+}
+
+/// How many index files `entries` entries are written as.
+fn index_files_for(entries: u64) -> u64 {
+    entries.div_ceil(crate::index::ENTRIES_PER_FILE as u64)
 }

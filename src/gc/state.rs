@@ -25,12 +25,13 @@ use crate::error::{Error, Result};
 use crate::format::gc::{LockKind, MarkRecord};
 use crate::format::index_file::BlobLocation;
 use crate::format::keys;
+use crate::format::manifest::{Node, NodeKind, Tree};
 use crate::id::{AsBlob, BlobId, PackId, SnapshotId, TreeId};
-use crate::index::Index;
+use crate::index::{BlobSet, Index, Merged, Occurrence};
 use crate::lock::{self, FoundLock};
 use crate::pack::{location, read_pack_entries};
 use crate::repository::Repository;
-use crate::walk::{Located, Reachable, Walker};
+use crate::walk::{Located, Reachable, Step, TreePath, Visitor, Walker};
 
 /// Index entries: blob ids with their locations.
 pub type Entries = Vec<(BlobId, BlobLocation)>;
@@ -98,11 +99,10 @@ pub fn survey(backend: &dyn Backend, stale_after: Duration) -> Result<Survey> {
     })
 }
 
-/// The state one pass decides on.
+/// The state one pass decides on. Per-blob state is kept by index position (bits), never in
+/// maps by id: memory follows the index files, not the number of blobs.
 pub struct State {
     pub index: Index,
-    /// One location per blob id, preferring packs that exist.
-    pub entries: HashMap<BlobId, BlobLocation>,
     pub indexed_packs: HashSet<PackId>,
     /// Index entries naming each pack (its trailer size follows from it).
     pub entry_counts: HashMap<PackId, u64>,
@@ -110,11 +110,109 @@ pub struct State {
     pub listed: HashMap<PackId, u64>,
     /// Trailers of packs no index file names (marked or not), or why they cannot be read.
     pub trailers: HashMap<PackId, std::result::Result<Entries, String>>,
-    pub reachable: Reachable,
+    /// R: every tree and chunk the records reach.
+    pub reachable: BlobSet,
+    /// The blobs of R that no listed pack the index names holds (they live, if anywhere,
+    /// in marked or unindexed packs).
+    pub missing: HashSet<BlobId>,
     pub record_ids: HashSet<SnapshotId>,
     pub snapshots: u64,
     /// Remarks on what was read (names that are no pack names, dangling index entries).
     pub notes: Vec<String>,
+}
+
+impl State {
+    /// Every id of the index once, in id order, with its chosen location (one per id, a
+    /// listed pack preferred) and the place R's bits keep it: a streaming merge of the
+    /// index files.
+    pub fn chosen(&self) -> impl Iterator<Item = Chosen> + '_ {
+        Merged::new(self.index.files()).map(|(id, found)| Chosen {
+            id,
+            location: choose(&found, &self.listed).location,
+            reachable: self.reachable.contains_at(found[0].file, found[0].position),
+        })
+    }
+}
+
+/// The entries of an index that stay when some packs leave it: the chosen location of every
+/// id whose pack is listed and not leaving, streamed in id order from the index files.
+pub struct Kept {
+    files: Vec<std::sync::Arc<crate::index::IndexFile>>,
+    listed: HashMap<PackId, u64>,
+    leaving: HashSet<PackId>,
+    /// How many entries stay.
+    pub count: u64,
+}
+
+impl Kept {
+    /// What stays of `st`'s index when the packs of `leaving` leave it.
+    pub fn new(st: &State, leaving: HashSet<PackId>) -> Self {
+        let mut kept = Kept {
+            files: st.index.files().to_vec(),
+            listed: st.listed.clone(),
+            leaving,
+            count: 0,
+        };
+        kept.count = kept.entries().count() as u64;
+        kept
+    }
+
+    /// Whether `id` stays (its chosen location is in a pack that stays).
+    pub fn holds(&self, id: &BlobId) -> bool {
+        let found: Vec<Occurrence> = self
+            .files
+            .iter()
+            .enumerate()
+            .filter_map(|(n, f)| {
+                let i = f.position(id)?;
+                let (_, location) = f.entry_at(i)?;
+                Some(Occurrence {
+                    file: n,
+                    position: i,
+                    location,
+                })
+            })
+            .collect();
+        !found.is_empty() && self.stays(&found).is_some()
+    }
+
+    /// The chosen location of an id found at `found`, when it stays.
+    fn stays(&self, found: &[Occurrence]) -> Option<BlobLocation> {
+        let l = choose(found, &self.listed).location;
+        (self.listed.contains_key(&l.pack) && !self.leaving.contains(&l.pack)).then_some(l)
+    }
+
+    /// The entries that stay, in id order.
+    pub fn entries(&self) -> impl Iterator<Item = (BlobId, BlobLocation)> + '_ {
+        Merged::new(&self.files).filter_map(|(id, found)| self.stays(&found).map(|l| (id, l)))
+    }
+}
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Kept({} entries of {} index files)",
+            self.count,
+            self.files.len()
+        )
+    }
+}
+
+/// One id of the index with its chosen location, and whether R holds it.
+#[derive(Clone, Copy, Debug)]
+pub struct Chosen {
+    pub id: BlobId,
+    pub location: BlobLocation,
+    pub reachable: bool,
+}
+
+/// The occurrence of an id that counts: the first in a listed pack, else the last.
+fn choose<'a>(found: &'a [Occurrence], listed: &HashMap<PackId, u64>) -> &'a Occurrence {
+    found
+        .iter()
+        .find(|o| listed.contains_key(&o.location.pack))
+        .unwrap_or(&found[found.len() - 1])
 }
 
 /// Reads records (all but those of `forgotten`), index, packs and trailers, and computes R.
@@ -141,7 +239,7 @@ pub fn read_state(repo: &Repository, forgotten: &[SnapshotId]) -> Result<State> 
     }
     let mut notes = Vec::new();
     let listed = list_packs(backend, &mut notes)?;
-    let (entries, indexed_packs, entry_counts) = chosen_entries(&index, &listed, &mut notes);
+    let (indexed_packs, entry_counts) = count_entries(&index, &listed, &mut notes);
     let trailers = read_trailers(backend, codec, &listed, &indexed_packs);
     let mut extra: HashMap<BlobId, BlobLocation> = HashMap::new();
     for es in trailers.values().flatten() {
@@ -150,25 +248,44 @@ pub fn read_state(repo: &Repository, forgotten: &[SnapshotId]) -> Result<State> 
         }
     }
     let roots: Vec<(TreeId, SnapshotId)> = records.iter().map(|r| (r.tree, r.id)).collect();
-    let reachable = reachable_from(backend, codec, &roots, |id| {
-        entries
-            .get(id)
-            .filter(|l| listed.contains_key(&l.pack))
-            .or_else(|| extra.get(id))
-            .copied()
-    })?;
-    Ok(State {
+    let mut reachable = Marking(BlobSet::over(&index));
+    walk_roots(
+        backend,
+        codec,
+        &roots,
+        |id| {
+            index
+                .files()
+                .iter()
+                .find_map(|f| f.get(id).filter(|l| listed.contains_key(&l.pack)))
+                .or_else(|| extra.get(id).copied())
+        },
+        &mut reachable,
+    )?;
+    let mut st = State {
         index,
-        entries,
         indexed_packs,
         entry_counts,
         listed,
         trailers,
-        reachable,
+        reachable: reachable.0,
+        missing: HashSet::new(),
         record_ids: records.iter().map(|r| r.id).collect(),
         snapshots: records.len() as u64,
         notes,
-    })
+    };
+    let missing = st
+        .reachable
+        .unindexed()
+        .copied()
+        .chain(
+            st.chosen()
+                .filter(|c| c.reachable && !st.listed.contains_key(&c.location.pack))
+                .map(|c| c.id),
+        )
+        .collect();
+    st.missing = missing;
+    Ok(st)
 }
 
 /// The packs under `data/` with their sizes; other names are noted and left alone.
@@ -190,43 +307,29 @@ fn list_packs(backend: &dyn Backend, notes: &mut Vec<String>) -> Result<HashMap<
     Ok(listed)
 }
 
-/// One location per blob (an existing pack preferred), the packs the index names, and how
-/// many entries name each.
-fn chosen_entries(
+/// The packs the index names and how many entries name each; a note when chosen entries
+/// name packs that do not exist.
+fn count_entries(
     index: &Index,
     listed: &HashMap<PackId, u64>,
     notes: &mut Vec<String>,
-) -> (
-    HashMap<BlobId, BlobLocation>,
-    HashSet<PackId>,
-    HashMap<PackId, u64>,
-) {
-    let mut entries: HashMap<BlobId, BlobLocation> = HashMap::new();
+) -> (HashSet<PackId>, HashMap<PackId, u64>) {
     let mut indexed_packs = HashSet::new();
     let mut entry_counts: HashMap<PackId, u64> = HashMap::new();
-    for f in index.files() {
-        for e in f.entries() {
-            let Ok((id, loc)) = e else { continue };
-            indexed_packs.insert(loc.pack);
-            *entry_counts.entry(loc.pack).or_default() += 1;
-            match entries.get(&id) {
-                Some(old) if listed.contains_key(&old.pack) => {}
-                _ => {
-                    entries.insert(id, loc);
-                }
-            }
+    let mut dangling = 0u64;
+    for (_, found) in Merged::new(index.files()) {
+        for o in &found {
+            indexed_packs.insert(o.location.pack);
+            *entry_counts.entry(o.location.pack).or_default() += 1;
         }
+        dangling += u64::from(!listed.contains_key(&choose(&found, listed).location.pack));
     }
-    let dangling = entries
-        .values()
-        .filter(|loc| !listed.contains_key(&loc.pack))
-        .count();
     if dangling > 0 {
         notes.push(format!(
             "{dangling} index entries name packs that do not exist; run 'snapkeep verify' and 'snapkeep repair index'"
         ));
     }
-    (entries, indexed_packs, entry_counts)
+    (indexed_packs, entry_counts)
 }
 
 /// The trailers of the listed packs no index file names (read in parallel).
@@ -261,6 +364,20 @@ pub fn reachable_from(
     roots: &[(TreeId, SnapshotId)],
     locate: impl Fn(&BlobId) -> Option<BlobLocation>,
 ) -> Result<Reachable> {
+    let mut reachable = Reachable::default();
+    walk_roots(backend, codec, roots, locate, &mut reachable)?;
+    Ok(reachable)
+}
+
+/// Walks every tree reachable from `roots` (root tree, snapshot) once, trees located by
+/// `locate`, telling `v`.
+fn walk_roots(
+    backend: &dyn Backend,
+    codec: &Codec,
+    roots: &[(TreeId, SnapshotId)],
+    locate: impl Fn(&BlobId) -> Option<BlobLocation>,
+    v: &mut dyn Visitor,
+) -> Result<()> {
     let snapshot = std::cell::Cell::new(None::<SnapshotId>);
     let source = Located {
         backend,
@@ -276,18 +393,36 @@ pub fn reachable_from(
         },
     };
     let mut walker = Walker::once(&source);
-    let mut reachable = Reachable::default();
     for (root, snap) in roots {
         snapshot.set(Some(*snap));
-        walker.walk(root, "", &mut reachable)?;
+        walker.walk(root, "", v)?;
     }
-    Ok(reachable)
+    Ok(())
+}
+
+/// R as a walk builds it: every tree and chunk met goes into the set.
+struct Marking(BlobSet);
+
+impl Visitor for Marking {
+    fn tree(&mut self, _: &TreePath, id: &TreeId, _: &Tree) -> Result<Step> {
+        self.0.insert(id);
+        Ok(Step::Enter)
+    }
+
+    fn node(&mut self, _: &TreePath, node: &Node) -> Result<Step> {
+        if let NodeKind::File { chunks, .. } = &node.kind {
+            for c in chunks {
+                self.0.insert(&c.id);
+            }
+        }
+        Ok(Step::Enter)
+    }
 }
 
 /// Which packs R may need: those that may hold a reachable blob the index lacks (it lives
 /// only in marked or unindexed packs).
 pub struct Needs<'a> {
-    missing: HashSet<BlobId>,
+    missing: &'a HashSet<BlobId>,
     /// Every missing blob is in a readable trailer.
     accounted: bool,
     trailers: &'a HashMap<PackId, std::result::Result<Entries, String>>,
@@ -295,24 +430,15 @@ pub struct Needs<'a> {
 
 impl<'a> Needs<'a> {
     pub fn new(st: &'a State) -> Self {
-        let missing: HashSet<BlobId> = st
-            .reachable
-            .blobs()
-            .filter(|id| {
-                !st.entries
-                    .get(id)
-                    .is_some_and(|l| st.listed.contains_key(&l.pack))
-            })
-            .collect();
         let in_trailers: HashSet<BlobId> = st
             .trailers
             .values()
             .flatten()
             .flat_map(|es| es.iter().map(|(id, _)| *id))
             .collect();
-        let accounted = missing.iter().all(|id| in_trailers.contains(id));
+        let accounted = st.missing.iter().all(|id| in_trailers.contains(id));
         Needs {
-            missing,
+            missing: &st.missing,
             accounted,
             trailers: &st.trailers,
         }

@@ -24,6 +24,11 @@ use crate::format::index_file::{self, BlobLocation, IndexLayout};
 use crate::format::keys;
 use crate::id::{AsBlob, BlobId, IndexId, PackId};
 
+mod merged;
+mod set;
+pub use merged::{ENTRIES_PER_FILE, Merged, Occurrence, union, write_sorted};
+pub use set::BlobSet;
+
 enum Bytes {
     Mapped(memmap2::Mmap),
     Owned(Vec<u8>),
@@ -48,6 +53,9 @@ pub struct IndexFile {
     /// Whether the stored file is sealed (its name was checked against the stored bytes
     /// when it was opened; `bytes` are the plaintext).
     sealed: bool,
+    /// The first and last ids of the file (`None` when empty): a lookup outside them is not
+    /// searched (the files a merge writes hold disjoint ranges of ids).
+    range: Option<(BlobId, BlobId)>,
 }
 
 impl IndexFile {
@@ -67,12 +75,7 @@ impl IndexFile {
             }
             let plain = codec.open_vec(SealKind::Index, b"", stored, &object)?;
             let layout = IndexLayout::parse(&plain, &object)?;
-            return Ok(IndexFile {
-                id,
-                bytes: Bytes::Owned(plain),
-                layout,
-                sealed: true,
-            });
+            return Ok(IndexFile::new(id, Bytes::Owned(plain), layout, true));
         }
         let bytes = match backend.local_path(&key) {
             Some(path) => {
@@ -93,12 +96,23 @@ impl IndexFile {
             None => Bytes::Owned(backend.get(&key)?),
         };
         let layout = IndexLayout::parse(&bytes, &format!("index file {id}"))?;
-        Ok(IndexFile {
+        Ok(IndexFile::new(id, bytes, layout, false))
+    }
+
+    fn new(id: IndexId, bytes: Bytes, layout: IndexLayout, sealed: bool) -> Self {
+        let range = (!layout.is_empty()).then(|| {
+            (
+                layout.id_at(&bytes, 0),
+                layout.id_at(&bytes, layout.len() - 1),
+            )
+        });
+        IndexFile {
             id,
             bytes,
             layout,
-            sealed: false,
-        })
+            sealed,
+            range,
+        }
     }
 
     /// The file's id.
@@ -122,22 +136,40 @@ impl IndexFile {
     /// Looks an id up.
     #[must_use]
     pub fn get(&self, id: &impl AsBlob) -> Option<BlobLocation> {
-        let id = &id.blob();
-        let i = self.layout.find(&self.bytes, id)?;
-        self.layout.entry_at(&self.bytes, i).map(|(_, l)| l)
+        let i = self.position(id)?;
+        self.entry_at(i).map(|(_, l)| l)
     }
 
-    /// The position of `id` among this file's entries (id order).
+    /// The position of `id` among this file's entries (id order), when its entry decodes.
     #[must_use]
     pub fn position(&self, id: &impl AsBlob) -> Option<usize> {
-        self.layout.find(&self.bytes, &id.blob())
+        let id = id.blob();
+        let (first, last) = self.range?;
+        if id < first || id > last {
+            return None;
+        }
+        self.layout
+            .find(&self.bytes, &id)
+            .filter(|&i| self.entry_at(i).is_some())
+    }
+
+    /// The id at position `i` (`i < len`).
+    #[must_use]
+    pub fn id_at(&self, i: usize) -> BlobId {
+        self.layout.id_at(&self.bytes, i)
+    }
+
+    /// The entry at position `i` (`i < len`); `None` when it does not decode.
+    #[must_use]
+    pub fn entry_at(&self, i: usize) -> Option<(BlobId, BlobLocation)> {
+        self.layout.entry_at(&self.bytes, i)
     }
 
     /// Every entry in id order; entries that do not decode are reported as `Err(position)`.
     pub fn entries(
         &self,
     ) -> impl Iterator<Item = std::result::Result<(BlobId, BlobLocation), usize>> + '_ {
-        (0..self.layout.len()).map(move |i| self.layout.entry_at(&self.bytes, i).ok_or(i))
+        (0..self.layout.len()).map(move |i| self.entry_at(i).ok_or(i))
     }
 
     /// Checks the whole file against its footer checksum and its name.
@@ -320,29 +352,38 @@ pub fn write_index(
     Ok(Some((id, bytes.len() as u64)))
 }
 
-/// Replaces the listed index files by one merged file when there are at least `threshold`.
-/// The merged file is written before any old file is deleted, so a concurrent reader always
-/// finds every entry in one of them. Returns the new id when a merge happened.
+/// Merges the index files that are not full (fewer than [`ENTRIES_PER_FILE`] entries) when
+/// there are at least `threshold` of them, streaming them in id order into as few files as
+/// hold them (full files are left as they are, so a large repository is not rewritten after
+/// every snapshot). The merged files are written before any old file is deleted, so a
+/// concurrent reader always finds every entry in one of them. Returns the files written.
 pub fn merge(
     backend: &dyn Backend,
     codec: &Codec,
     index: &Index,
     threshold: usize,
-) -> Result<Option<IndexId>> {
-    if index.files.len() < threshold.max(2) {
-        return Ok(None);
+) -> Result<Vec<IndexId>> {
+    let small: Vec<Arc<IndexFile>> = index
+        .files
+        .iter()
+        .filter(|f| f.len() < ENTRIES_PER_FILE)
+        .cloned()
+        .collect();
+    if small.len() < threshold.max(2) {
+        return Ok(Vec::new());
     }
-    for f in &index.files {
+    for f in &small {
         f.check()?;
     }
-    let entries: Vec<_> = index.all_entries().into_iter().collect();
-    let Some((id, _)) = write_index(backend, codec, entries)? else {
-        return Ok(None);
-    };
-    for f in &index.files {
-        if f.id != id {
+    let entries = Merged::new(&small).map(|(id, found)| (id, found[0].location));
+    let written: Vec<IndexId> = write_sorted(backend, codec, entries, ENTRIES_PER_FILE)?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    for f in &small {
+        if !written.contains(&f.id) {
             backend.delete(&keys::index(&f.id))?;
         }
     }
-    Ok(Some(id))
+    Ok(written)
 }
