@@ -19,7 +19,7 @@ use crate::format::index_file::BlobLocation;
 use crate::format::keys;
 use crate::format::manifest::SnapshotRecord;
 use crate::id::{AsBlob, BlobId, SnapshotId, TreeId};
-use crate::index::{Index, write_index};
+use crate::index::{ENTRIES_PER_FILE, Index, write_index, write_sorted};
 use crate::lock::LockGuard;
 use crate::pack::SealedBlob;
 use crate::repository::Repository;
@@ -51,15 +51,24 @@ impl<'a> Commit<'a> {
         }
     }
 
-    /// Writes the index file that names the job's own blobs; returns its size (0 when the job
-    /// stored nothing).
+    /// Writes the index files that name the job's own blobs; returns their size (0 when the
+    /// job stored nothing). The blobs are put in id order through a list of positions, and the
+    /// files are written one bounded part at a time: no copy of every entry is made.
     pub fn index_packs(&self) -> Result<u64> {
-        let entries: Vec<_> = self.sealed.iter().map(|s| (s.id, s.loc)).collect();
+        let mut order: Vec<usize> = (0..self.sealed.len()).collect();
+        order.sort_unstable_by_key(|&i| self.sealed[i].id);
+        order.dedup_by_key(|i| self.sealed[*i].id);
+        let entries = order
+            .iter()
+            .map(|&i| (self.sealed[i].id, self.sealed[i].loc));
         self.lock.check()?;
-        Ok(
-            write_index(self.repo.backend().as_ref(), self.repo.codec(), entries)?
-                .map_or(0, |(_, len)| len),
-        )
+        let written = write_sorted(
+            self.repo.backend().as_ref(),
+            self.repo.codec(),
+            entries,
+            ENTRIES_PER_FILE,
+        )?;
+        Ok(written.iter().map(|(_, len)| len).sum())
     }
 
     /// Writes a new snapshot record, the commit point; returns its size. A record that exists

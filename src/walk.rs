@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::format::index_file::BlobLocation;
 use crate::format::manifest::{Node, NodeKind, Tree};
 use crate::id::{AsBlob, BlobId, ChunkId, TreeId};
+use crate::index::{BlobSet, Index};
 
 /// The deepest nesting of directories a snapshot may hold (a snapshot refuses deeper sources,
 /// and every walk stops there).
@@ -438,6 +439,80 @@ impl Visitor for Reachable {
     fn node(&mut self, _: &TreePath, node: &Node) -> Result<Step> {
         if let NodeKind::File { chunks, .. } = &node.kind {
             self.chunks.extend(chunks.iter().map(|c| c.id));
+        }
+        Ok(Step::Enter)
+    }
+}
+
+/// Every tree and chunk some roots reach, kept as bits over the entries of an index
+/// ([`BlobSet`]): what walks over a whole repository keep instead of [`Reachable`]'s sets.
+pub struct ReachableBits {
+    pub trees: BlobSet,
+    pub chunks: BlobSet,
+}
+
+impl ReachableBits {
+    /// Nothing reached yet, over the entries of `index`.
+    #[must_use]
+    pub fn over(index: &Index) -> Self {
+        ReachableBits {
+            trees: BlobSet::over(index),
+            chunks: BlobSet::over(index),
+        }
+    }
+
+    /// What `roots` reach, trees loaded from `source`, bits over `index`; the first tree that
+    /// cannot be loaded stops it with its error.
+    pub fn of(
+        source: &dyn TreeSource,
+        index: &Index,
+        roots: impl IntoIterator<Item = TreeId>,
+    ) -> Result<Self> {
+        let mut out = ReachableBits::over(index);
+        let mut walker = Walker::once(source);
+        for root in roots {
+            walker.walk(&root, "", &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Whether the id of entry `position` of index file `file` is reached (see
+    /// [`BlobSet::contains_at`]).
+    #[must_use]
+    pub fn contains_at(&self, file: usize, position: usize) -> bool {
+        self.trees.contains_at(file, position) || self.chunks.contains_at(file, position)
+    }
+
+    /// The reached blobs the index lacks.
+    pub fn unindexed(&self) -> impl Iterator<Item = &BlobId> {
+        self.trees.unindexed().chain(self.chunks.unindexed())
+    }
+
+    /// How many trees and chunks are reached (a blob both a tree and a chunk counts twice,
+    /// which distinct hashes of tree and chunk bytes make a theoretical case).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.trees.len() + self.chunks.len()
+    }
+
+    /// Whether nothing is reached.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Visitor for ReachableBits {
+    fn tree(&mut self, _: &TreePath, id: &TreeId, _: &Tree) -> Result<Step> {
+        self.trees.insert(id);
+        Ok(Step::Enter)
+    }
+
+    fn node(&mut self, _: &TreePath, node: &Node) -> Result<Step> {
+        if let NodeKind::File { chunks, .. } = &node.kind {
+            for c in chunks {
+                self.chunks.insert(&c.id);
+            }
         }
         Ok(Step::Enter)
     }

@@ -307,6 +307,11 @@ fn commit(
     let (repo, progress) = (ctx.repo, ctx.progress);
     progress.phase(Phase::Commit, 0, 0);
     let sealed = ctx.writer.finish()?;
+    // Nothing is claimed after the last pack: the set of blobs in flight goes before the
+    // index is written.
+    for shard in &ctx.inflight {
+        std::mem::take(&mut *shard.lock().unwrap_or_else(PoisonError::into_inner));
+    }
     // The last safe point: after it the index and the record are written.
     if progress.is_cancelled() {
         return Err(Error::Cancelled);

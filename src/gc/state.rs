@@ -25,13 +25,12 @@ use crate::error::{Error, Result};
 use crate::format::gc::{LockKind, MarkRecord};
 use crate::format::index_file::BlobLocation;
 use crate::format::keys;
-use crate::format::manifest::{Node, NodeKind, Tree};
 use crate::id::{AsBlob, BlobId, PackId, SnapshotId, TreeId};
-use crate::index::{BlobSet, Index, Merged, Occurrence};
+use crate::index::{Index, Merged, Occurrence};
 use crate::lock::{self, FoundLock};
 use crate::pack::{location, read_pack_entries};
 use crate::repository::Repository;
-use crate::walk::{Located, Reachable, Step, TreePath, Visitor, Walker};
+use crate::walk::{Located, Reachable, ReachableBits, Visitor, Walker};
 
 /// Index entries: blob ids with their locations.
 pub type Entries = Vec<(BlobId, BlobLocation)>;
@@ -111,7 +110,7 @@ pub struct State {
     /// Trailers of packs no index file names (marked or not), or why they cannot be read.
     pub trailers: HashMap<PackId, std::result::Result<Entries, String>>,
     /// R: every tree and chunk the records reach.
-    pub reachable: BlobSet,
+    pub reachable: ReachableBits,
     /// The blobs of R that no listed pack the index names holds (they live, if anywhere,
     /// in marked or unindexed packs).
     pub missing: HashSet<BlobId>,
@@ -248,7 +247,7 @@ pub fn read_state(repo: &Repository, forgotten: &[SnapshotId]) -> Result<State> 
         }
     }
     let roots: Vec<(TreeId, SnapshotId)> = records.iter().map(|r| (r.tree, r.id)).collect();
-    let mut reachable = Marking(BlobSet::over(&index));
+    let mut reachable = ReachableBits::over(&index);
     walk_roots(
         backend,
         codec,
@@ -268,7 +267,7 @@ pub fn read_state(repo: &Repository, forgotten: &[SnapshotId]) -> Result<State> 
         entry_counts,
         listed,
         trailers,
-        reachable: reachable.0,
+        reachable,
         missing: HashSet::new(),
         record_ids: records.iter().map(|r| r.id).collect(),
         snapshots: records.len() as u64,
@@ -398,25 +397,6 @@ fn walk_roots(
         walker.walk(root, "", v)?;
     }
     Ok(())
-}
-
-/// R as a walk builds it: every tree and chunk met goes into the set.
-struct Marking(BlobSet);
-
-impl Visitor for Marking {
-    fn tree(&mut self, _: &TreePath, id: &TreeId, _: &Tree) -> Result<Step> {
-        self.0.insert(id);
-        Ok(Step::Enter)
-    }
-
-    fn node(&mut self, _: &TreePath, node: &Node) -> Result<Step> {
-        if let NodeKind::File { chunks, .. } = &node.kind {
-            for c in chunks {
-                self.0.insert(&c.id);
-            }
-        }
-        Ok(Step::Enter)
-    }
 }
 
 /// Which packs R may need: those that may hold a reachable blob the index lacks (it lives

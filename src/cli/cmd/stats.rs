@@ -8,7 +8,8 @@ use anyhow::Result;
 use serde_json::{Value, json};
 
 use snapkeep::format::keys;
-use snapkeep::walk::Reachable;
+use snapkeep::index::Merged;
+use snapkeep::walk::ReachableBits;
 use snapkeep::{PackId, Repository, SnapshotId};
 
 use crate::cli::args::FilterArgs;
@@ -93,14 +94,19 @@ fn stats(repo: &Repository, only: Option<&HashSet<SnapshotId>>) -> Result<Value>
         .filter(|r| only.is_none_or(|ids| ids.contains(&r.id)))
         .collect();
     let logical = selected.iter().map(|r| r.summary.bytes).sum::<u64>();
-    let reach = Reachable::of(repo, selected.iter().map(|r| r.tree))?;
+    // What the snapshots reach, as bits over the index; the index read once in id order.
     let index = repo.index();
-    let all = index.all_entries();
-    let (mut raw, mut stored, mut unused_stored) = (0u64, 0u64, 0u64);
+    let reach = ReachableBits::of(repo, &index, selected.iter().map(|r| r.tree))?;
+    let (mut raw, mut stored, mut unused_stored, mut entries) = (0u64, 0u64, 0u64, 0u64);
     let mut per_pack: HashMap<PackId, u64> = HashMap::new();
-    for (id, loc) in &all {
-        if reach.contains(id) {
-            if reach.is_chunk(id) {
+    let mut indexed: HashSet<PackId> = HashSet::new();
+    for (_, found) in Merged::new(index.files()) {
+        // The first file's entry, as lookups find it.
+        let (o, loc) = (found[0], found[0].location);
+        entries += 1;
+        indexed.insert(loc.pack);
+        if reach.contains_at(o.file, o.position) {
+            if reach.chunks.contains_at(o.file, o.position) {
                 raw += u64::from(loc.raw_length);
             }
             stored += u64::from(loc.length);
@@ -111,7 +117,6 @@ fn stats(repo: &Repository, only: Option<&HashSet<SnapshotId>>) -> Result<Value>
     }
     let packs = repo.backend().list(keys::Kind::Pack.prefix())?;
     let pack_bytes: u64 = packs.iter().map(|o| o.size).sum();
-    let indexed: HashSet<PackId> = all.values().map(|l| l.pack).collect();
     let unindexed_bytes: u64 = packs
         .iter()
         .filter(|o| {
@@ -137,10 +142,10 @@ fn stats(repo: &Repository, only: Option<&HashSet<SnapshotId>>) -> Result<Value>
         "dedup_ratio": ratio(logical, raw),
         "compression_ratio": ratio(raw, stored),
         "chunks": reach.chunks.len(),
-        "trees": reach.len() - reach.chunks.len(),
+        "trees": reach.trees.len(),
         "packs": if only.is_some() { per_pack.len() } else { packs.len() },
         "repository_pack_bytes": pack_bytes,
-        "index_entries": all.len(),
+        "index_entries": entries,
         "reclaimable_bytes": reclaimable,
     }))
 }
