@@ -1,6 +1,8 @@
-//! The one place that memory-maps files: index files.
+//! The one place that memory-maps files: index files, and the plaintext of sealed index files
+//! spilled to an unlinked temporary file.
 //!
-//! Invariant: only immutable files are mapped (index files never change once written). Source
+//! Invariant: only immutable files are mapped (index files never change once written, and a
+//! spilled file is written once before it is mapped and never named). Source
 //! files are never mapped: a live database rewrites them in place, and a chunk must be hashed
 //! and stored from one copy of its bytes (see `source`).
 #![expect(
@@ -10,11 +12,32 @@
 
 use std::fs::File;
 
-use memmap2::{Mmap, MmapOptions};
+use std::io::Write;
+
+use memmap2::{Mmap, MmapOptions, UncheckedAdvice};
 
 /// Maps a whole immutable file read-only.
 pub fn map_immutable(file: &File) -> std::io::Result<Mmap> {
     // SAFETY: index files are written once under a content-addressed name and never modified
     // in place; deletion (by merge or prune) unlinks the name, which leaves this mapping valid.
     unsafe { MmapOptions::new().map(file) }
+}
+
+/// Writes `bytes` to an unlinked temporary file (in `TMPDIR`) and maps it: the bytes leave the
+/// heap for the page cache, and only the pages in use count as this process's memory.
+pub fn spill(bytes: Vec<u8>) -> std::io::Result<Mmap> {
+    let mut file = tempfile::tempfile()?;
+    file.write_all(&bytes)?;
+    drop(bytes);
+    map_immutable(&file)
+}
+
+/// Drops the pages of `map` from this process's page tables; they stay in the page cache and
+/// come back on the next access. Bounds the resident set that scans and lookups over mapped
+/// index files leave behind.
+pub fn release(map: &Mmap) -> std::io::Result<()> {
+    // SAFETY: every mapping made here is read-only, so no page of it was ever written:
+    // MADV_DONTNEED only unmaps pages of the file, and a later access reads the same bytes
+    // from the page cache (or the file) again. No reference into the mapping is invalidated.
+    unsafe { map.unchecked_advise(UncheckedAdvice::DontNeed) }
 }

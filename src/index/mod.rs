@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::backend::Backend;
 use crate::codec::Codec;
@@ -56,7 +57,22 @@ pub struct IndexFile {
     /// The first and last ids of the file (`None` when empty): a lookup outside them is not
     /// searched (the files a merge writes hold disjoint ranges of ids).
     range: Option<(BlobId, BlobId)>,
+    /// Accesses to a mapped file's pages, weighted (a lookup touches more pages than an entry
+    /// read): every [`RELEASE_EVERY`] the mapped pages are released from the resident set.
+    touches: AtomicU64,
 }
+
+/// Sealed index files larger than this are opened into an unlinked temporary file and
+/// mapped, rather than held on the heap.
+const SPILL_OVER: usize = 64 * 1024;
+
+/// How many weighted accesses a mapped index file takes between releases of its pages: a
+/// sequential scan keeps at most some 13 pages of each file resident, 64 lookups in a row
+/// at most the pages they touched.
+const RELEASE_EVERY: u64 = 1024;
+
+/// The weight of a lookup (a binary search) and of reading one entry.
+const LOOKUP_WEIGHT: u64 = 16;
 
 impl IndexFile {
     /// Opens `index/<id>` (memory-mapped when local and plain; a sealed file is checked
@@ -75,7 +91,18 @@ impl IndexFile {
             }
             let plain = codec.open_vec(SealKind::Index, b"", stored, &object)?;
             let layout = IndexLayout::parse(&plain, &object)?;
-            return Ok(IndexFile::new(id, Bytes::Owned(plain), layout, true));
+            let bytes = if plain.len() > SPILL_OVER {
+                Bytes::Mapped(crate::mmap::spill(plain).map_err(|e| {
+                    Error::io(
+                        "write an index file's plaintext to a temporary file in",
+                        std::env::temp_dir(),
+                        e,
+                    )
+                })?)
+            } else {
+                Bytes::Owned(plain)
+            };
+            return Ok(IndexFile::new(id, bytes, layout, true));
         }
         let bytes = match backend.local_path(&key) {
             Some(path) => {
@@ -112,6 +139,19 @@ impl IndexFile {
             layout,
             sealed,
             range,
+            touches: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts an access of `weight`; a mapped file's pages are released each time the count
+    /// passes a multiple of [`RELEASE_EVERY`].
+    fn touch(&self, weight: u64) {
+        if let Bytes::Mapped(map) = &self.bytes {
+            let before = self.touches.fetch_add(weight, Ordering::Relaxed);
+            if before / RELEASE_EVERY != (before + weight) / RELEASE_EVERY {
+                // Releasing is only about memory: a failure leaves the pages resident.
+                let _ = crate::mmap::release(map);
+            }
         }
     }
 
@@ -148,6 +188,7 @@ impl IndexFile {
         if id < first || id > last {
             return None;
         }
+        self.touch(LOOKUP_WEIGHT);
         self.layout
             .find(&self.bytes, &id)
             .filter(|&i| self.entry_at(i).is_some())
@@ -156,12 +197,14 @@ impl IndexFile {
     /// The id at position `i` (`i < len`).
     #[must_use]
     pub fn id_at(&self, i: usize) -> BlobId {
+        self.touch(1);
         self.layout.id_at(&self.bytes, i)
     }
 
     /// The entry at position `i` (`i < len`); `None` when it does not decode.
     #[must_use]
     pub fn entry_at(&self, i: usize) -> Option<(BlobId, BlobLocation)> {
+        self.touch(1);
         self.layout.entry_at(&self.bytes, i)
     }
 
