@@ -20,7 +20,12 @@ use memmap2::{Mmap, MmapOptions, UncheckedAdvice};
 pub fn map_immutable(file: &File) -> std::io::Result<Mmap> {
     // SAFETY: index files are written once under a content-addressed name and never modified
     // in place; deletion (by merge or prune) unlinks the name, which leaves this mapping valid.
-    unsafe { MmapOptions::new().map(file) }
+    let map = unsafe { MmapOptions::new().map(file) }?;
+    // Lookups jump around: no readahead around the page a fault needs. Only a hint (a kernel
+    // that keeps the page cache in large folios still maps a whole folio on a fault); a
+    // failure changes nothing.
+    let _ = map.advise(memmap2::Advice::Random);
+    Ok(map)
 }
 
 /// Writes `bytes` to an unlinked temporary file (in `TMPDIR`) and maps it: the bytes leave the
