@@ -56,7 +56,8 @@ impl<'a> Commit<'a> {
     /// files are written one bounded part at a time: no copy of every entry is made.
     pub fn index_packs(&self) -> Result<u64> {
         let mut order: Vec<usize> = (0..self.sealed.len()).collect();
-        order.sort_unstable_by_key(|&i| self.sealed[i].id);
+        // A stable sort: of an id stored twice, the first entry stays, as before.
+        order.sort_by_key(|&i| self.sealed[i].id);
         order.dedup_by_key(|i| self.sealed[*i].id);
         let entries = order
             .iter()

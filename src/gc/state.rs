@@ -236,6 +236,16 @@ pub fn read_state(repo: &Repository, forgotten: &[SnapshotId]) -> Result<State> 
             "index file {key} is damaged ({e}); run 'snapkeep repair index' before prune"
         )));
     }
+    // R is kept by index position: that is only sound when every file is in id order (a
+    // lookup's binary search and the merge's scan must agree on where an id is), so each
+    // file's checksum and order are checked before anything is decided.
+    for f in index.files() {
+        if let Err(e) = f.check() {
+            return Err(Error::InvalidInput(format!(
+                "{e}; run 'snapkeep repair index' before prune"
+            )));
+        }
+    }
     let mut notes = Vec::new();
     let listed = list_packs(backend, &mut notes)?;
     let (indexed_packs, entry_counts) = count_entries(&index, &listed, &mut notes);

@@ -316,6 +316,9 @@ impl Index {
             match IndexFile::open(backend, codec, id) {
                 Ok(f) => files.push(Arc::new(f)),
                 Err(e) if e.is_not_found() => vanished = true,
+                // A local failure (no room in TMPDIR for a sealed file's plaintext) says
+                // nothing about the stored file: it stops the open rather than set it aside.
+                Err(e @ Error::Io { .. }) => return Err(e),
                 Err(e) => damaged.push((obj.key.clone(), e)),
             }
         }
