@@ -339,11 +339,7 @@ impl Index {
     /// not in a map by id.
     #[must_use]
     pub fn position(&self, id: &impl AsBlob) -> Option<(usize, usize)> {
-        let id = &id.blob();
-        self.files
-            .iter()
-            .enumerate()
-            .find_map(|(n, f)| f.position(id).map(|p| (n, p)))
+        position_in(&self.files, &id.blob())
     }
 
     /// Whether `id` is stored.
@@ -381,6 +377,15 @@ impl Index {
         }
         out
     }
+}
+
+/// Where `id` is found in `files`: the number of the first file holding a readable entry for
+/// it, and the position in that file.
+fn position_in(files: &[Arc<IndexFile>], id: &BlobId) -> Option<(usize, usize)> {
+    files
+        .iter()
+        .enumerate()
+        .find_map(|(n, f)| f.position(id).map(|p| (n, p)))
 }
 
 /// Writes one index file holding `entries`; returns its id (nothing is written for none).

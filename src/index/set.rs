@@ -36,10 +36,7 @@ impl BlobSet {
 
     /// The file and position of `id` (the first file holding a readable entry for it).
     fn place(&self, id: &BlobId) -> Option<(usize, usize)> {
-        self.files
-            .iter()
-            .enumerate()
-            .find_map(|(n, f)| f.position(id).map(|i| (n, i)))
+        super::position_in(&self.files, id)
     }
 
     /// Adds `id`; returns whether it was new.
