@@ -373,6 +373,20 @@ fn sorted(mut t: Tree) -> Tree {
     t
 }
 
+/// Walks every tree reachable from `roots` once (a tree shared by several is entered the first
+/// time only), telling `v`; the first tree that cannot be loaded stops it with its error.
+fn walk_once(
+    source: &dyn TreeSource,
+    roots: impl IntoIterator<Item = TreeId>,
+    v: &mut dyn Visitor,
+) -> Result<()> {
+    let mut walker = Walker::once(source);
+    for root in roots {
+        walker.walk(&root, "", v)?;
+    }
+    Ok(())
+}
+
 /// Every tree and chunk that some roots reach.
 #[derive(Clone, Debug, Default)]
 pub struct Reachable {
@@ -385,10 +399,7 @@ impl Reachable {
     /// stops it with its error.
     pub fn of(source: &dyn TreeSource, roots: impl IntoIterator<Item = TreeId>) -> Result<Self> {
         let mut out = Reachable::default();
-        let mut walker = Walker::once(source);
-        for root in roots {
-            walker.walk(&root, "", &mut out)?;
-        }
+        walk_once(source, roots, &mut out)?;
         Ok(out)
     }
 
@@ -469,10 +480,7 @@ impl ReachableBits {
         roots: impl IntoIterator<Item = TreeId>,
     ) -> Result<Self> {
         let mut out = ReachableBits::over(index);
-        let mut walker = Walker::once(source);
-        for root in roots {
-            walker.walk(&root, "", &mut out)?;
-        }
+        walk_once(source, roots, &mut out)?;
         Ok(out)
     }
 
